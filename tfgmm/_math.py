@@ -1,0 +1,497 @@
+"""Pure tensor math of the diagonal Normal-Gamma Bayesian Gaussian mixture.
+
+Every function takes and returns tensors; the Keras model, the compiled fit
+loop, the SavedModel exporter and the tests all call these, so the model's
+math lives in one place. Only core TensorFlow ops are used (no TFP), so an
+exported graph loads with plain TensorFlow.
+
+#### Mathematical Details
+
+Model (Bishop 2006, section 10.2, with diagonal precisions), k = 1..K,
+d = 1..D, n = 1..N:
+
+```none
+pi         ~ Dirichlet(alpha0 * ones(K))
+tau[k, d]  ~ Gamma(a0, b0)                          # precision, rate b0
+mu[k, d]   ~ Normal(m0[d], 1 / (beta0 * tau[k, d]))
+z[n]       ~ Categorical(pi)
+x[n, d]    ~ Normal(mu[z[n], d], 1 / tau[z[n], d])
+```
+
+Mean-field posterior q(pi) q(mu, tau) prod_n q(z[n]):
+
+```none
+q(pi)          = Dirichlet(alpha)                              # alpha: [K]
+q(mu, tau)     = Normal(mu | m, 1 / (beta tau)) Gamma(tau | a, b)  # [K, D] each
+q(z[n])        = Categorical(r[n])                             # r: [N, K]
+```
+
+#### References
+
+[1] Bishop, C. M. Pattern Recognition and Machine Learning, 2006, sec. 10.2.
+[2] Hoffman, Blei, Wang, Paisley. Stochastic Variational Inference. JMLR 2013.
+"""
+
+import math
+from typing import NamedTuple
+
+import tensorflow as tf
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+# Rows per chunk of the E-step: [chunk, K] and [chunk, K, D] temporaries stay
+# within about `_CHUNK_ELEMENTS` elements whatever N is.
+_CHUNK_ELEMENTS = 1 << 21
+
+
+class Posterior(NamedTuple):
+  """Parameters of q (or of the prior, broadcastable to the same shapes).
+
+  Attributes:
+    weight_concentration: Dirichlet concentration alpha, [K].
+    mean_loc: Normal location m of the means, [K, D].
+    mean_precision: precision multiplier beta of the means, [K, D].
+    precision_concentration: Gamma shape a of the precisions, [K, D].
+    precision_rate: Gamma rate b of the precisions, [K, D].
+  """
+  weight_concentration: tf.Tensor
+  mean_loc: tf.Tensor
+  mean_precision: tf.Tensor
+  precision_concentration: tf.Tensor
+  precision_rate: tf.Tensor
+
+
+class Statistics(NamedTuple):
+  """Weighted sufficient statistics of a batch under responsibilities r.
+
+  Attributes:
+    counts: N_k = sum_n w_n r_nk, [K].
+    sum_x: S1_kd = sum_n w_n r_nk x_nd, [K, D].
+    sum_xx: S2_kd = sum_n w_n r_nk x_nd^2, [K, D].
+  """
+  counts: tf.Tensor
+  sum_x: tf.Tensor
+  sum_xx: tf.Tensor
+
+
+def cast_posterior(q, dtype):
+  """Casts every field of a `Posterior` to `dtype`."""
+  return Posterior(*[tf.cast(t, dtype) for t in q])
+
+
+def chunk_rows(n_components, n_features, dtype_size=4):
+  """Rows per E-step chunk so that [rows, K, D] stays near 2**21 elements."""
+  del dtype_size  # The budget is in elements; kept for a future byte budget.
+  per_row = max(1, n_components * max(1, n_features))
+  return max(256, _CHUNK_ELEMENTS // per_row)
+
+
+# ---------------------------------------------------------------- expectations
+
+
+def expected_log_weights(weight_concentration):
+  """E_q[log pi_k] = digamma(alpha_k) - digamma(sum_j alpha_j), [K]."""
+  return (tf.math.digamma(weight_concentration)
+          - tf.math.digamma(tf.reduce_sum(weight_concentration, -1,
+                                          keepdims=True)))
+
+
+def expected_weights(weight_concentration):
+  """E_q[pi_k] = alpha_k / sum_j alpha_j, [K]."""
+  return weight_concentration / tf.reduce_sum(weight_concentration, -1,
+                                              keepdims=True)
+
+
+def log_rho(x, q):
+  """Unnormalised log responsibilities of the CAVI local step, [B, K].
+
+  ```none
+  log_rho[n, k] = E[log pi_k] + 0.5 sum_d (E[log tau_kd] - log 2 pi)
+                  - 0.5 sum_d E[tau_kd] (x_nd - m_kd)^2 - 0.5 sum_d 1 / beta_kd
+  ```
+  (Bishop 10.46 with diagonal precisions). The square is expanded so the
+  [B, K] term is two matmuls; no [B, K, D] tensor is formed.
+
+  Args:
+    x: data, [B, D].
+    q: `Posterior` with [K] and [K, D] fields.
+
+  Returns:
+    log_rho: [B, K].
+  """
+  a, b = q.precision_concentration, q.precision_rate
+  precision = a / b                                               # [K, D]
+  log_precision = tf.math.digamma(a) - tf.math.log(b)             # [K, D]
+  const = (expected_log_weights(q.weight_concentration)
+           + 0.5 * tf.reduce_sum(log_precision - _LOG_2PI, -1)
+           - 0.5 * tf.reduce_sum(precision * tf.square(q.mean_loc), -1)
+           - 0.5 * tf.reduce_sum(1.0 / q.mean_precision, -1))     # [K]
+  quad = (tf.matmul(tf.square(x), precision, transpose_b=True)
+          - 2.0 * tf.matmul(x, precision * q.mean_loc, transpose_b=True))
+  return const - 0.5 * quad                                       # [B, K]
+
+
+def sufficient_statistics(x, responsibilities, sample_weight=None):
+  """Soft counts, first and second moments of a batch; see `Statistics`.
+
+  Args:
+    x: data, [B, D].
+    responsibilities: r, [B, K].
+    sample_weight: optional w, [B].
+
+  Returns:
+    `Statistics` with counts [K], sum_x [K, D], sum_xx [K, D].
+  """
+  r = responsibilities
+  if sample_weight is not None:
+    r = r * sample_weight[:, None]                                # [B, K]
+  counts = tf.reduce_sum(r, 0)                                    # [K]
+  sum_x = tf.matmul(r, x, transpose_a=True)                       # [K, D]
+  sum_xx = tf.matmul(r, tf.square(x), transpose_a=True)           # [K, D]
+  return Statistics(counts, sum_x, sum_xx)
+
+
+def add_statistics(s, t):
+  """Elementwise sum of two `Statistics`."""
+  return Statistics(*[u + v for u, v in zip(s, t)])
+
+
+# ------------------------------------------------------------- global updates
+
+
+def natural_update(q, stats, prior, scale=1.0, step_size=1.0):
+  """Natural-gradient step on q's global factors (Hoffman et al. 2013, eq. 35).
+
+  ```none
+  eta      = (alpha, beta, beta m, a, b + 0.5 beta m^2)
+  eta_hat  = (alpha0 + s N, beta0 + s N, beta0 m0 + s S1, a0 + s N / 2,
+              b0 + 0.5 (s S2 + beta0 m0^2))
+  eta_new  = (1 - rho) eta + rho eta_hat
+  ```
+  With s = 1 (the batch is all the data) and rho = 1 this is the CAVI global
+  step (Bishop 10.58, 10.60-10.63 with diagonal precisions). The step runs in
+  float64 whatever q's dtype: it is [K, D] work, and the raw-moment form of b
+  cancels in float32.
+
+  Args:
+    q: current `Posterior`.
+    stats: `Statistics` of the batch.
+    prior: `Posterior` of the prior, broadcastable to q's shapes.
+    scale: s = N_total / batch size (the minibatch scale), scalar.
+    step_size: rho in (0, 1], scalar.
+
+  Returns:
+    The updated `Posterior`, in q's dtype.
+  """
+  dtype = q.mean_loc.dtype
+  q64, p64 = cast_posterior(q, tf.float64), cast_posterior(prior, tf.float64)
+  counts, sum_x, sum_xx = [tf.cast(t, tf.float64) for t in stats]
+  s = tf.cast(scale, tf.float64)
+  rho = tf.cast(step_size, tf.float64)
+  shape = tf.shape(q64.mean_loc)
+
+  def mix(old, new):
+    return (1.0 - rho) * old + rho * new
+
+  alpha = mix(q64.weight_concentration, p64.weight_concentration + s * counts)
+  beta_hat = p64.mean_precision + s * counts[:, None]             # [K, D]
+  beta = mix(q64.mean_precision, beta_hat)
+  loc_natural = mix(q64.mean_precision * q64.mean_loc,
+                    p64.mean_precision * p64.mean_loc + s * sum_x)
+  a = mix(q64.precision_concentration,
+          p64.precision_concentration + 0.5 * s * counts[:, None])
+  rate_natural = mix(
+      q64.precision_rate + 0.5 * q64.mean_precision * tf.square(q64.mean_loc),
+      p64.precision_rate + 0.5 * (s * sum_xx + p64.mean_precision
+                                  * tf.square(p64.mean_loc)))
+  m = loc_natural / beta
+  b = rate_natural - 0.5 * beta * tf.square(m)
+  new = Posterior(alpha, tf.broadcast_to(m, shape), tf.broadcast_to(beta, shape),
+                  tf.broadcast_to(a, shape), tf.broadcast_to(b, shape))
+  return cast_posterior(new, dtype)
+
+
+def posterior_from_statistics(stats, prior, scale=1.0):
+  """The CAVI global step: q's globals from a batch's statistics (rho = 1)."""
+  k, d = stats.sum_x.shape[-2], stats.sum_x.shape[-1]
+  dtype = stats.sum_x.dtype
+  like = Posterior(tf.ones([k], dtype), *[tf.ones([k, d], dtype)] * 4)
+  return natural_update(like, stats, prior, scale, 1.0)
+
+
+# ------------------------------------------------------------------------- KL
+
+
+def dirichlet_kl(concentration, prior_concentration):
+  """KL(Dirichlet(c) || Dirichlet(c0)), scalar; c [K], c0 broadcastable."""
+  c0 = tf.broadcast_to(prior_concentration, tf.shape(concentration))
+  total, total0 = tf.reduce_sum(concentration), tf.reduce_sum(c0)
+  return (tf.math.lgamma(total) - tf.reduce_sum(tf.math.lgamma(concentration))
+          - tf.math.lgamma(total0) + tf.reduce_sum(tf.math.lgamma(c0))
+          + tf.reduce_sum((concentration - c0)
+                          * (tf.math.digamma(concentration)
+                             - tf.math.digamma(total))))
+
+
+def gamma_kl(concentration, rate, prior_concentration, prior_rate):
+  """Elementwise KL(Gamma(a, b) || Gamma(a0, b0)), rates b and b0."""
+  a, b, a0, b0 = concentration, rate, prior_concentration, prior_rate
+  return ((a - a0) * tf.math.digamma(a) - tf.math.lgamma(a)
+          + tf.math.lgamma(a0) + a0 * (tf.math.log(b) - tf.math.log(b0))
+          + a * (b0 - b) / b)
+
+
+def normal_gamma_kl(q, prior):
+  """Elementwise KL(q(mu, tau) || p(mu, tau)) of Normal-Gamma factors, [K, D].
+
+  ```none
+  KL = KL(Gamma(a, b) || Gamma(a0, b0))
+       + 0.5 (beta0 / beta - 1 - log(beta0 / beta) + beta0 (a / b) (m - m0)^2)
+  ```
+  """
+  ratio = prior.mean_precision / q.mean_precision
+  return (gamma_kl(q.precision_concentration, q.precision_rate,
+                   prior.precision_concentration, prior.precision_rate)
+          + 0.5 * (ratio - 1.0 - tf.math.log(ratio)
+                   + prior.mean_precision * q.precision_concentration
+                   / q.precision_rate * tf.square(q.mean_loc - prior.mean_loc)))
+
+
+def kl_divergence(q, prior):
+  """KL(q(pi) q(mu, tau) || p(pi) p(mu, tau)) summed over components, scalar."""
+  return (dirichlet_kl(q.weight_concentration, prior.weight_concentration)
+          + tf.reduce_sum(normal_gamma_kl(q, prior)))
+
+
+# ------------------------------------------------------- posterior predictive
+
+
+def student_t_scale(q):
+  """Per-feature scale of the predictive Student-t, [K, D].
+
+  scale = sqrt(b (beta + 1) / (a beta))  (Bishop 10.81-10.82, diagonal).
+  """
+  return tf.sqrt(q.precision_rate * (q.mean_precision + 1.0)
+                 / (q.precision_concentration * q.mean_precision))
+
+
+def predictive_component_log_prob(x, q):
+  """log StudentT_k(x_n) of each component's predictive, [B, K].
+
+  ```none
+  p_k(x) = prod_d StudentT(x_d | df = 2 a_kd, loc = m_kd, scale = s_kd)
+  ```
+  Forms a [B, K, D] tensor: call it on chunks (see `map_chunks`).
+  """
+  df = 2.0 * q.precision_concentration                            # [K, D]
+  scale = student_t_scale(q)                                      # [K, D]
+  norm = (tf.math.lgamma(0.5 * (df + 1.0)) - tf.math.lgamma(0.5 * df)
+          - 0.5 * tf.math.log(df * math.pi) - tf.math.log(scale))  # [K, D]
+  y = (x[:, None, :] - q.mean_loc) / scale                        # [B, K, D]
+  kernel = -0.5 * (df + 1.0) * tf.math.log1p(tf.square(y) / df)   # [B, K, D]
+  return tf.reduce_sum(norm, -1) + tf.reduce_sum(kernel, -1)      # [B, K]
+
+
+def predictive_joint_log_prob(x, q):
+  """log(E[pi_k] StudentT_k(x_n)), [B, K]; logsumexp over k is log p(x)."""
+  return (tf.math.log(expected_weights(q.weight_concentration))
+          + predictive_component_log_prob(x, q))
+
+
+def predictive_log_prob(x, q):
+  """Exact posterior predictive log density log p(x | data), [B]."""
+  return tf.reduce_logsumexp(predictive_joint_log_prob(x, q), -1)
+
+
+def predictive_responsibilities(x, q):
+  """p(z = k | x, data), consistent with `predictive_log_prob`, [B, K]."""
+  return tf.nn.softmax(predictive_joint_log_prob(x, q), -1)
+
+
+def map_chunks(fn, x, chunk):
+  """Applies `fn` to row chunks of x and concatenates the results.
+
+  Bounds the temporaries of `fn` to `chunk` rows whatever x's length; works
+  eagerly, in tf.function and in exported graphs, and is differentiable.
+
+  Args:
+    fn: maps [C, D] to [C, ...].
+    x: [N, D].
+    chunk: rows per call, a Python int.
+
+  Returns:
+    [N, ...], the concatenation of fn over the chunks.
+  """
+  n = tf.shape(x)[0]
+  num_chunks = (n + chunk - 1) // chunk
+  sample = fn(x[:1])
+  out = tf.TensorArray(sample.dtype, size=num_chunks, infer_shape=False,
+                       element_shape=tf.TensorShape([None]).concatenate(
+                           sample.shape[1:]))
+
+  def body(i, out):
+    start = i * chunk
+    return i + 1, out.write(i, fn(x[start:start + chunk]))
+
+  _, out = tf.while_loop(lambda i, _: i < num_chunks, body,
+                         (tf.constant(0), out))
+  result = out.concat()
+  return tf.reshape(result, tf.concat([[n], tf.shape(sample)[1:]], 0))
+
+
+def sample_predictive(n, seed, q):
+  """Draws n points from the posterior predictive with stateless ops, [n, D].
+
+  A component k ~ Categorical(E[pi]), then per feature
+  x_d = m_kd + s_kd * Z / sqrt(G / nu) with Z ~ Normal(0, 1),
+  G ~ Gamma(nu / 2, 1) * 2 (a chi-square with nu = 2 a_kd degrees of freedom).
+
+  Args:
+    n: number of draws, int32 scalar.
+    seed: a shape [2] int seed for the stateless random ops.
+    q: `Posterior`.
+
+  Returns:
+    samples: [n, D] in q's dtype.
+  """
+  dtype = q.mean_loc.dtype
+  seeds = tf.random.experimental.stateless_split(seed, 3)
+  logits = tf.math.log(expected_weights(q.weight_concentration))[None, :]
+  component = tf.random.stateless_categorical(
+      tf.cast(logits, tf.float64), n, seeds[0])[0]                # [n]
+  loc = tf.gather(q.mean_loc, component)                          # [n, D]
+  scale = tf.gather(student_t_scale(q), component)                # [n, D]
+  half_df = tf.gather(q.precision_concentration, component)       # [n, D]
+  normal = tf.random.stateless_normal(tf.shape(loc), seeds[1], dtype=dtype)
+  gamma = tf.random.stateless_gamma(tf.shape(loc), seeds[2], alpha=half_df,
+                                    dtype=dtype)                  # [n, D]
+  return loc + scale * normal * tf.math.rsqrt(gamma / half_df)
+
+
+# ------------------------------------------------------------- full-data CAVI
+
+
+def statistics_and_log_likelihood(x, q, chunk):
+  """One E-step over all rows of x, in chunks.
+
+  Args:
+    x: data, [N, D].
+    q: `Posterior`.
+    chunk: rows per chunk, a Python int.
+
+  Returns:
+    (stats, total) where stats are the `Statistics` of x under the optimal
+    responsibilities for q and total = sum_n logsumexp_k log_rho[n, k].
+  """
+  n = tf.shape(x)[0]
+  k, d = q.mean_loc.shape[-2], q.mean_loc.shape[-1]
+  num_chunks = (n + chunk - 1) // chunk
+
+  def body(i, stats, total):
+    rows = x[i * chunk:(i + 1) * chunk]                           # [C, D]
+    lr = log_rho(rows, q)                                         # [C, K]
+    ll = tf.reduce_logsumexp(lr, -1)                              # [C]
+    resp = tf.exp(lr - ll[:, None])                               # [C, K]
+    batch = sufficient_statistics(rows, resp)
+    stats = Statistics(*[u + tf.cast(v, tf.float64)
+                         for u, v in zip(stats, batch)])
+    return i + 1, stats, total + tf.reduce_sum(tf.cast(ll, tf.float64))
+
+  zeros = Statistics(tf.zeros([k], tf.float64), tf.zeros([k, d], tf.float64),
+                     tf.zeros([k, d], tf.float64))
+  _, stats, total = tf.while_loop(
+      lambda i, *_: i < num_chunks, body,
+      (tf.constant(0), zeros, tf.constant(0.0, tf.float64)))
+  return stats, total
+
+
+def cavi(x, q, prior, max_iter, tol, chunk):
+  """Coordinate-ascent VI on all of x until the bound per point settles.
+
+  Each iteration is one E-step over x (in chunks) and the closed-form global
+  step (Bishop 10.46-10.63). Stops after `max_iter` iterations or when the
+  bound per point rose by less than `tol` nats.
+
+  Args:
+    x: data, [N, D].
+    q: initial `Posterior`.
+    prior: prior `Posterior`.
+    max_iter: int32 scalar.
+    tol: scalar, nats per data point.
+    chunk: rows per E-step chunk, a Python int.
+
+  Returns:
+    (q, history, converged): the final `Posterior`; float64 [iterations, 2]
+    holding, at each iteration's E-step, the mean of logsumexp_k log_rho and
+    KL / N (their difference is the bound per point, which never decreases);
+    and whether tol was met.
+  """
+  n = tf.cast(tf.shape(x)[0], tf.float64)
+  history = tf.TensorArray(tf.float64, size=0, dynamic_size=True,
+                           element_shape=[2])
+  tol = tf.cast(tol, tf.float64)
+
+  def body(i, q, history, previous, converged):
+    stats, total = statistics_and_log_likelihood(x, q, chunk)
+    kl = tf.cast(kl_divergence(q, prior), tf.float64) / n
+    bound = total / n - kl
+    q = natural_update(q, stats, prior, 1.0, 1.0)
+    converged = tf.abs(bound - previous) < tol
+    return i + 1, q, history.write(i, tf.stack([total / n, kl])), bound, converged
+
+  def cond(i, q, history, previous, converged):
+    del q, history, previous
+    return tf.logical_and(i < max_iter, tf.logical_not(converged))
+
+  _, q, history, _, converged = tf.while_loop(
+      cond, body,
+      (tf.constant(0), q, history, tf.constant(-math.inf, tf.float64),
+       tf.constant(False)))
+  return q, history.stack(), converged
+
+
+# ------------------------------------------------------------- parameterising
+
+
+def softplus_inverse(y):
+  """x with softplus(x) = y, for y > 0: x = y + log(-expm1(-y))."""
+  return y + tf.math.log(-tf.math.expm1(-y))
+
+
+# ------------------------------------------------- the seed blog's estimator
+
+
+def sampled_log_likelihood(x, q, seed):
+  """log sum_k pi_k N(x_n | mu_k, 1 / tau_k) at one draw from q per row, [B].
+
+  The TFP blog's estimator of E_q[log p(x_n | pi, mu, tau)], on this model's
+  q: per row, log pi = g - logsumexp(g) with g_k ~ ExpGamma(alpha_k) (a
+  Dirichlet draw in log space), log tau ~ ExpGamma(a, b) and
+  mu = m + eps / sqrt(beta tau). All draws are reparameterised, so the
+  gradient flows to q's parameters; by Jensen its mean is at least the
+  analytic `log_rho` bound term.
+
+  Args:
+    x: [B, D].
+    q: `Posterior`.
+    seed: shape [2] int seed.
+
+  Returns:
+    [B] log-likelihoods.
+  """
+  import tensorflow_probability as tfp  # pylint: disable=import-outside-toplevel
+  tfd = tfp.distributions
+  seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int32), 3)
+  b = tf.shape(x)[0]
+  log_gamma = tfd.ExpGamma(q.weight_concentration, rate=1.0).sample(b, seed=seeds[0])
+  log_pi = log_gamma - tf.reduce_logsumexp(log_gamma, -1, keepdims=True)
+  log_tau = tfd.ExpGamma(q.precision_concentration,
+                         rate=q.precision_rate).sample(b, seed=seeds[1])
+  eps = tf.random.stateless_normal(tf.shape(log_tau), seeds[2],
+                                   dtype=x.dtype)                 # [B, K, D]
+  mu = q.mean_loc + eps * tf.exp(-0.5 * (tf.math.log(q.mean_precision)
+                                         + log_tau))              # [B, K, D]
+  component = 0.5 * tf.reduce_sum(
+      log_tau - _LOG_2PI - tf.exp(log_tau) * tf.square(x[:, None, :] - mu),
+      -1)                                                         # [B, K]
+  return tf.reduce_logsumexp(log_pi + component, -1)              # [B]

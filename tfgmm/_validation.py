@@ -1,0 +1,116 @@
+"""Early, static checks of user input: clear errors naming the argument."""
+
+import numbers
+
+import numpy as np
+import tensorflow as tf
+
+
+def _describe(value):
+  text = repr(value)
+  return text if len(text) <= 80 else text[:77] + "..."
+
+
+def check_positive_int(name, value):
+  """An int >= 1 (bools rejected)."""
+  if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    raise TypeError(f"Expected `{name}` to be an int >= 1. "
+                    f"Received: {name}={_describe(value)} "
+                    f"of type {type(value).__name__}.")
+  if value < 1:
+    raise ValueError(f"Expected `{name}` >= 1. Received: {name}={value}.")
+  return int(value)
+
+
+def check_positive(name, value, shape=None):
+  """A finite, strictly positive float or array (broadcastable to shape)."""
+  array = check_finite_number(name, value, shape)
+  if np.any(array <= 0):
+    raise ValueError(f"Expected `{name}` > 0. Received: {name}={_describe(value)}.")
+  return array
+
+
+def check_finite_number(name, value, shape=None):
+  """A finite float scalar, or an array broadcastable to `shape`."""
+  if isinstance(value, (str, bytes)) or isinstance(value, bool):
+    raise TypeError(f"Expected `{name}` to be a number. "
+                    f"Received: {name}={_describe(value)}.")
+  try:
+    array = np.asarray(value, dtype=np.float64)
+  except (TypeError, ValueError):
+    raise TypeError(f"Expected `{name}` to be a number or an array of numbers. "
+                    f"Received: {name}={_describe(value)}.") from None
+  if not np.all(np.isfinite(array)):
+    raise ValueError(f"Expected `{name}` to be finite. "
+                     f"Received: {name}={_describe(value)}.")
+  if shape is not None:
+    try:
+      np.broadcast_to(array, shape)
+    except ValueError:
+      raise ValueError(f"Expected `{name}` to be a scalar or broadcastable to "
+                       f"shape {tuple(shape)}. Received: {name} with shape "
+                       f"{array.shape}.") from None
+  return array
+
+
+def check_choice(name, value, choices):
+  if not isinstance(value, str) or value not in choices:
+    raise ValueError(f"Expected `{name}` to be one of {sorted(choices)}. "
+                     f"Received: {name}={_describe(value)}.")
+  return value
+
+
+def check_data(x, n_features=None, name="x", dtype=np.float32):
+  """Validates a data matrix and returns it as a numpy array of `dtype`.
+
+  With `dtype=None`, float arrays keep their dtype and are not copied (other
+  numeric arrays become float64).
+
+  Args:
+    x: array-like of shape (n_samples, n_features): numpy, lists, tensors.
+    n_features: the width the model expects, or None.
+    name: the argument's name in error messages.
+    dtype: the numpy dtype of the result, or None (see above).
+
+  Returns:
+    A C-contiguous numpy array [N, D] of `dtype`.
+
+  Raises:
+    TypeError: strings, objects, or other non-numeric data.
+    ValueError: wrong rank or width, no rows, NaN or Inf.
+  """
+  if isinstance(x, tf.data.Dataset):
+    raise TypeError(f"Expected `{name}` to be an array here, not a "
+                    "tf.data.Dataset.")
+  if isinstance(x, (tf.Tensor, tf.Variable)):
+    x = x.numpy()
+  if isinstance(x, (str, bytes)):
+    raise TypeError(f"Expected `{name}` to be a numeric array. "
+                    f"Received: {name}={_describe(x)}.")
+  array = np.asarray(x)
+  if array.dtype.kind not in "biuf":
+    raise TypeError(f"Expected `{name}` to be a numeric array. "
+                    f"Received: {name} with dtype {array.dtype}"
+                    f" ({_describe(x)}).")
+  if array.ndim != 2:
+    hint = " Use x.reshape(-1, 1) for one feature." if array.ndim == 1 else ""
+    raise ValueError(f"Expected `{name}` with 2 dims (n_samples, n_features). "
+                     f"Received: {name}.shape={array.shape}.{hint}")
+  if array.shape[0] == 0:
+    raise ValueError(f"Expected `{name}` to have at least one row. "
+                     f"Received: {name}.shape={array.shape}.")
+  if n_features is not None and array.shape[1] != n_features:
+    raise ValueError(f"Expected `{name}` with {n_features} features (columns). "
+                     f"Received: {name}.shape={array.shape}.")
+  if dtype is None:
+    dtype = array.dtype if array.dtype.kind == "f" else np.float64
+  array = np.asarray(array, dtype=dtype)
+  for start in range(0, array.shape[0], 1 << 16):
+    rows = array[start:start + (1 << 16)]
+    finite = np.isfinite(rows)
+    if not finite.all():
+      bad = np.argwhere(~finite)[0]
+      raise ValueError(f"Expected `{name}` to be finite (no NaN or Inf). "
+                       f"Received: {name}[{start + bad[0]}, {bad[1]}]="
+                       f"{rows[bad[0], bad[1]]!r}.")
+  return array

@@ -1,0 +1,103 @@
+"""`tfgmm.fit`: one call from data to a fitted `BayesianGMM`."""
+
+import tensorflow as tf
+
+from tfgmm import _validation
+from tfgmm import callbacks as callbacks_lib
+from tfgmm import data as data_lib
+from tfgmm import model as model_lib
+
+_MAX_EPOCHS = {"natural": 300, "gradient": 1000, "sampled": 1000}
+_MAX_BATCH = 1 << 16
+
+
+def fit(x, n_components, *, method="natural", n_init=10, batch_size=None,
+        max_epochs=None, tol=1e-5, seed=None, callbacks=None, verbose=0,
+        num_examples=None, **model_kwargs):
+  """Fits a `BayesianGMM` to data and returns it.
+
+  Initialisation runs `n_init` k-means++ restarts of CAVI on a sample of up
+  to 20,000 rows and keeps the best bound. Then:
+
+  - method "natural" on an array, with no `batch_size` and no `callbacks`:
+    CAVI on all the data in tfgmm's own compiled loop (one E-step over the
+    data in chunks per epoch), until the bound per point changes by less
+    than `tol`. The update functions are the ones `model.fit` runs.
+  - otherwise: `model.fit` on minibatches (`make_dataset` for arrays; a
+    `tf.data.Dataset` is used as given) with a `BoundConvergence(tol)`
+    callback and the given Keras `callbacks`.
+
+  Args:
+    x: array [N, D] or `tf.data.Dataset` of [B, D] batches.
+    n_components: K.
+    method: "natural", "gradient" or "sampled".
+    n_init: k-means++ restarts, int >= 1.
+    batch_size: rows per minibatch; None picks min(N, 65536) when minibatches
+      are used.
+    max_epochs: at most this many passes over the data; None picks 300
+      (natural) or 1000 (gradient, sampled).
+    tol: convergence tolerance on the bound, nats per data point.
+    seed: int seed of initialisation, shuffling and sampling.
+    callbacks: Keras callbacks; when given, training goes through `model.fit`.
+    verbose: Keras verbosity (0 silent, 1 progress bar, 2 one line per epoch).
+    num_examples: N for a dataset input, if known (saves a counting pass
+      only where standardisation is off).
+    **model_kwargs: passed to `BayesianGMM` (priors, `dtype`, `standardize`).
+
+  Returns:
+    The fitted `BayesianGMM`, components in decreasing-weight order, with
+    `converged`, `n_epochs` and `training_history` set.
+  """
+  n_components = _validation.check_positive_int("n_components", n_components)
+  _validation.check_choice("method", method, model_lib.METHODS)
+  _validation.check_positive("tol", tol, ())
+  if max_epochs is None:
+    max_epochs = _MAX_EPOCHS[method]
+  max_epochs = _validation.check_positive_int("max_epochs", max_epochs)
+  if batch_size is not None:
+    batch_size = _validation.check_positive_int("batch_size", batch_size)
+  if isinstance(x, tf.data.Dataset):
+    spec = data_lib.unpack_batch(x.element_spec)
+    if spec.shape.rank != 2 or spec.shape[-1] is None:
+      raise ValueError("Expected `x` to yield [B, D] batches with known D. "
+                       f"Received a dataset of {spec.shape}.")
+    n_features = int(spec.shape[-1])
+  else:
+    x = _validation.check_data(x, dtype=None)
+    n_features = x.shape[1]
+  model = model_lib.BayesianGMM(n_components, n_features, method=method,
+                                seed=seed, **model_kwargs)
+  model.initialize(x, n_init=n_init, num_examples=num_examples)
+  if (method == "natural" and not callbacks and batch_size is None
+      and not isinstance(x, tf.data.Dataset)):
+    _fit_cavi(model, x, max_epochs, tol)
+  else:
+    if not isinstance(x, tf.data.Dataset):
+      size = batch_size or min(x.shape[0], _MAX_BATCH)
+      x = data_lib.make_dataset(x, size, seed=model.seed)
+    model.compile()
+    model.fit(x, epochs=max_epochs, verbose=verbose,
+              callbacks=[callbacks_lib.BoundConvergence(tol)]
+              + list(callbacks or []))
+  return model
+
+
+def _fit_cavi(model, x, max_epochs, tol):
+  """Full-data CAVI in one compiled loop; records history like `model.fit`."""
+  z = data_lib.standardized_tensor(x, model.feature_loc.numpy(),
+                                   model.feature_scale.numpy(),
+                                   model.compute_dtype)
+  q, history, converged = model_lib._cavi_compiled(  # pylint: disable=protected-access
+      z, model.posterior(), model.prior(), tf.constant(max_epochs),
+      tf.constant(tol, tf.float64), model._chunk())  # pylint: disable=protected-access
+  model.assign_posterior(q)
+  history = history.numpy()
+  log_det = float(model._log_det())  # pylint: disable=protected-access
+  model.training_history["expected_log_likelihood"].extend(
+      (history[:, 0] + log_det).tolist())
+  model.training_history["kl"].extend(history[:, 1].tolist())
+  model.training_history["loss"].extend(
+      (history[:, 1] - history[:, 0] - log_det).tolist())
+  model.n_epochs += history.shape[0]
+  model.converged = bool(converged)
+  model.sort_components()

@@ -1,0 +1,112 @@
+"""SavedModel export with serving signatures that load with plain TensorFlow."""
+
+import os
+import shutil
+import tempfile
+
+import tensorflow as tf
+
+from tfgmm import _math
+from tfgmm import model as model_lib
+
+
+class _MixtureModule(tf.Module):
+  """The fitted mixture's parameters and its serving functions."""
+
+  def __init__(self, model):
+    super().__init__(name="tfgmm_bayesian_gmm")
+    dtype = model.compute_dtype_tf
+    q = model.posterior()
+    loc, scale = model._standardization()  # pylint: disable=protected-access
+    self.weight_concentration = tf.Variable(q.weight_concentration,
+                                            trainable=False)
+    self.mean_loc = tf.Variable(q.mean_loc, trainable=False)
+    self.mean_precision = tf.Variable(q.mean_precision, trainable=False)
+    self.precision_concentration = tf.Variable(q.precision_concentration,
+                                               trainable=False)
+    self.precision_rate = tf.Variable(q.precision_rate, trainable=False)
+    self.feature_loc = tf.Variable(loc, trainable=False)
+    self.feature_scale = tf.Variable(scale, trainable=False)
+    chunk = model._chunk()  # pylint: disable=protected-access
+    d = model.n_features
+
+    def posterior():
+      return _math.Posterior(self.weight_concentration, self.mean_loc,
+                             self.mean_precision, self.precision_concentration,
+                             self.precision_rate)
+
+    def predict(name, x):
+      return model_lib._predict(  # pylint: disable=protected-access
+          name, tf.cast(x, dtype), posterior(), self.feature_loc,
+          self.feature_scale, chunk)
+
+    x_spec = tf.TensorSpec([None, d], tf.float32, name="x")
+
+    @tf.function(input_signature=[x_spec])
+    def log_prob(x):
+      return {"log_prob": tf.cast(predict("log_prob", x), tf.float32)}
+
+    @tf.function(input_signature=[x_spec])
+    def responsibilities(x):
+      log_r = predict("log_responsibilities", x)                  # [N, K]
+      return {"responsibilities": tf.cast(tf.exp(log_r), tf.float32)}
+
+    @tf.function(input_signature=[x_spec])
+    def assign(x):
+      log_r = predict("log_responsibilities", x)                  # [N, K]
+      return {"labels": tf.argmax(log_r, -1, output_type=tf.int32)}
+
+    @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="n"),
+                                  tf.TensorSpec([], tf.int64, name="seed")])
+    def sample(n, seed):
+      z = _math.sample_predictive(n, tf.stack([seed, tf.constant(2, tf.int64)]),
+                                  posterior())                    # [n, D]
+      x = self.feature_loc + self.feature_scale * z
+      return {"samples": tf.cast(x, tf.float32)}
+
+    self.log_prob = log_prob
+    self.responsibilities = responsibilities
+    self.assign = assign
+    self.sample = sample
+
+  def signatures(self):
+    return {
+        "serving_default": self.log_prob,
+        "responsibilities": self.responsibilities,
+        "assign": self.assign,
+        "sample": self.sample,
+    }
+
+
+def export_saved_model(model, path):
+  """Writes `model`'s serving SavedModel to directory `path`, atomically.
+
+  The SavedModel is written to a temporary directory beside `path` and moved
+  into place once complete, so an interrupted export never leaves a partial
+  model at `path`.
+
+  Args:
+    model: an initialised `BayesianGMM`.
+    path: the SavedModel directory (replaced if it exists).
+
+  Returns:
+    `path`.
+  """
+  path = os.fspath(path)
+  parent = os.path.dirname(os.path.abspath(path))
+  os.makedirs(parent, exist_ok=True)
+  module = _MixtureModule(model)
+  staging = tempfile.mkdtemp(prefix=".tfgmm-export-", dir=parent)
+  try:
+    tf.saved_model.save(module, staging, signatures=module.signatures())
+    if os.path.isdir(path):
+      old = tempfile.mkdtemp(prefix=".tfgmm-old-", dir=parent)
+      os.replace(path, os.path.join(old, "model"))
+      os.replace(staging, path)
+      shutil.rmtree(old, ignore_errors=True)
+    else:
+      os.replace(staging, path)
+  finally:
+    if os.path.isdir(staging):
+      shutil.rmtree(staging, ignore_errors=True)
+  return path
