@@ -1,0 +1,276 @@
+"""The model's math against scikit-learn, scipy, TFP and Monte Carlo."""
+
+import numpy as np
+import pytest
+import scipy.stats
+import tensorflow as tf
+import tensorflow_probability as tfp
+from sklearn.mixture import BayesianGaussianMixture
+
+from tfgmm import _math
+
+tfd = tfp.distributions
+
+
+def make_prior(d, dtype=tf.float64, alpha0=0.5, m0=0.3, beta0=0.7, a0=1.5,
+               b0=0.8):
+  return _math.Posterior(tf.constant(alpha0, dtype),
+                         tf.constant(np.full(d, m0), dtype),
+                         tf.constant(beta0, dtype), tf.constant(a0, dtype),
+                         tf.constant(np.full(d, b0), dtype))
+
+
+def random_posterior(rng, k, d, dtype=tf.float64):
+  return _math.Posterior(
+      tf.constant(rng.uniform(1.0, 20.0, k), dtype),
+      tf.constant(rng.normal(0, 2, (k, d)), dtype),
+      tf.constant(rng.uniform(0.5, 30.0, (k, d)), dtype),
+      tf.constant(rng.uniform(2.0, 15.0, (k, d)), dtype),
+      tf.constant(rng.uniform(0.5, 10.0, (k, d)), dtype))
+
+
+def mixture_data(rng, n, d, k=3, spread=4.0):
+  means = rng.normal(0, spread, (k, d))
+  labels = rng.integers(k, size=n)
+  return means[labels] + rng.normal(size=(n, d)) * rng.uniform(0.5, 1.5, d)
+
+
+def cavi_step(x, q, prior):
+  log_r = _math.log_rho(x, q)
+  resp = tf.nn.softmax(log_r, -1)
+  return _math.natural_update(q, _math.sufficient_statistics(x, resp), prior)
+
+
+def test_cavi_matches_sklearn_bayesian_gmm_in_1d(rng):
+  """Same prior, same initial responsibilities: the same q at every step."""
+  x = mixture_data(rng, 300, 1)
+  k, alpha0, beta0, m0, a0, b0 = 3, 0.5, 0.7, 0.3, 1.5, 0.8
+  resp0 = rng.dirichlet(np.ones(k), size=x.shape[0])
+  reference = BayesianGaussianMixture(
+      n_components=k, covariance_type="diag",
+      weight_concentration_prior_type="dirichlet_distribution",
+      weight_concentration_prior=alpha0, mean_precision_prior=beta0,
+      mean_prior=[m0], degrees_of_freedom_prior=2 * a0,
+      covariance_prior=[2 * b0], reg_covar=0.0)
+  reference._check_parameters(x)  # pylint: disable=protected-access
+  reference._initialize(x, resp0)  # pylint: disable=protected-access
+  prior = make_prior(1, alpha0=alpha0, m0=m0, beta0=beta0, a0=a0, b0=b0)
+  xt = tf.constant(x)
+  q = _math.posterior_from_statistics(
+      _math.sufficient_statistics(xt, tf.constant(resp0)), prior)
+  for iteration in range(8):
+    np.testing.assert_allclose(q.weight_concentration,
+                               reference.weight_concentration_, rtol=1e-10)
+    np.testing.assert_allclose(q.mean_precision[:, 0],
+                               reference.mean_precision_, rtol=1e-10)
+    np.testing.assert_allclose(q.mean_loc, reference.means_, rtol=1e-9,
+                               atol=1e-12)
+    np.testing.assert_allclose(2 * q.precision_concentration,
+                               reference.degrees_of_freedom_[:, None],
+                               rtol=1e-10)
+    np.testing.assert_allclose(
+        2 * q.precision_rate,
+        reference.covariances_ * reference.degrees_of_freedom_[:, None],
+        rtol=1e-9, err_msg=f"iteration {iteration}")
+    _, log_resp = reference._e_step(x)  # pylint: disable=protected-access
+    reference._m_step(x, log_resp)  # pylint: disable=protected-access
+    q = cavi_step(xt, q, prior)
+
+
+@pytest.mark.parametrize("d", [1, 4])
+def test_cavi_bound_never_decreases(rng, d):
+  x = tf.constant(mixture_data(rng, 500, d, k=4))
+  prior = make_prior(d)
+  resp0 = tf.constant(rng.dirichlet(np.ones(5), size=500))
+  q0 = _math.posterior_from_statistics(_math.sufficient_statistics(x, resp0),
+                                       prior)
+  _, history, _ = _math.cavi(x, q0, prior, tf.constant(60),
+                             tf.constant(0.0, tf.float64), chunk=128)
+  bound = (history[:, 0] - history[:, 1]).numpy()
+  assert bound.shape == (60,)
+  assert np.all(np.diff(bound) >= -1e-10), np.diff(bound).min()
+  assert bound[-1] > bound[0] + 0.01
+
+
+def test_log_rho_expanded_square_matches_direct_sum(rng):
+  x = tf.constant(rng.normal(size=(7, 3)))
+  q = random_posterior(rng, 4, 3)
+  a, b, m, beta = (q.precision_concentration, q.precision_rate, q.mean_loc,
+                   q.mean_precision)
+  direct = (_math.expected_log_weights(q.weight_concentration)
+            + tf.reduce_sum(0.5 * (tf.math.digamma(a) - tf.math.log(b)
+                                   - np.log(2 * np.pi))
+                            - 0.5 * (a / b) * tf.square(x[:, None] - m)
+                            - 0.5 / beta, -1))
+  np.testing.assert_allclose(_math.log_rho(x, q), direct, rtol=1e-12)
+
+
+def test_chunked_e_step_matches_one_pass(rng):
+  x = tf.constant(rng.normal(size=(1000, 3)))
+  q = random_posterior(rng, 4, 3)
+  stats, total = _math.statistics_and_log_likelihood(x, q, chunk=77)
+  lr = _math.log_rho(x, q)
+  direct = _math.sufficient_statistics(x, tf.nn.softmax(lr, -1))
+  for got, want in zip(stats, direct):
+    np.testing.assert_allclose(got, want, rtol=1e-10)
+  np.testing.assert_allclose(total, tf.reduce_sum(tf.reduce_logsumexp(lr, -1)),
+                             rtol=1e-12)
+  chunked = _math.map_chunks(lambda r: _math.predictive_log_prob(r, q), x, 33)
+  np.testing.assert_allclose(chunked, _math.predictive_log_prob(x, q),
+                             rtol=1e-12)
+
+
+def test_kl_terms_match_tfp_and_monte_carlo(rng):
+  q = random_posterior(rng, 3, 2)
+  prior = make_prior(2)
+  np.testing.assert_allclose(
+      _math.dirichlet_kl(q.weight_concentration, prior.weight_concentration),
+      tfd.kl_divergence(tfd.Dirichlet(q.weight_concentration),
+                        tfd.Dirichlet(tf.fill([3], prior.weight_concentration))),
+      rtol=1e-10)
+  np.testing.assert_allclose(
+      _math.gamma_kl(q.precision_concentration, q.precision_rate,
+                     prior.precision_concentration, prior.precision_rate),
+      tfd.kl_divergence(tfd.Gamma(q.precision_concentration, q.precision_rate),
+                        tfd.Gamma(prior.precision_concentration,
+                                  prior.precision_rate)), rtol=1e-10)
+  # Normal-Gamma: E_q[log q(mu, tau) - log p(mu, tau)] by Monte Carlo.
+  s = 400_000
+  tau = tfd.Gamma(q.precision_concentration, q.precision_rate).sample(
+      s, seed=(1, 2))
+  mu = tfd.Normal(q.mean_loc, tf.math.rsqrt(q.mean_precision * tau)).sample(
+      seed=(3, 4))
+  log_q = (tfd.Gamma(q.precision_concentration, q.precision_rate).log_prob(tau)
+           + tfd.Normal(q.mean_loc, tf.math.rsqrt(q.mean_precision * tau))
+           .log_prob(mu))
+  log_p = (tfd.Gamma(prior.precision_concentration, prior.precision_rate)
+           .log_prob(tau)
+           + tfd.Normal(prior.mean_loc, tf.math.rsqrt(prior.mean_precision * tau))
+           .log_prob(mu))
+  diff = (log_q - log_p).numpy()
+  estimate, error = diff.mean(0), diff.std(0) / np.sqrt(s)
+  closed = _math.normal_gamma_kl(q, prior).numpy()
+  assert np.all(np.abs(estimate - closed) < 5 * error + 1e-9), (estimate, closed)
+
+
+def test_predictive_components_are_scipy_student_t(rng):
+  q = random_posterior(rng, 3, 2)
+  x = rng.normal(0, 3, (5, 2))
+  got = _math.predictive_component_log_prob(tf.constant(x), q).numpy()
+  df = 2 * q.precision_concentration.numpy()
+  scale = np.sqrt(q.precision_rate * (q.mean_precision + 1)
+                  / (q.precision_concentration * q.mean_precision))
+  want = scipy.stats.t.logpdf(x[:, None, :], df, q.mean_loc.numpy(),
+                              scale).sum(-1)
+  np.testing.assert_allclose(got, want, rtol=1e-10)
+
+
+def test_predictive_matches_monte_carlo_over_q(rng):
+  """log_prob is log E_q[p(x | pi, mu, tau)], the exact predictive."""
+  q = random_posterior(rng, 3, 2)
+  x = rng.normal(0, 2, (6, 2))
+  s = 400_000
+  pi = tfd.Dirichlet(q.weight_concentration).sample(s, seed=(5, 6))
+  tau = tfd.Gamma(q.precision_concentration, q.precision_rate).sample(
+      s, seed=(7, 8))
+  mu = tfd.Normal(q.mean_loc, tf.math.rsqrt(q.mean_precision * tau)).sample(
+      seed=(9, 10))
+  for row in x:
+    per_draw = tf.reduce_logsumexp(
+        tf.math.log(pi) + tf.reduce_sum(
+            tfd.Normal(mu, tf.math.rsqrt(tau)).log_prob(row), -1), -1)
+    estimate = tf.reduce_logsumexp(per_draw) - np.log(s)
+    exact = _math.predictive_log_prob(tf.constant(row[None]), q)[0]
+    np.testing.assert_allclose(estimate, exact, atol=5e-3)
+
+
+def test_sampled_estimator_averages_above_analytic_bound(rng):
+  """Jensen: E_q[log p(x | theta)] >= logsumexp_k log_rho[k]."""
+  q = random_posterior(rng, 3, 2)
+  x = tf.constant(rng.normal(0, 2, (20, 2)))
+  draws = tf.stack([_math.sampled_log_likelihood(x, q, tf.constant([i, 0]))
+                    for i in range(2000)])                         # [S, B]
+  mean, error = tf.reduce_mean(draws, 0), tf.math.reduce_std(draws, 0) / np.sqrt(2000)
+  analytic = tf.reduce_logsumexp(_math.log_rho(x, q), -1)
+  assert np.all(mean.numpy() >= analytic.numpy() - 4 * error.numpy())
+  assert np.mean(mean.numpy() - analytic.numpy()) > 0
+
+
+def test_minibatch_natural_targets_average_to_the_full_batch_target(rng):
+  """With s = N / |B|, the batch targets of a partition average to CAVI's."""
+  x = tf.constant(rng.normal(size=(600, 2)))
+  q = random_posterior(rng, 3, 2)
+  prior = make_prior(2)
+  resp = tf.nn.softmax(_math.log_rho(x, q), -1)
+
+  def natural(p):
+    return [p.weight_concentration, p.mean_precision,
+            p.mean_precision * p.mean_loc, p.precision_concentration,
+            p.precision_rate + 0.5 * p.mean_precision * tf.square(p.mean_loc)]
+
+  full = natural(_math.posterior_from_statistics(
+      _math.sufficient_statistics(x, resp), prior))
+  parts = [natural(_math.posterior_from_statistics(
+      _math.sufficient_statistics(x[i:i + 200], resp[i:i + 200]), prior, 3.0))
+           for i in range(0, 600, 200)]
+  for j, want in enumerate(full):
+    np.testing.assert_allclose(np.mean([p[j] for p in parts], 0), want,
+                               rtol=1e-10)
+
+
+def test_natural_step_interpolates_natural_parameters(rng):
+  q = random_posterior(rng, 3, 2)
+  prior = make_prior(2)
+  x = tf.constant(rng.normal(size=(50, 2)))
+  stats = _math.sufficient_statistics(
+      x, tf.nn.softmax(_math.log_rho(x, q), -1))
+  target = _math.posterior_from_statistics(stats, prior, 4.0)
+  half = _math.natural_update(q, stats, prior, 4.0, 0.25)
+  np.testing.assert_allclose(half.mean_precision,
+                             0.75 * q.mean_precision + 0.25 * target.mean_precision)
+  np.testing.assert_allclose(
+      half.mean_precision * half.mean_loc,
+      0.75 * q.mean_precision * q.mean_loc
+      + 0.25 * target.mean_precision * target.mean_loc)
+  assert np.all(half.precision_rate.numpy() > 0)
+
+
+def test_float32_cavi_tracks_float64(rng):
+  x = mixture_data(rng, 2000, 3)
+  x = (x - x.mean(0)) / x.std(0)
+  resp0 = rng.dirichlet(np.ones(3), size=2000)
+  results = {}
+  for dtype in (tf.float32, tf.float64):
+    prior = make_prior(3, dtype)
+    xt = tf.constant(x, dtype)
+    q0 = _math.posterior_from_statistics(
+        _math.sufficient_statistics(xt, tf.constant(resp0, dtype)), prior)
+    q, _, _ = _math.cavi(xt, q0, prior, tf.constant(10),
+                         tf.constant(0.0, tf.float64), chunk=512)
+    assert q.mean_loc.dtype == dtype
+    results[dtype] = q
+  for a, b in zip(results[tf.float32], results[tf.float64]):
+    np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+
+
+def test_predictive_samples_have_the_predictive_moments(rng):
+  q = random_posterior(rng, 2, 2)
+  n = 400_000
+  draws = _math.sample_predictive(tf.constant(n), tf.constant([3, 4], tf.int64),
+                                  q).numpy()
+  w = (q.weight_concentration / tf.reduce_sum(q.weight_concentration)).numpy()
+  m = q.mean_loc.numpy()
+  df = 2 * q.precision_concentration.numpy()
+  scale2 = (q.precision_rate * (q.mean_precision + 1)
+            / (q.precision_concentration * q.mean_precision)).numpy()
+  mean = w @ m
+  second = w @ (scale2 * df / (df - 2) + m**2)
+  np.testing.assert_allclose(draws.mean(0), mean, atol=0.03)
+  np.testing.assert_allclose((draws**2).mean(0), second, rtol=0.03)
+
+
+def test_softplus_inverse_round_trips():
+  y = tf.constant([1e-6, 0.1, 1.0, 30.0, 1e5], tf.float64)
+  np.testing.assert_allclose(tf.math.softplus(_math.softplus_inverse(y)), y,
+                             rtol=1e-12)
+
