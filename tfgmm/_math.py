@@ -450,14 +450,6 @@ def cavi(x, q, prior, max_iter, tol, chunk):
   return q, history.stack(), converged
 
 
-# ------------------------------------------------------------- parameterising
-
-
-def softplus_inverse(y):
-  """x with softplus(x) = y, for y > 0: x = y + log(-expm1(-y))."""
-  return y + tf.math.log(-tf.math.expm1(-y))
-
-
 # ------------------------------------------------- the seed blog's estimator
 
 

@@ -90,7 +90,7 @@ class BayesianGMM(keras.Model):
     optimizer. With one batch holding all the data the step size is 1 and each
     step is exactly one CAVI iteration.
   - "gradient": the same analytic bound minimised by a Keras optimizer
-    (default Adam(0.01)) over softplus-unconstrained parameters.
+    (default Adam(0.01)) over unconstrained (log-space) parameters.
   - "sampled": the seed blog's estimator: one reparameterised draw of
     (pi, mu, tau) from q per data point (log-space Gamma draws), Adam(1e-3).
 
@@ -182,23 +182,22 @@ class BayesianGMM(keras.Model):
         tf.constant(self.precision_concentration, dtype),
         tf.constant(np.broadcast_to(precision_rate, (d,)), dtype))
     prior_raw = lambda value, shape: keras.initializers.Constant(  # noqa: E731
-        float(_math.softplus_inverse(tf.constant(float(np.mean(value)),
-                                                 tf.float64))))
+        float(np.log(np.mean(value))))
     self._weight_concentration_raw = self.add_weight(
         shape=(k,), initializer=prior_raw(self.weight_concentration, (k,)),
-        name="weight_concentration_raw")
+        name="log_weight_concentration")
     self._mean_loc = self.add_weight(shape=(k, d), initializer="zeros",
                                      name="mean_loc")
     self._mean_precision_raw = self.add_weight(
         shape=(k, d), initializer=prior_raw(self.mean_precision, (k, d)),
-        name="mean_precision_raw")
+        name="log_mean_precision")
     self._precision_concentration_raw = self.add_weight(
         shape=(k, d),
         initializer=prior_raw(self.precision_concentration, (k, d)),
-        name="precision_concentration_raw")
+        name="log_precision_concentration")
     self._precision_rate_raw = self.add_weight(
         shape=(k, d), initializer=prior_raw(self.precision_rate, (k, d)),
-        name="precision_rate_raw")
+        name="log_precision_rate")
     self.feature_loc = self.add_weight(shape=(d,), initializer="zeros",
                                        dtype="float64", trainable=False,
                                        name="feature_loc")
@@ -214,10 +213,10 @@ class BayesianGMM(keras.Model):
     self._initialized = self.add_weight(shape=(), initializer="zeros",
                                         dtype="int32", trainable=False,
                                         name="initialized")
-    self.loss_tracker = keras.metrics.Mean(name="loss")
+    self.loss_tracker = keras.metrics.Mean(name="loss", dtype=dtype)
     self.log_likelihood_tracker = keras.metrics.Mean(
-        name="expected_log_likelihood")
-    self.kl_tracker = keras.metrics.Mean(name="kl")
+        name="expected_log_likelihood", dtype=dtype)
+    self.kl_tracker = keras.metrics.Mean(name="kl", dtype=dtype)
     self.built = True
 
   # ------------------------------------------------------------- parameters
@@ -238,16 +237,16 @@ class BayesianGMM(keras.Model):
   def posterior(self):
     """q's parameters as a `Posterior` of tensors (standardised units).
 
-    Positivity holds by construction: the positive fields are softplus of
-    unconstrained variables.
+    Positivity holds by construction: the positive fields are the exponentials
+    of unconstrained variables (log-space, so that an optimizer's steps are
+    relative: concentrations grow with N and span orders of magnitude).
     """
-    softplus = tf.math.softplus
     return _math.Posterior(
-        softplus(self._weight_concentration_raw),
+        tf.exp(self._weight_concentration_raw),
         tf.convert_to_tensor(self._mean_loc),
-        softplus(self._mean_precision_raw),
-        softplus(self._precision_concentration_raw),
-        softplus(self._precision_rate_raw))
+        tf.exp(self._mean_precision_raw),
+        tf.exp(self._precision_concentration_raw),
+        tf.exp(self._precision_rate_raw))
 
   def _component_variables(self):
     return [self._weight_concentration_raw, self._mean_loc,
@@ -257,7 +256,7 @@ class BayesianGMM(keras.Model):
   def assign_posterior(self, q):
     """Sets q from a `Posterior` of positive tensors (standardised units)."""
     q = _math.cast_posterior(q, self.compute_dtype_tf)
-    inverse = _math.softplus_inverse
+    inverse = tf.math.log
     self._weight_concentration_raw.assign(inverse(q.weight_concentration))
     self._mean_loc.assign(q.mean_loc)
     self._mean_precision_raw.assign(inverse(q.mean_precision))
@@ -367,6 +366,13 @@ class BayesianGMM(keras.Model):
           learning_rate=_DEFAULT_LEARNING_RATE[self.method])
     kwargs.setdefault("jit_compile", False)
     super().compile(optimizer=optimizer, **kwargs)
+
+  def compile_from_config(self, config):
+    """Recompiles a loaded model, building optimizer slots so they restore."""
+    config = keras.saving.deserialize_keras_object(config)
+    self.compile(**config)
+    if getattr(self, "optimizer", None) is not None:
+      self.optimizer.build(self.trainable_variables)
 
   def fit(self, x=None, y=None, batch_size=None, epochs=1, callbacks=None,
           **kwargs):
@@ -483,7 +489,7 @@ class BayesianGMM(keras.Model):
     Permutes q's variables and, for the gradient methods, the optimizer's
     per-component slots alike, so training can continue.
     """
-    alpha = tf.math.softplus(self._weight_concentration_raw).numpy()
+    alpha = self._weight_concentration_raw.numpy()  # log alpha: same order
     order = np.argsort(-alpha, kind="stable")
     if np.array_equal(order, np.arange(self.n_components)):
       return order
