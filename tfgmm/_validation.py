@@ -112,5 +112,5 @@ def check_data(x, n_features=None, name="x", dtype=np.float32):
       bad = np.argwhere(~finite)[0]
       raise ValueError(f"Expected `{name}` to be finite (no NaN or Inf). "
                        f"Received: {name}[{start + bad[0]}, {bad[1]}]="
-                       f"{rows[bad[0], bad[1]]!r}.")
+                       f"{float(rows[bad[0], bad[1]])!r}.")
   return array

@@ -411,6 +411,13 @@ class BayesianGMM(keras.Model):
     self.sort_components()
     return history
 
+  def evaluate(self, x=None, y=None, **kwargs):
+    """`keras.Model.evaluate`; compiles with the defaults if needed."""
+    self._check_initialized("evaluate")
+    if not self.compiled:
+      self.compile()
+    return super().evaluate(x, y, **kwargs)
+
   def _batch_terms(self, data):
     """A training or evaluation batch in the model's units, [B, D]."""
     x, _, sample_weight = keras.utils.unpack_x_y_sample_weight(data)

@@ -1,0 +1,93 @@
+"""SavedModel exports load with plain TensorFlow and match the model."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import tfgmm
+
+# Runs in a fresh interpreter where importing tfgmm or TFP fails, so the
+# SavedModel must stand on core TensorFlow alone.
+_PLAIN_TF_CLIENT = textwrap.dedent("""
+    import json, sys
+    sys.modules["tfgmm"] = None
+    sys.modules["tensorflow_probability"] = None
+    import numpy as np
+    import tensorflow as tf
+
+    path, x_path = sys.argv[1], sys.argv[2]
+    x = tf.constant(np.load(x_path), tf.float32)
+    loaded = tf.saved_model.load(path)
+    out = {}
+    for name in ("serving_default", "responsibilities", "assign"):
+      fn = loaded.signatures[name]
+      out[name] = {k: v.numpy().tolist() for k, v in fn(x=x).items()}
+      out[name + "_spec"] = {k: [v.dtype.name, v.shape.as_list()]
+                             for k, v in fn.structured_outputs.items()}
+    result = loaded.signatures["sample"](n=tf.constant(4, tf.int32),
+                                         seed=tf.constant(7, tf.int64))
+    out["sample"] = {k: v.numpy().tolist() for k, v in result.items()}
+    print(json.dumps(out))
+""")
+
+
+def run_plain_tf(path, x, tmp_path):
+  x_path = tmp_path / "x.npy"
+  np.save(x_path, x.astype(np.float32))
+  script = tmp_path / "client.py"
+  script.write_text(_PLAIN_TF_CLIENT)
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+  done = subprocess.run([sys.executable, str(script), str(path), str(x_path)],
+                        capture_output=True, text=True, timeout=300, env=env,
+                        cwd=tmp_path, check=False)
+  assert done.returncode == 0, done.stderr[-3000:]
+  return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_export_loads_with_plain_tensorflow_and_matches(tmp_path, blog, dtype):
+  x, _ = blog
+  model = tfgmm.fit(x, 3, seed=0, dtype=dtype)
+  path = tmp_path / "gmm"
+  assert model.export(path) == str(path)
+  out = run_plain_tf(path, x[:200], tmp_path)
+  assert out["serving_default_spec"] == {"log_prob": ["float32", [None]]}
+  assert out["responsibilities_spec"] == {
+      "responsibilities": ["float32", [None, 3]]}
+  assert out["assign_spec"] == {"labels": ["int32", [None]]}
+  np.testing.assert_allclose(out["serving_default"]["log_prob"],
+                             model.log_prob(x[:200]), rtol=1e-5)
+  np.testing.assert_allclose(out["responsibilities"]["responsibilities"],
+                             model.responsibilities(x[:200]), rtol=1e-5,
+                             atol=1e-7)
+  np.testing.assert_array_equal(out["assign"]["labels"], model.assign(x[:200]))
+  np.testing.assert_allclose(out["sample"]["samples"], model.sample(4, seed=7),
+                             rtol=1e-5)
+
+
+def test_export_replaces_an_existing_directory_and_lists_signatures(tmp_path,
+                                                                    blog):
+  x, _ = blog
+  model = tfgmm.fit(x[:600], 2, seed=0)
+  path = tmp_path / "gmm"
+  model.export(path)
+  model.export(path)
+  assert sorted(p for p in os.listdir(tmp_path) if p.startswith(".")) == []
+  cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+  done = subprocess.run([cli, "show", "--dir", str(path), "--all"],
+                        capture_output=True, text=True, timeout=300,
+                        check=False)
+  assert done.returncode == 0, done.stderr[-2000:]
+  for name in ("serving_default", "responsibilities", "assign", "sample"):
+    assert f"signature_def['{name}']" in done.stdout
+
+
+def test_export_of_an_unfitted_model_is_an_error(tmp_path):
+  with pytest.raises(ValueError, match="never initialised"):
+    tfgmm.BayesianGMM(2, 2).export(tmp_path / "gmm")
+  assert not (tmp_path / "gmm").exists()
