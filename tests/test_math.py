@@ -267,3 +267,22 @@ def test_predictive_samples_have_the_predictive_moments(rng):
   second = w @ (scale2 * df / (df - 2) + m**2)
   np.testing.assert_allclose(draws.mean(0), mean, atol=0.03)
   np.testing.assert_allclose((draws**2).mean(0), second, rtol=0.03)
+
+
+def test_float32_predictive_keeps_its_digits_at_large_counts(rng):
+  """lgamma of counts ~1e5 must not leak float32 rounding into log p(x)."""
+  k, d = 4, 10
+  q64 = random_posterior(rng, k, d)
+  big = 1e5
+  q64 = q64._replace(weight_concentration=q64.weight_concentration * big,
+                     mean_precision=q64.mean_precision * big,
+                     precision_concentration=q64.precision_concentration * big,
+                     precision_rate=q64.precision_rate * big)
+  q32 = _math.cast_posterior(q64, tf.float32)
+  q32_64 = _math.cast_posterior(q32, tf.float64)   # same values, float64 math
+  x = rng.normal(0, 1, (50, d))
+  for fn in (_math.predictive_log_prob,
+             lambda x, q: tf.reduce_logsumexp(_math.log_rho(x, q), -1)):
+    got = fn(tf.constant(x, tf.float32), q32).numpy()
+    want = fn(tf.constant(x), q32_64).numpy()
+    np.testing.assert_allclose(got, want, atol=2e-4 * np.abs(want).max())

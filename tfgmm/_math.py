@@ -119,15 +119,23 @@ def log_rho(x, q):
   Returns:
     log_rho: [B, K].
   """
-  a, b = q.precision_concentration, q.precision_rate
-  precision = a / b                                               # [K, D]
+  dtype = x.dtype
+  q64 = cast_posterior(q, tf.float64)
+  a, b = q64.precision_concentration, q64.precision_rate
+  # Parameter-only terms are [K, D]: computed in float64, where digamma of a
+  # large count minus log b keeps its digits.
+  precision64 = a / b                                             # [K, D]
   log_precision = tf.math.digamma(a) - tf.math.log(b)             # [K, D]
-  const = (expected_log_weights(q.weight_concentration)
-           + 0.5 * tf.reduce_sum(log_precision - _LOG_2PI, -1)
-           - 0.5 * tf.reduce_sum(precision * tf.square(q.mean_loc), -1)
-           - 0.5 * tf.reduce_sum(1.0 / q.mean_precision, -1))     # [K]
+  const = tf.cast(expected_log_weights(q64.weight_concentration)
+                  + 0.5 * tf.reduce_sum(log_precision - _LOG_2PI, -1)
+                  - 0.5 * tf.reduce_sum(precision64 * tf.square(q64.mean_loc),
+                                        -1)
+                  - 0.5 * tf.reduce_sum(1.0 / q64.mean_precision, -1),
+                  dtype)                                          # [K]
+  precision = tf.cast(precision64, dtype)                         # [K, D]
+  weighted_loc = tf.cast(precision64 * q64.mean_loc, dtype)       # [K, D]
   quad = (tf.matmul(tf.square(x), precision, transpose_b=True)
-          - 2.0 * tf.matmul(x, precision * q.mean_loc, transpose_b=True))
+          - 2.0 * tf.matmul(x, weighted_loc, transpose_b=True))    # [B, K]
   return const - 0.5 * quad                                       # [B, K]
 
 
@@ -283,18 +291,27 @@ def predictive_component_log_prob(x, q):
   ```
   Forms a [B, K, D] tensor: call it on chunks (see `map_chunks`).
   """
-  df = 2.0 * q.precision_concentration                            # [K, D]
-  scale = student_t_scale(q)                                      # [K, D]
-  norm = (tf.math.lgamma(0.5 * (df + 1.0)) - tf.math.lgamma(0.5 * df)
-          - 0.5 * tf.math.log(df * math.pi) - tf.math.log(scale))  # [K, D]
-  y = (x[:, None, :] - q.mean_loc) / scale                        # [B, K, D]
+  dtype = x.dtype
+  q64 = cast_posterior(q, tf.float64)
+  df64 = 2.0 * q64.precision_concentration                        # [K, D]
+  scale64 = student_t_scale(q64)                                  # [K, D]
+  # lgamma((df + 1) / 2) - lgamma(df / 2) subtracts two numbers of order
+  # df log df: float32 would lose whole hundredths of a nat at df ~ 1e4.
+  norm = tf.cast(tf.reduce_sum(
+      tf.math.lgamma(0.5 * (df64 + 1.0)) - tf.math.lgamma(0.5 * df64)
+      - 0.5 * tf.math.log(df64 * math.pi) - tf.math.log(scale64), -1),
+                 dtype)                                           # [K]
+  df, scale = tf.cast(df64, dtype), tf.cast(scale64, dtype)       # [K, D]
+  y = (x[:, None, :] - tf.cast(q.mean_loc, dtype)) / scale        # [B, K, D]
   kernel = -0.5 * (df + 1.0) * tf.math.log1p(tf.square(y) / df)   # [B, K, D]
-  return tf.reduce_sum(norm, -1) + tf.reduce_sum(kernel, -1)      # [B, K]
+  return norm + tf.reduce_sum(kernel, -1)                         # [B, K]
 
 
 def predictive_joint_log_prob(x, q):
   """log(E[pi_k] StudentT_k(x_n)), [B, K]; logsumexp over k is log p(x)."""
-  return (tf.math.log(expected_weights(q.weight_concentration))
+  log_weights = tf.math.log(expected_weights(
+      tf.cast(q.weight_concentration, tf.float64)))
+  return (tf.cast(log_weights, x.dtype)
           + predictive_component_log_prob(x, q))
 
 
