@@ -91,3 +91,19 @@ def test_export_of_an_unfitted_model_is_an_error(tmp_path):
   with pytest.raises(ValueError, match="never initialised"):
     tfgmm.BayesianGMM(2, 2).export(tmp_path / "gmm")
   assert not (tmp_path / "gmm").exists()
+
+
+def test_export_refuses_to_replace_other_files(tmp_path, blog):
+  x, _ = blog
+  model = tfgmm.fit(x[:300], 2, seed=0)
+  (tmp_path / "docs").mkdir()
+  (tmp_path / "docs" / "notes.txt").write_text("keep me")
+  with pytest.raises(FileExistsError, match="refusing to replace"):
+    model.export(tmp_path / "docs")
+  assert (tmp_path / "docs" / "notes.txt").read_text() == "keep me"
+  (tmp_path / "file").write_text("x")
+  with pytest.raises(FileExistsError):
+    model.export(tmp_path / "file")
+  (tmp_path / "empty").mkdir()
+  model.export(tmp_path / "empty")
+  assert (tmp_path / "empty" / "saved_model.pb").exists()

@@ -221,9 +221,11 @@ def natural_update(q, stats, prior, scale=1.0, step_size=1.0):
 
 def posterior_from_statistics(stats, prior, scale=1.0):
   """The CAVI global step: q's globals from a batch's statistics (rho = 1)."""
-  k, d = stats.sum_x.shape[-2], stats.sum_x.shape[-1]
+  # Dynamic shapes: tf.function may relax static ones when retracing.
+  k = tf.shape(stats.sum_x)[-2]
   dtype = stats.sum_x.dtype
-  like = Posterior(tf.ones([k], dtype), *[tf.ones([k, d], dtype)] * 4)
+  ones = tf.ones_like(stats.sum_x)                                # [K, D]
+  like = Posterior(tf.ones([k], dtype), ones, ones, ones, ones)
   return natural_update(like, stats, prior, scale, 1.0)
 
 
@@ -401,7 +403,8 @@ def statistics_and_log_likelihood(x, q, chunk):
     responsibilities for q and total = sum_n logsumexp_k log_rho[n, k].
   """
   n = tf.shape(x)[0]
-  k, d = q.mean_loc.shape[-2], q.mean_loc.shape[-1]
+  # Dynamic shapes: tf.function may relax static ones when retracing.
+  k, d = tf.shape(q.mean_loc)[-2], tf.shape(q.mean_loc)[-1]
   num_chunks = (n + chunk - 1) // chunk
 
   def body(i, stats, total):

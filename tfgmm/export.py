@@ -87,12 +87,23 @@ def export_saved_model(model, path):
 
   Args:
     model: an initialised `BayesianGMM`.
-    path: the SavedModel directory (replaced if it exists).
+    path: the SavedModel directory. An existing SavedModel there is replaced;
+      any other existing file or non-empty directory is an error.
 
   Returns:
     `path`.
+
+  Raises:
+    FileExistsError: `path` holds something other than a SavedModel.
   """
   path = os.fspath(path)
+  if os.path.exists(path) and not (
+      os.path.isdir(path) and (not os.listdir(path) or os.path.exists(
+          os.path.join(path, "saved_model.pb")))):
+    raise FileExistsError(
+        f"Expected `filepath` to be a new path, an empty directory or an "
+        f"existing SavedModel. Received: filepath={path!r}, which holds other "
+        "files; refusing to replace it.")
   parent = os.path.dirname(os.path.abspath(path))
   os.makedirs(parent, exist_ok=True)
   module = _MixtureModule(model)

@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 
 _HISTORY_KEYS = ("loss", "expected_log_likelihood", "kl")
 _MAX_SCATTER_POINTS = 20000
+_MIN_SPAN = 5e-4  # nats per point: the smallest y-range of a training panel
 
 
 def plot_training(history_or_model, path=None):
@@ -68,10 +69,15 @@ def plot_training(history_or_model, path=None):
       continue
     epochs = np.arange(1, len(values) + 1)
     ax.plot(epochs, values, color="C0", lw=1.5,
-            marker="o" if len(values) <= 30 else None, ms=4)
-    ax.annotate(f"{values[-1]:.4g}", (epochs[-1], values[-1]),
-                textcoords="offset points", xytext=(-4, 6), ha="right",
-                fontsize=9, color="C0")
+            marker="o" if len(values) <= 30 else None, ms=4,
+            label=f"final {values[-1]:.6g}")
+    ax.legend(loc="best", fontsize=9, handlelength=1.2)
+    ax.ticklabel_format(axis="y", useOffset=False)
+    finite = np.asarray(values)[np.isfinite(values)]
+    if finite.size and np.ptp(finite) < _MIN_SPAN:
+      # A flat curve: show it flat rather than zoom in on rounding noise.
+      middle = 0.5 * (finite.max() + finite.min())
+      ax.set_ylim(middle - _MIN_SPAN, middle + _MIN_SPAN)
     ax.xaxis.get_major_locator().set_params(integer=True)
     if len(values) == 1:
       ax.set_xlim(0.5, 1.5)
@@ -79,7 +85,8 @@ def plot_training(history_or_model, path=None):
   return _save(fig, path)
 
 
-def plot_density_2d(model, x, path=None, features=(0, 1), grid=100):
+def plot_density_2d(model, x, path=None, features=(0, 1), grid=100, *,
+                    feature_names=None):
   """Plots 2-D data coloured by component over the predictive density.
 
   Filled contours show the posterior predictive density exp(log_prob) on a
@@ -95,6 +102,7 @@ def plot_density_2d(model, x, path=None, features=(0, 1), grid=100):
     features: which data columns go on the (horizontal, vertical) axes:
       (0, 1) or (1, 0).
     grid: points per side of the density lattice, int >= 2.
+    feature_names: D axis labels, or None for "feature 0", "feature 1".
 
   Returns:
     The `matplotlib.figure.Figure`.
@@ -112,6 +120,7 @@ def plot_density_2d(model, x, path=None, features=(0, 1), grid=100):
   i, j = _check_features(features, d)
   grid = _check_grid(grid)
   x = _check_x(model, x)
+  labels_text = _feature_names(feature_names, d)
 
   lo, hi = x.min(0), x.max(0)
   pad = 0.08 * np.maximum(hi - lo, 1e-6) + 1e-6
@@ -152,15 +161,15 @@ def plot_density_2d(model, x, path=None, features=(0, 1), grid=100):
              label="posterior means")
   ax.set_xlim(lo[i], hi[i])
   ax.set_ylim(lo[j], hi[j])
-  ax.set_xlabel(f"feature {i}")
-  ax.set_ylabel(f"feature {j}")
+  ax.set_xlabel(labels_text[i])
+  ax.set_ylabel(labels_text[j])
   ax.legend(loc="best", fontsize=8, framealpha=0.85)
   ax.set_title(f"Posterior predictive density and assignments "
                f"(K={k}, N={len(x)})", fontsize=11)
   return _save(fig, path)
 
 
-def plot_density_1d(model, x, path=None, feature=0):
+def plot_density_1d(model, x, path=None, feature=0, *, feature_names=None):
   """Plots a histogram of 1-D data with the posterior predictive density.
 
   The solid line is exp(log_prob(x)); dashed lines are the components'
@@ -171,6 +180,7 @@ def plot_density_1d(model, x, path=None, feature=0):
     x: data, array-like [N, 1] or [N].
     path: where to save the figure, or None.
     feature: the data column to plot; 0 (the only one).
+    feature_names: [name] for the axis label, or None for "feature 0".
 
   Returns:
     The `matplotlib.figure.Figure`.
@@ -206,17 +216,19 @@ def plot_density_1d(model, x, path=None, feature=0):
   bins = int(np.clip(np.sqrt(len(values)), 10, 80))
   ax.hist(values, bins=bins, density=True, color="0.8", edgecolor="0.6",
           linewidth=0.5, label=f"data (N={len(values)})")
+  ax.plot(grid[:, 0], density, color="black", lw=1.8,
+          label="predictive density")
   if k > 1:
     weights = model.posterior_mean()["weights"]
     for c in range(k):
-      ax.plot(grid[:, 0], shares[:, c], ls="--", lw=1.2, color=cmap(c),
+      ax.fill_between(grid[:, 0], shares[:, c], color=cmap(c), alpha=0.2,
+                      lw=0)
+      ax.plot(grid[:, 0], shares[:, c], ls="--", lw=1.4, color=cmap(c),
               label=(f"component {c}  (weight {weights[c]:.3f})"
                      if k <= 10 else None))
-  ax.plot(grid[:, 0], density, color="black", lw=2,
-          label="predictive density")
   ax.set_xlim(grid[0, 0], grid[-1, 0])
   ax.set_ylim(bottom=0)
-  ax.set_xlabel(f"feature {feature}")
+  ax.set_xlabel(_feature_names(feature_names, d)[feature])
   ax.set_ylabel("density")
   ax.legend(loc="best", fontsize=8, framealpha=0.85)
   ax.set_title(f"Posterior predictive density (K={k})", fontsize=11)
@@ -267,6 +279,16 @@ def _check_features(features, d):
     raise ValueError(f"Expected two different `features`. "
                      f"Received: features={features!r}.")
   return int(i), int(j)
+
+
+def _feature_names(names, d):
+  if names is None:
+    return [f"feature {i}" for i in range(d)]
+  names = [str(name) for name in names]
+  if len(names) != d:
+    raise ValueError(f"Expected {d} `feature_names`. Received {len(names)}: "
+                     f"{names!r}.")
+  return names
 
 
 def _check_grid(grid):

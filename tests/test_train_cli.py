@@ -1,0 +1,338 @@
+"""Tests of the command-line trainer, scripts/train.py."""
+
+import importlib.util
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "scripts" / "train.py"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def cli():
+  """scripts/train.py as a module (scripts/ is not a package)."""
+  spec = importlib.util.spec_from_file_location("tfgmm_train_cli", SCRIPT)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def assert_png(path):
+  path = pathlib.Path(path)
+  assert path.is_file(), path
+  data = path.read_bytes()
+  assert len(data) > 1000, path
+  assert data[:8] == PNG_SIGNATURE, path
+
+
+def assert_one_line_error(capsys, *fragments):
+  captured = capsys.readouterr()
+  lines = captured.err.strip().splitlines()
+  assert len(lines) == 1, captured.err
+  assert lines[0].startswith("train.py: error: "), lines[0]
+  assert "Traceback" not in captured.err
+  for fragment in fragments:
+    assert fragment in lines[0], lines[0]
+  return lines[0]
+
+
+def write_people_csv(path, n=400, seed=0):
+  """A CSV with a header, a text column and two numeric columns in 2 groups."""
+  rng = np.random.RandomState(seed)
+  lines = ["name,height,weight,group"]
+  for i in range(n):
+    g = i % 2
+    lines.append(f"p{i},{160 + 20 * g + 4 * rng.randn():.3f},"
+                 f"{55 + 25 * g + 3 * rng.randn():.3f},g{g}")
+  path.write_text("\n".join(lines) + "\n")
+  return path
+
+
+# ------------------------------------------------------------- end to end
+
+def test_demo_exports_and_plots(cli, tmp_path, capsys):
+  export = tmp_path / "saved_models" / "demo"
+  plots = tmp_path / "plots"
+  status = cli.main(["--demo", "--seed", "0", "--export", str(export),
+                     "--plots", str(plots)])
+  out = capsys.readouterr().out
+  assert status == 0
+  assert (export / "saved_model.pb").is_file()
+  assert (export / "variables").is_dir()
+  assert_png(plots / "training.png")
+  assert_png(plots / "density.png")
+  assert "3000 points x 2 features" in out
+  assert "(converged)" in out
+  assert "Final bound (ELBO per point): -3.9" in out
+  assert f"SavedModel: {export}" in out
+  assert str(plots / "density.png") in out
+  # The table: 3 components x 2 features, weights about 1/3 each.
+  assert out.count("0.33") >= 3
+  assert out.count(" ± ") == 1 + 3 * (1 + 2 * 2)   # header + table
+
+
+def test_demo_data_matches_the_seed_blog(cli):
+  x = cli.demo_data()
+  assert x.shape == (3000, 2) and x.dtype == np.float32
+  expected = np.random.RandomState(12345).randn(3000, 2).astype(np.float32)
+  shift = np.float32([[2, 0]] * 1000 + [[-2, -4]] * 1000 + [[-2, 4]] * 1000)
+  np.testing.assert_array_equal(x, expected + shift)
+
+
+def test_csv_with_header_and_named_columns(cli, tmp_path, capsys):
+  data = write_people_csv(tmp_path / "people.csv")
+  status = cli.main([str(data), "-k", "2", "--columns", "height,weight",
+                     "--seed", "1", "--plots", str(tmp_path / "plots")])
+  out = capsys.readouterr().out
+  assert status == 0
+  assert "400 points x 2 features (height, weight)" in out
+  assert "height" in out and "weight" in out
+  assert_png(tmp_path / "plots" / "density.png")
+  # The two groups' means are recovered (rounded to the sd's precision).
+  means = sorted(float(line.split()[-6]) for line in out.splitlines()
+                 if " height " in line)
+  assert means[0] == pytest.approx(160, abs=1.5)
+  assert means[1] == pytest.approx(180, abs=1.5)
+
+
+def test_npy_input_one_feature(cli, tmp_path, capsys):
+  rng = np.random.RandomState(0)
+  path = tmp_path / "x.npy"
+  np.save(path, np.concatenate([rng.randn(300) - 3, rng.randn(300) + 3]))
+  status = cli.main([str(path), "-k", "2", "--seed", "0",
+                     "--plots", str(tmp_path / "plots")])
+  out = capsys.readouterr().out
+  assert status == 0
+  assert "600 points x 1 feature (x0)" in out
+  assert_png(tmp_path / "plots" / "training.png")
+  assert_png(tmp_path / "plots" / "density.png")
+
+
+def test_three_features_skip_the_density_plot(cli, tmp_path, capsys):
+  path = tmp_path / "x.npy"
+  np.save(path, np.random.RandomState(0).randn(200, 3))
+  plots = tmp_path / "plots"
+  assert cli.main([str(path), "-k", "2", "--seed", "0",
+                   "--plots", str(plots)]) == 0
+  out = capsys.readouterr().out
+  assert_png(plots / "training.png")
+  assert not (plots / "density.png").exists()
+  assert "no density plot for 3 features" in out
+
+
+def test_minibatch_gradient_shows_keras_progress(cli, tmp_path, capsys):
+  path = tmp_path / "x.npy"
+  np.save(path, cli.demo_data()[::3])
+  status = cli.main([str(path), "--method", "gradient", "--batch-size",
+                     "250", "--epochs", "2", "--seed", "0"])
+  out = capsys.readouterr().out
+  assert status == 0
+  assert "minibatch model.fit (batch size 250)" in out
+  assert "Epoch 1/2" in out          # Keras' progress bar ran.
+  assert "Epochs: 2" in out
+
+
+def test_subprocess_entry_point(tmp_path):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+  result = subprocess.run(
+      [sys.executable, str(SCRIPT), "--demo", "--seed", "0",
+       "--plots", "plots"],
+      cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+      check=False)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert "(converged)" in result.stdout
+  assert "Traceback" not in result.stderr
+  assert_png(tmp_path / "plots" / "density.png")
+
+
+def test_subprocess_error_exit_status(tmp_path):
+  result = subprocess.run(
+      [sys.executable, str(SCRIPT), str(tmp_path / "missing.csv")],
+      cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
+  assert result.returncode == 2
+  assert "train.py: error: cannot read" in result.stderr
+  assert "Traceback" not in result.stderr
+
+
+# ------------------------------------------------------------------ loading
+
+def test_load_csv_header_detection_and_indices(cli, tmp_path):
+  path = tmp_path / "plain.csv"
+  path.write_text("1,2,3\n4,5,6\n\n# a comment\n7,8,9\n")
+  x, names = cli.load_data(path)
+  np.testing.assert_array_equal(x, [[1, 2, 3], [4, 5, 6], [7, 8, 9]])
+  assert names == ["x0", "x1", "x2"]
+  x, names = cli.load_data(path, columns=["2", "0"])
+  np.testing.assert_array_equal(x, [[3, 1], [6, 4], [9, 7]])
+  assert names == ["x2", "x0"]
+  # Forcing a header makes the first row the names.
+  x, names = cli.load_data(path, header=True)
+  assert names == ["1", "2", "3"] and x.shape == (2, 3)
+
+
+@pytest.mark.parametrize("text, delimiter", [
+    ("a;b\n1.5;2\n3;4e1\n", None),
+    ("a\tb\n1.5\t2\n3\t4e1\n", None),
+    ("a  b\n 1.5   2\n3 4e1\n", None),
+    ("a|b\n1.5|2\n3|4e1\n", "|"),
+])
+def test_load_csv_delimiters(cli, tmp_path, text, delimiter):
+  path = tmp_path / "data.txt"
+  path.write_text(text)
+  x, names = cli.load_data(path, delimiter=delimiter)
+  assert names == ["a", "b"]
+  np.testing.assert_array_equal(x, [[1.5, 2.0], [3.0, 40.0]])
+
+
+def test_delimiter_and_column_flags_parse(cli):
+  args = cli.build_parser().parse_args(
+      ["f.csv", "--delimiter", "tab", "--columns", "a, 2", "--no-header"])
+  assert args.delimiter == "\t"
+  assert args.columns == ["a", "2"]
+  assert args.header is False
+
+
+def test_format_summary_aligns_and_marks_missing_sd(cli):
+  summary = {
+      "weights": np.array([0.75, 0.25]),
+      "weights_sd": np.array([0.01, 0.01]),
+      "means": np.array([[-12.3456], [0.0004]]),
+      "means_sd": np.array([[0.123], [0.5]]),
+      "stddevs": np.array([[1.0], [2.0]]),
+      "stddevs_sd": np.array([[0.05], [np.nan]]),
+  }
+  lines = cli.format_summary(summary, ["length"]).splitlines()
+  assert len(lines) == 3
+  assert "-12.35 ± 0.12" in lines[1]     # 2 significant digits of the sd
+  assert "0.750 ± 0.010" in lines[1]
+  assert "0.00 ± 0.50" in lines[2] and "-0" not in lines[2]
+  assert "2 ± n/a" in lines[2]
+  assert lines[1].index("±") == lines[2].index("±")
+
+
+# ------------------------------------------------------------------- errors
+
+@pytest.mark.parametrize("content, args, fragments", [
+    (None, [], ["cannot read", "No such file"]),
+    ("a,b\n1,2\n3,x\n", [], ["non-numeric value 'x'", "column 'b'",
+                             "line 3", "--columns"]),
+    ("a,b\n1,2\n3,x\n", ["--columns", "b"], ["non-numeric value 'x'"]),
+    ("a,b\n1,2\n3,4\n", ["--columns", "a,c"], ["unknown column 'c'",
+                                               "'a', 'b'"]),
+    ("1,2\n3,4\n", ["--columns", "a"], ["unknown column 'a'", "no header"]),
+    ("a,b\n1,2\n", ["--columns", "5"], ["column index 5 is out of range"]),
+    ("", [], ["holds no data"]),
+    ("a,b\n", [], ["a header but no data rows"]),
+    ("a,b\n1,2\n3\n", [], ["line 3", "1 field, expected 2"]),
+    ("a,b\n1,2\n3,\n", [], ["missing value", "column 'b'"]),
+    ("a,b\n1,2\n3,inf\n", [], ["non-finite value 'inf'"]),
+    ("a,b\n1,2\n3,4\n", ["--no-header"], ["non-numeric value 'a'",
+                                          "line 1"]),
+])
+def test_data_errors_exit_2_with_one_line(cli, tmp_path, capsys, content, args,
+                                          fragments):
+  path = tmp_path / "data.csv"
+  if content is not None:
+    path.write_text(content)
+  assert cli.main([str(path), *args]) == 2
+  assert_one_line_error(capsys, *fragments)
+  assert capsys.readouterr().out == ""
+
+
+def test_npy_errors_exit_2(cli, tmp_path, capsys):
+  strings = tmp_path / "strings.npy"
+  np.save(strings, np.array([["a", "b"]]))
+  assert cli.main([str(strings)]) == 2
+  assert_one_line_error(capsys, "non-numeric array")
+  cube = tmp_path / "cube.npy"
+  np.save(cube, np.zeros((2, 2, 2)))
+  assert cli.main([str(cube)]) == 2
+  assert_one_line_error(capsys, "shape (2, 2, 2)")
+  pickled = tmp_path / "objects.npy"
+  np.save(pickled, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+  assert cli.main([str(pickled)]) == 2
+  assert_one_line_error(capsys, "cannot read")
+
+
+def test_binary_file_as_csv_exits_2(cli, tmp_path, capsys):
+  path = tmp_path / "image.csv"
+  path.write_bytes(PNG_SIGNATURE + bytes(range(256)))
+  assert cli.main([str(path)]) == 2
+  assert_one_line_error(capsys, "not a UTF-8 text")
+
+
+def test_export_refuses_to_replace_a_foreign_directory(cli, tmp_path, capsys):
+  target = tmp_path / "mine"
+  target.mkdir()
+  (target / "notes.txt").write_text("keep me")
+  assert cli.main(["--demo", "--export", str(target)]) == 2
+  assert_one_line_error(capsys, "refusing to replace")
+  assert (target / "notes.txt").read_text() == "keep me"
+
+
+def test_tfgmm_argument_errors_are_recognised(cli):
+  import tfgmm  # pylint: disable=import-outside-toplevel
+  with pytest.raises(ValueError) as raised:
+    tfgmm.fit(np.zeros((4, 2)), 0)
+  assert cli._raised_by_tfgmm_checks(raised.value, tfgmm)
+  with pytest.raises(ValueError) as raised:
+    np.zeros(2).reshape(3)
+  assert not cli._raised_by_tfgmm_checks(raised.value, tfgmm)
+
+
+def test_training_failure_exits_1_with_one_line(cli, capsys, monkeypatch):
+  import tfgmm  # pylint: disable=import-outside-toplevel
+
+  def broken_fit(*args, **kwargs):
+    raise TypeError("Expected int32, but got None\n  more details")
+
+  monkeypatch.setattr(tfgmm, "fit", broken_fit)
+  assert cli.main(["--demo"]) == 1
+  line = assert_one_line_error(capsys, "training failed: TypeError: "
+                               "Expected int32, but got None", "--debug")
+  assert "more details" not in line
+  with pytest.raises(TypeError):
+    cli.main(["--demo", "--debug"])
+
+
+def test_tensorboard_without_the_package_exits_2(cli, tmp_path, capsys,
+                                                monkeypatch):
+  monkeypatch.setattr(cli, "_tensorboard_available", lambda: False)
+  assert cli.main(["--demo", "--tensorboard", str(tmp_path / "logs")]) == 2
+  assert_one_line_error(capsys, "tensorboard")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorboard") is None,
+                    reason="tensorboard is not installed")
+def test_tensorboard_logs(cli, tmp_path, capsys):
+  logs = tmp_path / "logs"
+  assert cli.main(["--demo", "--epochs", "2", "--seed", "0",
+                   "--tensorboard", str(logs)]) == 0
+  assert "Epoch 1/" in capsys.readouterr().out
+  assert any(logs.rglob("events.out.tfevents.*"))
+
+
+@pytest.mark.parametrize("args", [
+    [],                                    # neither data nor --demo
+    ["--demo", "data.csv"],                # both
+    ["--demo", "-k", "0"],
+    ["--demo", "--method", "newton"],
+    ["--demo", "--epochs", "x"],
+    ["--demo", "--no-header"],
+    ["--demo", "--columns", "a"],
+])
+def test_usage_errors_exit_2(cli, capsys, args):
+  assert cli.main(args) == 2
+  err = capsys.readouterr().err
+  assert "train.py: error: " in err
+  assert "Traceback" not in err
+
+
+def test_help_exits_0(cli, capsys):
+  assert cli.main(["--help"]) == 0
+  assert "--components" in capsys.readouterr().out
