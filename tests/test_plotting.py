@@ -66,9 +66,13 @@ def test_plot_training_from_model(model_2d, tmp_path):
   assert isinstance(fig, Figure)
   assert_png_file(path)
   assert len(fig.axes) == 3
-  loss_line = fig.axes[0].lines[0]
+  init_line, loss_line = fig.axes[0].lines[:2]
+  np.testing.assert_allclose(init_line.get_ydata(),
+                             model_2d.initialization_history["loss"])
   np.testing.assert_allclose(loss_line.get_ydata(),
                              model_2d.training_history["loss"])
+  # The full-data epochs continue the initialisation's iteration axis.
+  assert loss_line.get_xdata()[0] == len(init_line.get_xdata()) + 1
 
 
 def test_plot_training_from_dict_and_keras_history(tmp_path):

@@ -93,11 +93,8 @@ def _fit_cavi(model, x, max_epochs, tol):
   model.assign_posterior(q)
   history = history.numpy()
   log_det = float(model._log_det())  # pylint: disable=protected-access
-  model.training_history["expected_log_likelihood"].extend(
-      (history[:, 0] + log_det).tolist())
-  model.training_history["kl"].extend(history[:, 1].tolist())
-  model.training_history["loss"].extend(
-      (history[:, 1] - history[:, 0] - log_det).tolist())
+  for key, values in model_lib.history_dict(history, log_det).items():
+    model.training_history[key].extend(values)
   model.n_epochs += history.shape[0]
   model.converged = bool(converged)
   model.sort_components()

@@ -173,6 +173,8 @@ class BayesianGMM(keras.Model):
     self.n_epochs = 0
     self.training_history = {"loss": [], "expected_log_likelihood": [],
                              "kl": []}
+    self.initialization_history = {"loss": [], "expected_log_likelihood": [],
+                                   "kl": []}
 
     k, d = n_components, n_features
     self._prior = _math.Posterior(
@@ -303,7 +305,9 @@ class BayesianGMM(keras.Model):
       seed: int; defaults to the model's seed.
 
     Returns:
-      The best restart's bound per point on the sample (float).
+      The best restart's bound per point on the sample (float), in
+      standardised units. Its per-iteration metrics, in data units, are in
+      `initialization_history`.
     """
     n_init = _validation.check_positive_int("n_init", n_init)
     sample_size = _validation.check_positive_int("sample_size", sample_size)
@@ -325,7 +329,7 @@ class BayesianGMM(keras.Model):
     prior = self._prior
     rng = np.random.default_rng(seed)
     chunk = self._chunk()
-    best_bound, best_q = -math.inf, None
+    best_bound, best_q, best_history = -math.inf, None, None
     for _ in range(n_init):
       centres = _init.kmeans_plusplus(z64, self.n_components, rng)
       resp = tf.constant(_init.hard_responsibilities(z64, centres), dtype)
@@ -335,7 +339,9 @@ class BayesianGMM(keras.Model):
                                      tf.constant(tol, tf.float64), chunk)
       bound = float(history[-1, 0] - history[-1, 1])
       if bound > best_bound or best_q is None:
-        best_bound, best_q = bound, q
+        best_bound, best_q, best_history = bound, q, history.numpy()
+    log_det = -float(np.log(scale).sum())
+    self.initialization_history = history_dict(best_history, log_det)
     stats, _ = _statistics_compiled(z, best_q, chunk)
     n_sample = z64.shape[0]
     q = _math.posterior_from_statistics(stats, prior, total / n_sample)
@@ -704,6 +710,23 @@ class BayesianGMM(keras.Model):
     from tfgmm import export as export_lib  # pylint: disable=import-outside-toplevel
     self._check_initialized("export")
     return export_lib.export_saved_model(self, filepath)
+
+
+def history_dict(history, log_det):
+  """Per-iteration metrics in data units from `_math.cavi`'s [T, 2] history.
+
+  Args:
+    history: float [T, 2]: mean logsumexp log_rho and KL / N per iteration,
+      in standardised units.
+    log_det: log |dz/dx| of the standardisation.
+
+  Returns:
+    dict of lists: `loss`, `expected_log_likelihood`, `kl`.
+  """
+  log_likelihood = history[:, 0] + log_det
+  return {"loss": (history[:, 1] - log_likelihood).tolist(),
+          "expected_log_likelihood": log_likelihood.tolist(),
+          "kl": history[:, 1].tolist()}
 
 
 def _as_config_value(value):

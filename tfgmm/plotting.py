@@ -48,6 +48,7 @@ def plot_training(history_or_model, path=None):
     ValueError: the history holds no epochs.
   """
   history = _as_history(history_or_model)
+  initialization = getattr(history_or_model, "initialization_history", None)
   panels = [
       ("loss", "Loss (negative bound per point)", "nats / point"),
       ("expected_log_likelihood", "Expected log-likelihood per point",
@@ -67,13 +68,16 @@ def plot_training(history_or_model, path=None):
       ax.text(0.5, 0.5, f"no {key!r} recorded", ha="center", va="center",
               transform=ax.transAxes, color="0.4")
       continue
-    epochs = np.arange(1, len(values) + 1)
+    start = _plot_initialization(ax, (initialization or {}).get(key))
+    epochs = np.arange(start + 1, start + len(values) + 1)
     ax.plot(epochs, values, color="C0", lw=1.5,
             marker="o" if len(values) <= 30 else None, ms=4,
-            label=f"final {values[-1]:.6g}")
+            label=f"all data: final {values[-1]:.6g}")
     ax.legend(loc="best", fontsize=9, handlelength=1.2)
     ax.ticklabel_format(axis="y", useOffset=False)
-    finite = np.asarray(values)[np.isfinite(values)]
+    shown = np.concatenate([np.asarray(values, float), np.asarray(
+        (initialization or {}).get(key) or [], float)])
+    finite = shown[np.isfinite(shown)]
     if finite.size and np.ptp(finite) < _MIN_SPAN:
       # A flat curve: show it flat rather than zoom in on rounding noise.
       middle = 0.5 * (finite.max() + finite.min())
@@ -83,6 +87,17 @@ def plot_training(history_or_model, path=None):
       ax.set_xlim(0.5, 1.5)
   fig.suptitle(f"Training ({n_epochs} epoch{'s' if n_epochs != 1 else ''})")
   return _save(fig, path)
+
+
+def _plot_initialization(ax, values):
+  """Draws the initialisation's CAVI trace (on a sample); returns its length."""
+  if not values:
+    return 0
+  steps = np.arange(1, len(values) + 1)
+  ax.plot(steps, values, color="C1", lw=1.2, marker="." if len(values) <= 60
+          else None, label="initialisation (sample)")
+  ax.set_xlabel("iteration (initialisation, then epochs)")
+  return len(values)
 
 
 def plot_density_2d(model, x, path=None, features=(0, 1), grid=100, *,
