@@ -15,7 +15,7 @@ class _MixtureModule(tf.Module):
 
   def __init__(self, model):
     super().__init__(name="tfgmm_bayesian_gmm")
-    dtype = model.compute_dtype_tf
+    dtype = model._dtype  # pylint: disable=protected-access
     q = model.posterior()
     loc, scale = model._standardization()  # pylint: disable=protected-access
     self.weight_concentration = tf.Variable(q.weight_concentration,

@@ -224,7 +224,8 @@ class BayesianGMM(keras.Model):
   # ------------------------------------------------------------- parameters
 
   @property
-  def compute_dtype_tf(self):
+  def _dtype(self):
+    """The model's float dtype as a `tf.DType`."""
     return tf.as_dtype(self.compute_dtype)
 
   @property
@@ -257,7 +258,7 @@ class BayesianGMM(keras.Model):
 
   def assign_posterior(self, q):
     """Sets q from a `Posterior` of positive tensors (standardised units)."""
-    q = _math.cast_posterior(q, self.compute_dtype_tf)
+    q = _math.cast_posterior(q, self._dtype)
     inverse = tf.math.log
     self._weight_concentration_raw.assign(inverse(q.weight_concentration))
     self._mean_loc.assign(q.mean_loc)
@@ -267,12 +268,12 @@ class BayesianGMM(keras.Model):
     self._precision_rate_raw.assign(inverse(q.precision_rate))
 
   def _standardization(self):
-    dtype = self.compute_dtype_tf
+    dtype = self._dtype
     return (tf.cast(self.feature_loc, dtype), tf.cast(self.feature_scale, dtype))
 
   def _to_model_units(self, x):
     loc, scale = self._standardization()
-    return (tf.cast(x, self.compute_dtype_tf) - loc) / scale
+    return (tf.cast(x, self._dtype) - loc) / scale
 
   def _log_det(self):
     """log |dz/dx| = -sum_d log scale_d: added to densities in data units."""
@@ -322,7 +323,7 @@ class BayesianGMM(keras.Model):
       scale = np.where(std > 0, std, 1.0)
       self.feature_loc.assign(summary.mean)
       self.feature_scale.assign(scale)
-    dtype = self.compute_dtype_tf
+    dtype = self._dtype
     loc, scale = self.feature_loc.numpy(), self.feature_scale.numpy()
     z64 = (summary.sample - loc) / scale                          # [n, D]
     z = tf.constant(z64, dtype)
@@ -435,8 +436,8 @@ class BayesianGMM(keras.Model):
 
   def _record(self, log_likelihood, kl):
     """Updates the trackers with a batch's mean log-likelihood and KL."""
-    rows = tf.cast(tf.shape(log_likelihood)[0], self.compute_dtype_tf)
-    n_total = tf.cast(self.num_examples, self.compute_dtype_tf)
+    rows = tf.cast(tf.shape(log_likelihood)[0], self._dtype)
+    n_total = tf.cast(self.num_examples, self._dtype)
     mean_ll = tf.reduce_mean(log_likelihood) + self._log_det()
     kl_per_point = kl / n_total
     self.loss_tracker.update_state(kl_per_point - mean_ll, sample_weight=rows)
@@ -453,8 +454,8 @@ class BayesianGMM(keras.Model):
 
   def train_step(self, data):
     z = self._batch_terms(data)
-    n_total = tf.cast(self.num_examples, self.compute_dtype_tf)
-    rows = tf.cast(tf.shape(z)[0], self.compute_dtype_tf)
+    n_total = tf.cast(self.num_examples, self._dtype)
+    rows = tf.cast(tf.shape(z)[0], self._dtype)
     if self.method == "natural":
       q = self.posterior()
       lr = _math.log_rho(z, q)                                    # [B, K]
@@ -482,15 +483,10 @@ class BayesianGMM(keras.Model):
     return self._record(ll, kl)
 
   def test_step(self, data):
-    self._check_initialized_graph()
     z = self._batch_terms(data)
     q = self.posterior()
     ll = tf.reduce_logsumexp(_math.log_rho(z, q), -1)             # [B]
     return self._record(ll, _math.kl_divergence(q, self._prior))
-
-  def _check_initialized_graph(self):
-    if tf.executing_eagerly():
-      self._check_initialized("evaluate")
 
   @property
   def metrics(self):
@@ -526,7 +522,7 @@ class BayesianGMM(keras.Model):
     if tf.executing_eagerly() and not isinstance(inputs, keras.KerasTensor):
       self._check_initialized("call")
     loc, scale = self._standardization()
-    return _predict("log_prob", tf.cast(inputs, self.compute_dtype_tf),
+    return _predict("log_prob", tf.cast(inputs, self._dtype),
                     self.posterior(), loc, scale, self._chunk())
 
   def _inference_input(self, x, what):
