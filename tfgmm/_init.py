@@ -3,39 +3,53 @@
 import numpy as np
 
 
-def kmeans_plusplus(x, n_components, rng):
-  """k-means++ centres (Arthur and Vassilvitskii 2007), [K, D].
+def kmeans_plusplus(x, n_components, rng, n_local_trials=None):
+  """Greedy k-means++ centres (Arthur and Vassilvitskii 2007), [K, D].
 
-  Each new centre is a data row drawn with probability proportional to its
-  squared distance from the nearest centre so far; when every row already
-  sits on a centre (K > distinct rows) the draw is uniform.
+  Each new centre is chosen among `n_local_trials` candidate rows, each drawn
+  with probability proportional to its squared distance from the nearest
+  centre so far: the candidate that most lowers the total squared distance
+  wins (the greedy variant, 2 + log K trials by default, as in
+  scikit-learn). When every row already sits on a centre (K > distinct rows)
+  the draw is uniform.
 
   Args:
     x: rows, float64 [n, D].
     n_components: K.
     rng: a `numpy.random.Generator`.
+    n_local_trials: candidates per centre; None for 2 + int(log K).
 
   Returns:
     centres: [K, D].
   """
   n = x.shape[0]
+  if n_local_trials is None:
+    n_local_trials = 2 + int(np.log(n_components))
+  squared_norms = np.square(x).sum(1)                             # [n]
   centres = np.empty((n_components, x.shape[1]), x.dtype)
   centres[0] = x[rng.integers(n)]
-  nearest = np.square(x - centres[0]).sum(1)                     # [n]
+  nearest = _squared_distances(x, squared_norms, centres[:1])[0]  # [n]
   for k in range(1, n_components):
     total = nearest.sum()
     if total > 0:
-      index = rng.choice(n, p=nearest / total)
+      candidates = rng.choice(n, size=n_local_trials, p=nearest / total)
     else:
-      index = rng.integers(n)
-    centres[k] = x[index]
-    nearest = np.minimum(nearest, np.square(x - centres[k]).sum(1))
+      candidates = rng.integers(n, size=1)
+    distances = np.minimum(nearest, _squared_distances(
+        x, squared_norms, x[candidates]))                          # [T, n]
+    best = int(np.argmin(distances.sum(1)))
+    centres[k] = x[candidates[best]]
+    nearest = distances[best]
   return centres
 
 
-def hard_responsibilities(x, centres):
-  """One-hot responsibilities of each row's nearest centre, [n, K]."""
-  distance = (np.square(x).sum(1)[:, None] - 2.0 * x @ centres.T
-              + np.square(centres).sum(1)[None, :])               # [n, K]
-  labels = np.argmin(distance, 1)
-  return np.eye(centres.shape[0], dtype=x.dtype)[labels]
+def _squared_distances(x, squared_norms, centres):
+  """|x_n - c_j|^2 for each centre and row, [J, n] (clamped at zero)."""
+  distances = (squared_norms[None, :] - 2.0 * centres @ x.T
+               + np.square(centres).sum(1)[:, None])
+  return np.maximum(distances, 0.0)
+
+
+def nearest_centre(x, centres):
+  """The index of each row's nearest centre, [n] int."""
+  return np.argmin(_squared_distances(x, np.square(x).sum(1), centres), 0)

@@ -18,6 +18,10 @@ z[n]       ~ Categorical(pi)
 x[n, d]    ~ Normal(mu[z[n], d], 1 / tau[z[n], d])
 ```
 
+The E-step, the global step, the KL and `cavi` also accept a `Posterior`
+with a leading restart dimension R ([R, K] and [R, K, D] fields): several
+initialisations then run as one vectorised computation.
+
 Mean-field posterior q(pi) q(mu, tau) prod_n q(z[n]):
 
 ```none
@@ -136,7 +140,7 @@ def log_rho(x, q):
   weighted_loc = tf.cast(precision64 * q64.mean_loc, dtype)       # [K, D]
   quad = (tf.matmul(tf.square(x), precision, transpose_b=True)
           - 2.0 * tf.matmul(x, weighted_loc, transpose_b=True))    # [B, K]
-  return const - 0.5 * quad                                       # [B, K]
+  return tf.expand_dims(const, -2) - 0.5 * quad                  # [B, K]
 
 
 def sufficient_statistics(x, responsibilities, sample_weight=None):
@@ -153,7 +157,7 @@ def sufficient_statistics(x, responsibilities, sample_weight=None):
   r = responsibilities
   if sample_weight is not None:
     r = r * sample_weight[:, None]                                # [B, K]
-  counts = tf.reduce_sum(r, 0)                                    # [K]
+  counts = tf.reduce_sum(r, -2)                                   # [K]
   sum_x = tf.matmul(r, x, transpose_a=True)                       # [K, D]
   sum_xx = tf.matmul(r, tf.square(x), transpose_a=True)           # [K, D]
   return Statistics(counts, sum_x, sum_xx)
@@ -202,12 +206,12 @@ def natural_update(q, stats, prior, scale=1.0, step_size=1.0):
     return (1.0 - rho) * old + rho * new
 
   alpha = mix(q64.weight_concentration, p64.weight_concentration + s * counts)
-  beta_hat = p64.mean_precision + s * counts[:, None]             # [K, D]
+  beta_hat = p64.mean_precision + s * counts[..., None]           # [K, D]
   beta = mix(q64.mean_precision, beta_hat)
   loc_natural = mix(q64.mean_precision * q64.mean_loc,
                     p64.mean_precision * p64.mean_loc + s * sum_x)
   a = mix(q64.precision_concentration,
-          p64.precision_concentration + 0.5 * s * counts[:, None])
+          p64.precision_concentration + 0.5 * s * counts[..., None])
   rate_natural = mix(
       q64.precision_rate + 0.5 * q64.mean_precision * tf.square(q64.mean_loc),
       p64.precision_rate + 0.5 * (s * sum_xx + p64.mean_precision
@@ -219,13 +223,30 @@ def natural_update(q, stats, prior, scale=1.0, step_size=1.0):
   return cast_posterior(new, dtype)
 
 
+def statistics_from_posterior(q, prior):
+  """The statistics that q is the CAVI posterior of: inverts the global step.
+
+  ```none
+  N = alpha - alpha0,   S1 = beta m - beta0 m0,
+  S2 = 2 (b - b0) + beta m^2 - beta0 m0^2
+  ```
+  (computed in float64). `posterior_from_statistics(stats, prior, s)` of the
+  result rescales q's data to s times as many rows.
+  """
+  q64, p64 = cast_posterior(q, tf.float64), cast_posterior(prior, tf.float64)
+  counts = q64.weight_concentration - p64.weight_concentration    # [K]
+  sum_x = (q64.mean_precision * q64.mean_loc
+           - p64.mean_precision * p64.mean_loc)                   # [K, D]
+  sum_xx = (2.0 * (q64.precision_rate - p64.precision_rate)
+            + q64.mean_precision * tf.square(q64.mean_loc)
+            - p64.mean_precision * tf.square(p64.mean_loc))       # [K, D]
+  return Statistics(counts, sum_x, sum_xx)
+
+
 def posterior_from_statistics(stats, prior, scale=1.0):
   """The CAVI global step: q's globals from a batch's statistics (rho = 1)."""
-  # Dynamic shapes: tf.function may relax static ones when retracing.
-  k = tf.shape(stats.sum_x)[-2]
-  dtype = stats.sum_x.dtype
   ones = tf.ones_like(stats.sum_x)                                # [K, D]
-  like = Posterior(tf.ones([k], dtype), ones, ones, ones, ones)
+  like = Posterior(tf.ones_like(stats.counts), ones, ones, ones, ones)
   return natural_update(like, stats, prior, scale, 1.0)
 
 
@@ -235,12 +256,14 @@ def posterior_from_statistics(stats, prior, scale=1.0):
 def dirichlet_kl(concentration, prior_concentration):
   """KL(Dirichlet(c) || Dirichlet(c0)), scalar; c [K], c0 broadcastable."""
   c0 = tf.broadcast_to(prior_concentration, tf.shape(concentration))
-  total, total0 = tf.reduce_sum(concentration), tf.reduce_sum(c0)
-  return (tf.math.lgamma(total) - tf.reduce_sum(tf.math.lgamma(concentration))
-          - tf.math.lgamma(total0) + tf.reduce_sum(tf.math.lgamma(c0))
+  total = tf.reduce_sum(concentration, -1)
+  total0 = tf.reduce_sum(c0, -1)
+  return (tf.math.lgamma(total)
+          - tf.reduce_sum(tf.math.lgamma(concentration), -1)
+          - tf.math.lgamma(total0) + tf.reduce_sum(tf.math.lgamma(c0), -1)
           + tf.reduce_sum((concentration - c0)
                           * (tf.math.digamma(concentration)
-                             - tf.math.digamma(total))))
+                             - tf.math.digamma(total[..., None])), -1))
 
 
 def gamma_kl(concentration, rate, prior_concentration, prior_rate):
@@ -270,7 +293,7 @@ def normal_gamma_kl(q, prior):
 def kl_divergence(q, prior):
   """KL(q(pi) q(mu, tau) || p(pi) p(mu, tau)) summed over components, scalar."""
   return (dirichlet_kl(q.weight_concentration, prior.weight_concentration)
-          + tf.reduce_sum(normal_gamma_kl(q, prior)))
+          + tf.reduce_sum(normal_gamma_kl(q, prior), [-2, -1]))
 
 
 # ------------------------------------------------------- posterior predictive
@@ -336,7 +359,7 @@ def map_chunks(fn, x, chunk):
   Args:
     fn: maps [C, D] to [C, ...].
     x: [N, D].
-    chunk: rows per call, a Python int.
+    chunk: rows per call, an int or int32 scalar tensor.
 
   Returns:
     [N, ...], the concatenation of fn over the chunks.
@@ -396,32 +419,33 @@ def statistics_and_log_likelihood(x, q, chunk):
   Args:
     x: data, [N, D].
     q: `Posterior`.
-    chunk: rows per chunk, a Python int.
+    chunk: rows per chunk, an int or int32 scalar tensor.
 
   Returns:
     (stats, total) where stats are the `Statistics` of x under the optimal
-    responsibilities for q and total = sum_n logsumexp_k log_rho[n, k].
+    responsibilities for q and total = sum_n logsumexp_k log_rho[n, k]
+    (shape [R] when q has a leading restart dimension, else scalar).
   """
   n = tf.shape(x)[0]
-  # Dynamic shapes: tf.function may relax static ones when retracing.
-  k, d = tf.shape(q.mean_loc)[-2], tf.shape(q.mean_loc)[-1]
   num_chunks = (n + chunk - 1) // chunk
 
   def body(i, stats, total):
     rows = x[i * chunk:(i + 1) * chunk]                           # [C, D]
     lr = log_rho(rows, q)                                         # [C, K]
     ll = tf.reduce_logsumexp(lr, -1)                              # [C]
-    resp = tf.exp(lr - ll[:, None])                               # [C, K]
+    resp = tf.exp(lr - ll[..., None])                             # [C, K]
     batch = sufficient_statistics(rows, resp)
     stats = Statistics(*[u + tf.cast(v, tf.float64)
                          for u, v in zip(stats, batch)])
-    return i + 1, stats, total + tf.reduce_sum(tf.cast(ll, tf.float64))
+    return i + 1, stats, total + tf.reduce_sum(tf.cast(ll, tf.float64), -1)
 
-  zeros = Statistics(tf.zeros([k], tf.float64), tf.zeros([k, d], tf.float64),
-                     tf.zeros([k, d], tf.float64))
+  # Dynamic shapes (tf.function may relax static ones when retracing).
+  zeros_k = tf.zeros_like(q.weight_concentration, tf.float64)     # [R..., K]
+  zeros_kd = tf.zeros_like(q.mean_loc, tf.float64)                # [R..., K, D]
+  zeros = Statistics(zeros_k, zeros_kd, zeros_kd)
   _, stats, total = tf.while_loop(
       lambda i, *_: i < num_chunks, body,
-      (tf.constant(0), zeros, tf.constant(0.0, tf.float64)))
+      (tf.constant(0), zeros, tf.reduce_sum(zeros_k, -1)))
   return stats, total
 
 
@@ -438,17 +462,17 @@ def cavi(x, q, prior, max_iter, tol, chunk):
     prior: prior `Posterior`.
     max_iter: int32 scalar.
     tol: scalar, nats per data point.
-    chunk: rows per E-step chunk, a Python int.
+    chunk: rows per E-step chunk, an int or int32 scalar tensor.
 
   Returns:
     (q, history, converged): the final `Posterior`; float64 [iterations, 2]
-    holding, at each iteration's E-step, the mean of logsumexp_k log_rho and
-    KL / N (their difference is the bound per point, which never decreases);
-    and whether tol was met.
+    (or [iterations, 2, R] with R restarts) holding, at each iteration's
+    E-step, the mean of logsumexp_k log_rho and KL / N (their difference is
+    the bound per point, which never decreases); and whether tol was met (by
+    every restart).
   """
   n = tf.cast(tf.shape(x)[0], tf.float64)
-  history = tf.TensorArray(tf.float64, size=0, dynamic_size=True,
-                           element_shape=[2])
+  history = tf.TensorArray(tf.float64, size=0, dynamic_size=True)
   tol = tf.cast(tol, tf.float64)
 
   def body(i, q, history, previous, converged):
@@ -456,7 +480,7 @@ def cavi(x, q, prior, max_iter, tol, chunk):
     kl = tf.cast(kl_divergence(q, prior), tf.float64) / n
     bound = total / n - kl
     q = natural_update(q, stats, prior, 1.0, 1.0)
-    converged = tf.abs(bound - previous) < tol
+    converged = tf.reduce_all(tf.abs(bound - previous) < tol)
     return i + 1, q, history.write(i, tf.stack([total / n, kl])), bound, converged
 
   def cond(i, q, history, previous, converged):
@@ -465,7 +489,9 @@ def cavi(x, q, prior, max_iter, tol, chunk):
 
   _, q, history, _, converged = tf.while_loop(
       cond, body,
-      (tf.constant(0), q, history, tf.constant(-math.inf, tf.float64),
+      (tf.constant(0), q, history,
+       tf.fill(tf.shape(q.weight_concentration)[:-1],
+               tf.constant(-math.inf, tf.float64)),
        tf.constant(False)))
   return q, history.stack(), converged
 

@@ -87,9 +87,9 @@ def _fit_cavi(model, x, max_epochs, tol):
   z = data_lib.standardized_tensor(x, model.feature_loc.numpy(),
                                    model.feature_scale.numpy(),
                                    model.compute_dtype)
-  q, history, converged = model_lib._cavi_compiled(  # pylint: disable=protected-access
-      z, model.posterior(), model.prior(), tf.constant(max_epochs),
-      tf.constant(tol, tf.float64), model._chunk())  # pylint: disable=protected-access
+  q, history, converged = model_lib.run_cavi(
+      z, model.posterior(), model.prior(), max_epochs, tol,
+      model._chunk())  # pylint: disable=protected-access
   model.assign_posterior(q)
   history = history.numpy()
   log_det = float(model._log_det())  # pylint: disable=protected-access

@@ -1,5 +1,6 @@
 """`BayesianGMM`: the variational posterior of a Gaussian mixture as a Keras model."""
 
+import functools
 import math
 
 import keras
@@ -17,19 +18,68 @@ _DEFAULT_LEARNING_RATE = {"gradient": 0.01, "sampled": 1e-3}
 _INIT_SAMPLE_SIZE = 20000
 
 
-@tf.function(reduce_retracing=True)
-def _cavi_compiled(x, q, prior, max_iter, tol, chunk):
-  return _math.cavi(x, q, prior, max_iter, tol, chunk)
+def _shape_free_signature(dtype, batched):
+  """Input specs with every dimension unknown: one trace serves any N, K, D."""
+  lead = [None] if batched else []
+  vector, matrix = tf.TensorSpec(lead + [None], dtype), tf.TensorSpec(
+      lead + [None, None], dtype)
+  scalar, features = tf.TensorSpec([], dtype), tf.TensorSpec([None], dtype)
+  return (tf.TensorSpec([None, None], dtype),
+          _math.Posterior(vector, matrix, matrix, matrix, matrix),
+          _math.Posterior(scalar, features, scalar, scalar, features))
 
 
-@tf.function(reduce_retracing=True)
+def _compile_cavi(dtype):
+  x, q, prior = _shape_free_signature(dtype, batched=True)
+  # autograph=False: the math uses tf.while_loop itself, and autograph's
+  # source conversion would cost most of the first call's time.
+  return tf.function(_math.cavi, autograph=False, input_signature=(
+      x, q, prior, tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.float64),
+      tf.TensorSpec([], tf.int32)))
+
+
+def _compile_statistics(dtype):
+  x, q, _ = _shape_free_signature(dtype, batched=False)
+  return tf.function(_math.statistics_and_log_likelihood, autograph=False,
+                     input_signature=(
+      x, q, tf.TensorSpec([], tf.int32)))
+
+
+# Traced once per dtype, whatever the data's shape: restarts run with a
+# leading restart axis R, full-data CAVI with R = 1.
+_CAVI = {dtype: _compile_cavi(dtype) for dtype in (tf.float32, tf.float64)}
+_STATISTICS = {dtype: _compile_statistics(dtype)
+               for dtype in (tf.float32, tf.float64)}
+
+
+def run_cavi(x, q, prior, max_iter, tol, chunk):
+  """`_math.cavi` compiled; q may be unbatched (run as one restart)."""
+  dtype = x.dtype
+  batched = len(q.weight_concentration.shape) == 2
+  if not batched:
+    q = _math.Posterior(*[t[None] for t in q])
+  q, history, converged = _CAVI[dtype](
+      x, _math.cast_posterior(q, dtype), _math.cast_posterior(prior, dtype),
+      tf.constant(max_iter, tf.int32), tf.constant(tol, tf.float64),
+      tf.constant(chunk, tf.int32))
+  if not batched:
+    q = _math.Posterior(*[t[0] for t in q])
+    history = history[..., 0]
+  return q, history, converged
+
+
 def _statistics_compiled(x, q, chunk):
-  return _math.statistics_and_log_likelihood(x, q, chunk)
+  return _STATISTICS[x.dtype](x, q, tf.constant(chunk, tf.int32))
 
 
-@tf.function(reduce_retracing=True)
-def _apply_compiled(name, x, q, loc, scale, chunk):
-  return _predict(name, x, q, loc, scale, chunk)
+@functools.lru_cache(maxsize=None)
+def _compiled_predict(name, dtype):
+  """`_predict(name, ...)` traced once per output and dtype, for any shape."""
+  x, q, _ = _shape_free_signature(dtype, batched=False)
+  features = tf.TensorSpec([None], dtype)
+  return tf.function(
+      functools.partial(_predict, name), autograph=False,
+      input_signature=(x, q, features, features, tf.TensorSpec([], tf.int32)))
 
 
 def _predict(name, x, q, loc, scale, chunk):
@@ -329,23 +379,29 @@ class BayesianGMM(keras.Model):
     z = tf.constant(z64, dtype)
     prior = self._prior
     rng = np.random.default_rng(seed)
-    chunk = self._chunk()
-    best_bound, best_q, best_history = -math.inf, None, None
-    for _ in range(n_init):
-      centres = _init.kmeans_plusplus(z64, self.n_components, rng)
-      resp = tf.constant(_init.hard_responsibilities(z64, centres), dtype)
-      q0 = _math.posterior_from_statistics(
-          _math.sufficient_statistics(z, resp), prior)
-      q, history, _ = _cavi_compiled(z, q0, prior, tf.constant(max_iter),
-                                     tf.constant(tol, tf.float64), chunk)
-      bound = float(history[-1, 0] - history[-1, 1])
-      if bound > best_bound or best_q is None:
-        best_bound, best_q, best_history = bound, q, history.numpy()
+    # All restarts run as one vectorised CAVI: q gets a leading [R] axis.
+    labels = np.stack([
+        _init.nearest_centre(z64, _init.kmeans_plusplus(z64, self.n_components,
+                                                        rng))
+        for _ in range(n_init)])                                  # [R, n]
+    resp = tf.one_hot(labels, self.n_components, dtype=dtype)     # [R, n, K]
+    q0 = _math.posterior_from_statistics(
+        _math.sufficient_statistics(z, resp), prior)              # [R, K, ...]
+    del resp
+    restart_chunk = _math.chunk_rows(self.n_components * n_init,
+                                     self.n_features)
+    q, history, _ = run_cavi(z, q0, prior, max_iter, tol, restart_chunk)
+    history = history.numpy()                                     # [T, 2, R]
+    bounds = history[-1, 0] - history[-1, 1]                      # [R]
+    best = int(np.argmax(bounds))
+    best_bound = float(bounds[best])
+    best_q = _math.Posterior(*[t[best] for t in q])
     log_det = -float(np.log(scale).sum())
-    self.initialization_history = history_dict(best_history, log_det)
-    stats, _ = _statistics_compiled(z, best_q, chunk)
-    n_sample = z64.shape[0]
-    q = _math.posterior_from_statistics(stats, prior, total / n_sample)
+    self.initialization_history = history_dict(history[:, :, best], log_det)
+    # Scale the best restart's statistics from the sample's n rows to N.
+    q = _math.posterior_from_statistics(
+        _math.statistics_from_posterior(best_q, prior), prior,
+        total / z64.shape[0])
     self.assign_posterior(q)
     self.num_examples.assign(total)
     self._initialized.assign(1)
@@ -533,8 +589,9 @@ class BayesianGMM(keras.Model):
 
   def _apply(self, name, x):
     loc, scale = self._standardization()
-    return _apply_compiled(name, self._inference_input(x, name),
-                           self.posterior(), loc, scale, self._chunk())
+    return _compiled_predict(name, self._dtype)(
+        self._inference_input(x, name), self.posterior(), loc, scale,
+        tf.constant(self._chunk(), tf.int32))
 
   def log_prob(self, x):
     """Posterior predictive log density log p(x | data) in data units.
