@@ -53,3 +53,50 @@ def _squared_distances(x, squared_norms, centres):
 def nearest_centre(x, centres):
   """The index of each row's nearest centre, [n] int."""
   return np.argmin(_squared_distances(x, np.square(x).sum(1), centres), 0)
+
+
+def split_proposals(x, responsibilities, log_likelihood, n_proposals,
+                    min_share=0.1):
+  """Split moves that refill an empty component: initial responsibilities.
+
+  Variational Bayes empties (or all but empties) a component whose seed shared a cluster with
+  another's, while a lone component covers two clusters elsewhere: a local
+  optimum CAVI cannot leave. Each proposal hands the first empty component
+  half of one live component: the rows on the positive side of that
+  component's principal axis (the top eigenvector of its weighted
+  covariance). The candidates are the live components whose rows are worst
+  explained (lowest mean log-likelihood), one per proposal.
+
+  Args:
+    x: rows, float64 [n, D].
+    responsibilities: current r, [n, K].
+    log_likelihood: each row's logsumexp_k log_rho, [n].
+    n_proposals: at most this many proposals.
+    min_share: components with fewer soft counts than this share of an even
+      split (n / K) count as empty. A wrong guess costs time, not accuracy:
+      a split is kept only if it raises the bound.
+
+  Returns:
+    [P, n, K] initial responsibilities, or None when no component is empty
+    or none is live.
+  """
+  counts = responsibilities.sum(0)                                 # [K]
+  min_count = max(1.0, min_share * x.shape[0] / counts.size)
+  empty = np.flatnonzero(counts < min_count)
+  live = np.flatnonzero(counts >= min_count)
+  if empty.size == 0 or live.size == 0:
+    return None
+  empty = empty[np.argsort(counts[empty])]                         # emptiest first
+  fit = (responsibilities[:, live] * log_likelihood[:, None]).sum(0) / counts[live]
+  candidates = live[np.argsort(fit)[:n_proposals]]
+  proposals = np.repeat(responsibilities[None], candidates.size, 0)
+  for proposal, k in zip(proposals, candidates):
+    weight = responsibilities[:, k]                                # [n]
+    mean = weight @ x / counts[k]                                  # [D]
+    centred = x - mean                                             # [n, D]
+    covariance = (centred * weight[:, None]).T @ centred / counts[k]
+    axis = np.linalg.eigh(covariance)[1][:, -1]                    # [D]
+    side = centred @ axis > 0                                      # [n]
+    proposal[side, empty[0]] = weight[side]
+    proposal[side, k] = 0.0
+  return proposals

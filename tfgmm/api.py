@@ -11,7 +11,7 @@ _MAX_EPOCHS = {"natural": 300, "gradient": 1000, "sampled": 1000}
 _MAX_BATCH = 1 << 16
 
 
-def fit(x, n_components, *, method="natural", n_init=10, batch_size=None,
+def fit(x, n_components, *, method="natural", n_init=5, batch_size=None,
         max_epochs=None, tol=1e-5, seed=None, callbacks=None, verbose=0,
         num_examples=None, **model_kwargs):
   """Fits a `BayesianGMM` to data and returns it.

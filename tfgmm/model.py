@@ -336,7 +336,7 @@ class BayesianGMM(keras.Model):
 
   def initialize(self, x, *, n_init=1, num_examples=None,
                  sample_size=_INIT_SAMPLE_SIZE, max_iter=100, tol=1e-5,
-                 seed=None):
+                 births=3, seed=None):
     """Sets q from data: standardisation, k-means++ restarts, CAVI on a sample.
 
     One float64 streaming pass learns the per-feature location and scale
@@ -353,6 +353,10 @@ class BayesianGMM(keras.Model):
       sample_size: rows used by the restarts.
       max_iter: CAVI iterations per restart.
       tol: CAVI tolerance, nats per point.
+      births: at most this many rounds of split moves: when CAVI empties a
+        component (less than one point), up to `n_init` proposals refill it
+        by splitting a live one (see `_init.split_proposals`); the best is
+        kept only if it raises the bound. 0 turns them off.
       seed: int; defaults to the model's seed.
 
     Returns:
@@ -384,20 +388,25 @@ class BayesianGMM(keras.Model):
         _init.nearest_centre(z64, _init.kmeans_plusplus(z64, self.n_components,
                                                         rng))
         for _ in range(n_init)])                                  # [R, n]
-    resp = tf.one_hot(labels, self.n_components, dtype=dtype)     # [R, n, K]
-    q0 = _math.posterior_from_statistics(
-        _math.sufficient_statistics(z, resp), prior)              # [R, K, ...]
-    del resp
-    restart_chunk = _math.chunk_rows(self.n_components * n_init,
-                                     self.n_features)
-    q, history, _ = run_cavi(z, q0, prior, max_iter, tol, restart_chunk)
-    history = history.numpy()                                     # [T, 2, R]
-    bounds = history[-1, 0] - history[-1, 1]                      # [R]
-    best = int(np.argmax(bounds))
-    best_bound = float(bounds[best])
-    best_q = _math.Posterior(*[t[best] for t in q])
+    best_q, best_bound, trace = self._best_of(
+        z, tf.one_hot(labels, self.n_components, dtype=dtype), max_iter, tol)
+    for _ in range(births):
+      # Split moves: a component that CAVI emptied takes half of a poorly
+      # fitting one; kept only if the bound improves.
+      log_rho = tf.cast(_math.log_rho(z, best_q), tf.float64)      # [n, K]
+      resp = _init.split_proposals(
+          z64, tf.nn.softmax(log_rho, -1).numpy(),
+          tf.reduce_logsumexp(log_rho, -1).numpy(), n_init)
+      if resp is None:
+        break
+      q, bound, more = self._best_of(z, tf.constant(resp, dtype), max_iter,
+                                     tol)
+      if bound <= best_bound + tol:
+        break
+      best_q, best_bound = q, bound
+      trace = np.concatenate([trace, more], 0)
     log_det = -float(np.log(scale).sum())
-    self.initialization_history = history_dict(history[:, :, best], log_det)
+    self.initialization_history = history_dict(trace, log_det)
     # Scale the best restart's statistics from the sample's n rows to N.
     q = _math.posterior_from_statistics(
         _math.statistics_from_posterior(best_q, prior), prior,
@@ -406,6 +415,25 @@ class BayesianGMM(keras.Model):
     self.num_examples.assign(total)
     self._initialized.assign(1)
     return best_bound
+
+  def _best_of(self, z, resp, max_iter, tol):
+    """CAVI from each of R initial responsibilities [R, n, K]; keeps the best.
+
+    Returns:
+      (q, bound, history): the best restart's `Posterior`, its bound per
+      point, and its [T, 2] CAVI history.
+    """
+    prior = self._prior
+    restarts = int(resp.shape[0])
+    q0 = _math.posterior_from_statistics(
+        _math.sufficient_statistics(z, resp), prior)              # [R, K, ...]
+    chunk = _math.chunk_rows(self.n_components * restarts, self.n_features)
+    q, history, _ = run_cavi(z, q0, prior, max_iter, tol, chunk)
+    history = history.numpy()                                     # [T, 2, R]
+    bounds = history[-1, 0] - history[-1, 1]                      # [R]
+    best = int(np.argmax(bounds))
+    return (_math.Posterior(*[t[best] for t in q]), float(bounds[best]),
+            history[:, :, best])
 
   def _check_initialized(self, what):
     if not self.initialized:
