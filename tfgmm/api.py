@@ -17,7 +17,8 @@ def fit(x, n_components, *, method="natural", n_init=5, batch_size=None,
   """Fits a `BayesianGMM` to data and returns it.
 
   Initialisation runs `n_init` k-means++ restarts of CAVI on a sample of up
-  to 20,000 rows and keeps the best bound. Then:
+  to 20,000 rows, keeps the best bound, and refills components that CAVI
+  emptied by split moves (see `BayesianGMM.initialize`). Then:
 
   - method "natural" on an array, with no `batch_size` and no `callbacks`:
     CAVI on all the data in tfgmm's own compiled loop (one E-step over the
