@@ -62,6 +62,8 @@ BAD_ARGS = [
     (dict(dtype="float16"), ValueError, "dtype='float16'"),
     (dict(step_size=1.5), ValueError, "step_size=1.5"),
     (dict(standardize="yes"), TypeError, "standardize='yes'"),
+    (dict(seed=-1), ValueError, "seed=-1"),
+    (dict(seed="7"), TypeError, "seed='7'"),
 ]
 
 
@@ -86,6 +88,10 @@ def test_bad_fit_arguments():
     tfgmm.fit(x, 2, n_init=0)
   with pytest.raises(ValueError, match="batch_size=0"):
     tfgmm.make_dataset(x, 0)
+  with pytest.raises(ValueError, match="births=-1"):
+    tfgmm.BayesianGMM(2, 2).initialize(x, births=-1)
+  with pytest.raises(ValueError, match="max_iter=0"):
+    tfgmm.BayesianGMM(2, 2).initialize(x, max_iter=0)
 
 
 def test_inference_before_initialisation_is_a_clear_error():

@@ -22,6 +22,17 @@ def check_positive_int(name, value):
   return int(value)
 
 
+def check_non_negative_int(name, value):
+  """An int >= 0 (bools rejected)."""
+  if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    raise TypeError(f"Expected `{name}` to be an int >= 0. "
+                    f"Received: {name}={_describe(value)} "
+                    f"of type {type(value).__name__}.")
+  if value < 0:
+    raise ValueError(f"Expected `{name}` >= 0. Received: {name}={value}.")
+  return int(value)
+
+
 def check_positive(name, value, shape=None):
   """A finite, strictly positive float or array (broadcastable to shape)."""
   array = check_finite_number(name, value, shape)

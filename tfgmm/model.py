@@ -205,7 +205,7 @@ class BayesianGMM(keras.Model):
       raise TypeError(f"Expected `standardize` to be a bool. "
                       f"Received: standardize={standardize!r}.")
     if seed is not None:
-      seed = _validation.check_positive_int("seed", seed + 1) - 1
+      seed = _validation.check_non_negative_int("seed", seed)
     super().__init__(dtype=dtype, **kwargs)
     self.n_components = n_components
     self.n_features = n_features
@@ -366,6 +366,9 @@ class BayesianGMM(keras.Model):
     """
     n_init = _validation.check_positive_int("n_init", n_init)
     sample_size = _validation.check_positive_int("sample_size", sample_size)
+    max_iter = _validation.check_positive_int("max_iter", max_iter)
+    births = _validation.check_non_negative_int("births", births)
+    _validation.check_positive("tol", tol, ())
     seed = self.seed if seed is None else seed
     summary = data_lib.summarize(x, self.n_features, sample_size, seed)
     total = summary.num_examples
