@@ -83,9 +83,8 @@ def cast_posterior(q, dtype):
   return Posterior(*[tf.cast(t, dtype) for t in q])
 
 
-def chunk_rows(n_components, n_features, dtype_size=4):
+def chunk_rows(n_components, n_features):
   """Rows per E-step chunk so that [rows, K, D] stays near 2**21 elements."""
-  del dtype_size  # The budget is in elements; kept for a future byte budget.
   per_row = max(1, n_components * max(1, n_features))
   return max(256, _CHUNK_ELEMENTS // per_row)
 

@@ -11,26 +11,26 @@ def _describe(value):
   return text if len(text) <= 80 else text[:77] + "..."
 
 
-def check_positive_int(name, value):
-  """An int >= 1 (bools rejected)."""
+def check_int(name, value, minimum):
+  """An int >= minimum (bools rejected)."""
   if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-    raise TypeError(f"Expected `{name}` to be an int >= 1. "
+    raise TypeError(f"Expected `{name}` to be an int >= {minimum}. "
                     f"Received: {name}={_describe(value)} "
                     f"of type {type(value).__name__}.")
-  if value < 1:
-    raise ValueError(f"Expected `{name}` >= 1. Received: {name}={value}.")
+  if value < minimum:
+    raise ValueError(f"Expected `{name}` >= {minimum}. "
+                     f"Received: {name}={value}.")
   return int(value)
+
+
+def check_positive_int(name, value):
+  """An int >= 1 (bools rejected)."""
+  return check_int(name, value, 1)
 
 
 def check_non_negative_int(name, value):
   """An int >= 0 (bools rejected)."""
-  if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-    raise TypeError(f"Expected `{name}` to be an int >= 0. "
-                    f"Received: {name}={_describe(value)} "
-                    f"of type {type(value).__name__}.")
-  if value < 0:
-    raise ValueError(f"Expected `{name}` >= 0. Received: {name}={value}.")
-  return int(value)
+  return check_int(name, value, 0)
 
 
 def check_positive(name, value, shape=None):
