@@ -214,25 +214,23 @@ def _column_indices(columns, names, has_header, source):
 
 # -------------------------------------------------------------- arguments
 
-def _positive_int(text):
+def _int_in(text, low, high, what):
+  """argparse type: an int with low <= value < high (high None: no bound)."""
   try:
     value = int(text)
   except ValueError:
     raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}")
-  if value < 1:
-    raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+  if value < low or (high is not None and value >= high):
+    raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
   return value
+
+
+def _positive_int(text):
+  return _int_in(text, 1, None, "an integer >= 1")
 
 
 def _seed(text):
-  try:
-    value = int(text)
-  except ValueError:
-    raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}")
-  if not 0 <= value < 2**31 - 1:
-    raise argparse.ArgumentTypeError(f"expected 0 <= seed < 2^31 - 1, "
-                                     f"got {value}")
-  return value
+  return _int_in(text, 0, 2**31 - 1, "0 <= seed < 2^31 - 1")
 
 
 def _columns(text):

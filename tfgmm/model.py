@@ -29,7 +29,12 @@ def _shape_free_signature(dtype, batched):
           _math.Posterior(scalar, features, scalar, scalar, features))
 
 
-def _compile_cavi(dtype):
+@functools.lru_cache(maxsize=None)
+def _compiled_cavi(dtype):
+  """`_math.cavi` traced once per dtype, whatever the data's shape.
+
+  Restarts run with a leading restart axis R, full-data CAVI with R = 1.
+  """
   x, q, prior = _shape_free_signature(dtype, batched=True)
   # autograph=False: the math uses tf.while_loop itself, and autograph's
   # source conversion would cost most of the first call's time.
@@ -38,18 +43,12 @@ def _compile_cavi(dtype):
       tf.TensorSpec([], tf.int32)))
 
 
-def _compile_statistics(dtype):
+@functools.lru_cache(maxsize=None)
+def _compiled_statistics(dtype):
+  """`_math.statistics_and_log_likelihood` traced once per dtype."""
   x, q, _ = _shape_free_signature(dtype, batched=False)
   return tf.function(_math.statistics_and_log_likelihood, autograph=False,
-                     input_signature=(
-      x, q, tf.TensorSpec([], tf.int32)))
-
-
-# Traced once per dtype, whatever the data's shape: restarts run with a
-# leading restart axis R, full-data CAVI with R = 1.
-_CAVI = {dtype: _compile_cavi(dtype) for dtype in (tf.float32, tf.float64)}
-_STATISTICS = {dtype: _compile_statistics(dtype)
-               for dtype in (tf.float32, tf.float64)}
+                     input_signature=(x, q, tf.TensorSpec([], tf.int32)))
 
 
 def run_cavi(x, q, prior, max_iter, tol, chunk):
@@ -58,7 +57,7 @@ def run_cavi(x, q, prior, max_iter, tol, chunk):
   batched = len(q.weight_concentration.shape) == 2
   if not batched:
     q = _math.Posterior(*[t[None] for t in q])
-  q, history, converged = _CAVI[dtype](
+  q, history, converged = _compiled_cavi(dtype)(
       x, _math.cast_posterior(q, dtype), _math.cast_posterior(prior, dtype),
       tf.constant(max_iter, tf.int32), tf.constant(tol, tf.float64),
       tf.constant(chunk, tf.int32))
@@ -69,7 +68,7 @@ def run_cavi(x, q, prior, max_iter, tol, chunk):
 
 
 def _statistics_compiled(x, q, chunk):
-  return _STATISTICS[x.dtype](x, q, tf.constant(chunk, tf.int32))
+  return _compiled_statistics(x.dtype)(x, q, tf.constant(chunk, tf.int32))
 
 
 @functools.lru_cache(maxsize=None)
@@ -233,22 +232,22 @@ class BayesianGMM(keras.Model):
         tf.constant(self.mean_precision, dtype),
         tf.constant(self.precision_concentration, dtype),
         tf.constant(np.broadcast_to(precision_rate, (d,)), dtype))
-    prior_raw = lambda value, shape: keras.initializers.Constant(  # noqa: E731
+    prior_raw = lambda value: keras.initializers.Constant(  # noqa: E731
         float(np.log(np.mean(value))))
     self._weight_concentration_raw = self.add_weight(
-        shape=(k,), initializer=prior_raw(self.weight_concentration, (k,)),
+        shape=(k,), initializer=prior_raw(self.weight_concentration),
         name="log_weight_concentration")
     self._mean_loc = self.add_weight(shape=(k, d), initializer="zeros",
                                      name="mean_loc")
     self._mean_precision_raw = self.add_weight(
-        shape=(k, d), initializer=prior_raw(self.mean_precision, (k, d)),
+        shape=(k, d), initializer=prior_raw(self.mean_precision),
         name="log_mean_precision")
     self._precision_concentration_raw = self.add_weight(
         shape=(k, d),
-        initializer=prior_raw(self.precision_concentration, (k, d)),
+        initializer=prior_raw(self.precision_concentration),
         name="log_precision_concentration")
     self._precision_rate_raw = self.add_weight(
-        shape=(k, d), initializer=prior_raw(self.precision_rate, (k, d)),
+        shape=(k, d), initializer=prior_raw(self.precision_rate),
         name="log_precision_rate")
     self.feature_loc = self.add_weight(shape=(d,), initializer="zeros",
                                        dtype="float64", trainable=False,
