@@ -329,7 +329,12 @@ class BayesianGMM(keras.Model):
     return -tf.reduce_sum(tf.math.log(self._standardization()[1]))
 
   def _chunk(self):
+    """Rows per chunk of the predictive ([rows, K, D] temporaries)."""
     return _math.chunk_rows(self.n_components, self.n_features)
+
+  def _estep_chunk(self):
+    """Rows per chunk of the full-data E-step ([rows, K] temporaries)."""
+    return _math.estep_chunk_rows(self.n_components, self.n_features)
 
   # ---------------------------------------------------------- initialisation
 
@@ -429,7 +434,8 @@ class BayesianGMM(keras.Model):
     restarts = int(resp.shape[0])
     q0 = _math.posterior_from_statistics(
         _math.sufficient_statistics(z, resp), prior)              # [R, K, ...]
-    chunk = _math.chunk_rows(self.n_components * restarts, self.n_features)
+    chunk = _math.estep_chunk_rows(self.n_components * restarts,
+                                   self.n_features)
     q, history, _ = run_cavi(z, q0, prior, max_iter, tol, chunk)
     history = history.numpy()                                     # [T, 2, R]
     bounds = history[-1, 0] - history[-1, 1]                      # [R]
@@ -692,7 +698,7 @@ class BayesianGMM(keras.Model):
         _validation.check_data(x, self.n_features, "x", self.compute_dtype)]
     for batch in batches:
       z = self._to_model_units(data_lib.unpack_batch(batch))
-      _, ll = _statistics_compiled(z, q, self._chunk())
+      _, ll = _statistics_compiled(z, q, self._estep_chunk())
       total += float(ll)
       rows += int(z.shape[0])
     kl = float(_math.kl_divergence(q, self._prior))
