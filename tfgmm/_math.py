@@ -105,20 +105,100 @@ def estep_chunk_rows(n_components, n_features):
 # ---------------------------------------------------------------- expectations
 
 
-def expected_log_weights(weight_concentration):
-  """E_q[log pi_k] = digamma(alpha_k) - digamma(sum_j alpha_j), [K]."""
-  return (tf.math.digamma(weight_concentration)
-          - tf.math.digamma(tf.reduce_sum(weight_concentration, -1,
-                                          keepdims=True)))
+WEIGHT_PRIORS = ("dirichlet", "dirichlet_process")
 
 
-def expected_weights(weight_concentration):
-  """E_q[pi_k] = alpha_k / sum_j alpha_j, [K]."""
-  return weight_concentration / tf.reduce_sum(weight_concentration, -1,
-                                              keepdims=True)
+def stick_concentrations(weight_counts, prior_concentration):
+  """The Beta posteriors of the truncated stick-breaking weights, [K] each.
+
+  Under the Dirichlet-process prior the weight field of a `Posterior` holds
+  c_k, the (scaled, interpolated) soft count of component k, and
+
+  ```none
+  q(v_k) = Beta(g1_k, g2_k),  g1_k = 1 + c_k,  g2_k = gamma0 + sum_{j>k} c_j
+  ```
+  (vb-math.md; Blei and Jordan 2006, eq. 18). The natural-gradient step is
+  linear in c, so interpolating c interpolates (g1, g2) exactly; c >= 0 keeps
+  both positive by construction. The last stick is v_K = 1 (its g's unused).
+
+  Args:
+    weight_counts: c, [..., K], non-negative.
+    prior_concentration: gamma0 > 0, the DP concentration, scalar.
+
+  Returns:
+    (g1, g2), [..., K] each.
+  """
+  weight_counts = tf.convert_to_tensor(weight_counts)
+  tail = tf.cumsum(weight_counts, -1, exclusive=True, reverse=True)  # [K]
+  return 1.0 + weight_counts, prior_concentration + tail
 
 
-def log_rho(x, q):
+def stick_log_weights(log_v, log_rest):
+  """log pi_k = log v_k + sum_{j<k} log(1 - v_j), with v_K = 1, [..., K]."""
+  log_v = tf.concat([log_v[..., :-1], tf.zeros_like(log_v[..., -1:])], -1)
+  return log_v + tf.cumsum(log_rest, -1, exclusive=True)
+
+
+def expected_log_weights(weight_concentration, prior_concentration=None,
+                         weight_prior="dirichlet"):
+  """E_q[log pi_k], [..., K].
+
+  ```none
+  Dirichlet:  digamma(alpha_k) - digamma(sum_j alpha_j)
+  DP sticks:  E[log v_k] + sum_{j<k} E[log(1 - v_j)],
+              E[log v] = digamma(g1) - digamma(g1 + g2),
+              E[log(1 - v)] = digamma(g2) - digamma(g1 + g2)
+  ```
+
+  Args:
+    weight_concentration: the weight field of a `Posterior` [..., K]: alpha
+      (Dirichlet) or the stick counts c (see `stick_concentrations`).
+    prior_concentration: gamma0 (DP only), scalar.
+    weight_prior: "dirichlet" or "dirichlet_process".
+  """
+  if weight_prior == "dirichlet":
+    return (tf.math.digamma(weight_concentration)
+            - tf.math.digamma(tf.reduce_sum(weight_concentration, -1,
+                                            keepdims=True)))
+  g1, g2 = stick_concentrations(weight_concentration, prior_concentration)
+  total = tf.math.digamma(g1 + g2)                                # [..., K]
+  return stick_log_weights(tf.math.digamma(g1) - total,
+                            tf.math.digamma(g2) - total)
+
+
+def log_expected_weights(weight_concentration, prior_concentration=None,
+                         weight_prior="dirichlet"):
+  """log E_q[pi_k], [..., K]: the predictive's mixing weights.
+
+  Dirichlet: log(alpha_k / sum alpha). DP: E[pi_k] = E[v_k] prod_{j<k}
+  E[1 - v_j] exactly (the sticks are independent under q), E[v] = g1/(g1+g2).
+  """
+  if weight_prior == "dirichlet":
+    return (tf.math.log(weight_concentration)
+            - tf.math.log(tf.reduce_sum(weight_concentration, -1,
+                                        keepdims=True)))
+  g1, g2 = stick_concentrations(weight_concentration, prior_concentration)
+  log_total = tf.math.log(g1 + g2)                                # [..., K]
+  return stick_log_weights(tf.math.log(g1) - log_total,
+                            tf.math.log(g2) - log_total)
+
+
+def expected_weights(weight_concentration, prior_concentration=None,
+                     weight_prior="dirichlet"):
+  """E_q[pi_k], [..., K]; see `log_expected_weights`."""
+  return tf.exp(log_expected_weights(weight_concentration,
+                                     prior_concentration, weight_prior))
+
+
+def weight_offset(prior_concentration, weight_prior):
+  """What the global step adds to the scaled counts in the weight field.
+
+  alpha = alpha0 + s N (Dirichlet); c = 0 + s N (DP sticks).
+  """
+  return prior_concentration if weight_prior == "dirichlet" else 0.0
+
+
+def log_rho(x, q, log_weights=None):
   """Unnormalised log responsibilities of the CAVI local step, [B, K].
 
   ```none
@@ -131,6 +211,8 @@ def log_rho(x, q):
   Args:
     x: data, [B, D].
     q: `Posterior` with [K] and [K, D] fields.
+    log_weights: E[log pi], [K]; None computes the Dirichlet one from q (see
+      `expected_log_weights` for the stick-breaking prior).
 
   Returns:
     log_rho: [B, K].
@@ -142,7 +224,9 @@ def log_rho(x, q):
   # large count minus log b keeps its digits.
   precision64 = a / b                                             # [K, D]
   log_precision = tf.math.digamma(a) - tf.math.log(b)             # [K, D]
-  const = tf.cast(expected_log_weights(q64.weight_concentration)
+  if log_weights is None:
+    log_weights = expected_log_weights(q64.weight_concentration)
+  const = tf.cast(tf.cast(log_weights, tf.float64)
                   + 0.5 * tf.reduce_sum(log_precision - _LOG_2PI, -1)
                   - 0.5 * tf.reduce_sum(precision64 * tf.square(q64.mean_loc),
                                         -1)
@@ -183,7 +267,8 @@ def add_statistics(s, t):
 # ------------------------------------------------------------- global updates
 
 
-def natural_update(q, stats, prior, scale=1.0, step_size=1.0):
+def natural_update(q, stats, prior, scale=1.0, step_size=1.0,
+                   weight_prior="dirichlet"):
   """Natural-gradient step on q's global factors (Hoffman et al. 2013, eq. 35).
 
   ```none
@@ -203,6 +288,9 @@ def natural_update(q, stats, prior, scale=1.0, step_size=1.0):
     prior: `Posterior` of the prior, broadcastable to q's shapes.
     scale: s = N_total / batch size (the minibatch scale), scalar.
     step_size: rho in (0, 1], scalar.
+    weight_prior: "dirichlet" (the weight field is alpha = alpha0 + s N) or
+      "dirichlet_process" (it is the stick counts c = s N; see
+      `stick_concentrations`).
 
   Returns:
     The updated `Posterior`, in q's dtype.
@@ -217,7 +305,9 @@ def natural_update(q, stats, prior, scale=1.0, step_size=1.0):
   def mix(old, new):
     return (1.0 - rho) * old + rho * new
 
-  alpha = mix(q64.weight_concentration, p64.weight_concentration + s * counts)
+  alpha = mix(q64.weight_concentration,
+              weight_offset(p64.weight_concentration, weight_prior)
+              + s * counts)
   beta_hat = p64.mean_precision + s * counts[..., None]           # [K, D]
   beta = mix(q64.mean_precision, beta_hat)
   loc_natural = mix(q64.mean_precision * q64.mean_loc,
@@ -235,7 +325,7 @@ def natural_update(q, stats, prior, scale=1.0, step_size=1.0):
   return cast_posterior(new, dtype)
 
 
-def statistics_from_posterior(q, prior):
+def statistics_from_posterior(q, prior, weight_prior="dirichlet"):
   """The statistics that q is the CAVI posterior of: inverts the global step.
 
   ```none
@@ -246,7 +336,8 @@ def statistics_from_posterior(q, prior):
   result rescales q's data to s times as many rows.
   """
   q64, p64 = cast_posterior(q, tf.float64), cast_posterior(prior, tf.float64)
-  counts = q64.weight_concentration - p64.weight_concentration    # [K]
+  counts = q64.weight_concentration - weight_offset(
+      p64.weight_concentration, weight_prior)                     # [K]
   sum_x = (q64.mean_precision * q64.mean_loc
            - p64.mean_precision * p64.mean_loc)                   # [K, D]
   sum_xx = (2.0 * (q64.precision_rate - p64.precision_rate)
@@ -255,11 +346,12 @@ def statistics_from_posterior(q, prior):
   return Statistics(counts, sum_x, sum_xx)
 
 
-def posterior_from_statistics(stats, prior, scale=1.0):
+def posterior_from_statistics(stats, prior, scale=1.0,
+                              weight_prior="dirichlet"):
   """The CAVI global step: q's globals from a batch's statistics (rho = 1)."""
   ones = tf.ones_like(stats.sum_x)                                # [K, D]
   like = Posterior(tf.ones_like(stats.counts), ones, ones, ones, ones)
-  return natural_update(like, stats, prior, scale, 1.0)
+  return natural_update(like, stats, prior, scale, 1.0, weight_prior)
 
 
 # ------------------------------------------------------------------------- KL
@@ -302,9 +394,40 @@ def normal_gamma_kl(q, prior):
                    / q.precision_rate * tf.square(q.mean_loc - prior.mean_loc)))
 
 
-def kl_divergence(q, prior):
+def beta_kl(concentration1, concentration0, prior_concentration1,
+            prior_concentration0):
+  """Elementwise KL(Beta(a, b) || Beta(a0, b0)).
+
+  ```none
+  KL = log B(a0, b0) - log B(a, b) + (a - a0) digamma(a) + (b - b0) digamma(b)
+       + (a0 - a + b0 - b) digamma(a + b)
+  ```
+  """
+  a, b = concentration1, concentration0
+  a0, b0 = prior_concentration1, prior_concentration0
+  log_beta = lambda u, v: (tf.math.lgamma(u) + tf.math.lgamma(v)  # noqa: E731
+                           - tf.math.lgamma(u + v))
+  return (log_beta(a0, b0) - log_beta(a, b) + (a - a0) * tf.math.digamma(a)
+          + (b - b0) * tf.math.digamma(b)
+          + (a0 - a + b0 - b) * tf.math.digamma(a + b))
+
+
+def weights_kl(weight_concentration, prior_concentration,
+               weight_prior="dirichlet"):
+  """KL(q(pi) || p(pi)), [...]: Dirichlet, or the K - 1 Beta sticks."""
+  if weight_prior == "dirichlet":
+    return dirichlet_kl(weight_concentration, prior_concentration)
+  g1, g2 = stick_concentrations(weight_concentration, prior_concentration)
+  ones = tf.ones_like(g1)
+  kl = beta_kl(g1, g2, ones,
+               tf.cast(prior_concentration, g1.dtype) * ones)     # [..., K]
+  return tf.reduce_sum(kl[..., :-1], -1)                          # v_K = 1
+
+
+def kl_divergence(q, prior, weight_prior="dirichlet"):
   """KL(q(pi) q(mu, tau) || p(pi) p(mu, tau)) summed over components, scalar."""
-  return (dirichlet_kl(q.weight_concentration, prior.weight_concentration)
+  return (weights_kl(q.weight_concentration, prior.weight_concentration,
+                     weight_prior)
           + tf.reduce_sum(normal_gamma_kl(q, prior), [-2, -1]))
 
 
@@ -344,22 +467,28 @@ def predictive_component_log_prob(x, q):
   return norm + tf.reduce_sum(kernel, -1)                         # [B, K]
 
 
-def predictive_joint_log_prob(x, q):
-  """log(E[pi_k] StudentT_k(x_n)), [B, K]; logsumexp over k is log p(x)."""
-  log_weights = tf.math.log(expected_weights(
-      tf.cast(q.weight_concentration, tf.float64)))
-  return (tf.cast(log_weights, x.dtype)
+def predictive_joint_log_prob(x, q, log_mean_weights=None):
+  """log(E[pi_k] StudentT_k(x_n)), [B, K]; logsumexp over k is log p(x).
+
+  `log_mean_weights` is log E[pi], [K]; None computes the Dirichlet one from
+  q (see `log_expected_weights` for the stick-breaking prior).
+  """
+  if log_mean_weights is None:
+    log_mean_weights = log_expected_weights(
+        tf.cast(q.weight_concentration, tf.float64))
+  return (tf.cast(log_mean_weights, x.dtype)
           + predictive_component_log_prob(x, q))
 
 
-def predictive_log_prob(x, q):
+def predictive_log_prob(x, q, log_mean_weights=None):
   """Exact posterior predictive log density log p(x | data), [B]."""
-  return tf.reduce_logsumexp(predictive_joint_log_prob(x, q), -1)
+  return tf.reduce_logsumexp(
+      predictive_joint_log_prob(x, q, log_mean_weights), -1)
 
 
-def predictive_responsibilities(x, q):
+def predictive_responsibilities(x, q, log_mean_weights=None):
   """p(z = k | x, data), consistent with `predictive_log_prob`, [B, K]."""
-  return tf.nn.softmax(predictive_joint_log_prob(x, q), -1)
+  return tf.nn.softmax(predictive_joint_log_prob(x, q, log_mean_weights), -1)
 
 
 def map_chunks(fn, x, chunk):
@@ -393,7 +522,7 @@ def map_chunks(fn, x, chunk):
   return tf.reshape(result, tf.concat([[n], tf.shape(sample)[1:]], 0))
 
 
-def sample_predictive(n, seed, q):
+def sample_predictive(n, seed, q, log_mean_weights=None):
   """Draws n points from the posterior predictive with stateless ops, [n, D].
 
   A component k ~ Categorical(E[pi]), then per feature
@@ -404,13 +533,16 @@ def sample_predictive(n, seed, q):
     n: number of draws, int32 scalar.
     seed: a shape [2] int seed for the stateless random ops.
     q: `Posterior`.
+    log_mean_weights: log E[pi], [K]; None for the Dirichlet one of q.
 
   Returns:
     samples: [n, D] in q's dtype.
   """
   dtype = q.mean_loc.dtype
   seeds = tf.random.experimental.stateless_split(seed, 3)
-  logits = tf.math.log(expected_weights(q.weight_concentration))[None, :]
+  if log_mean_weights is None:
+    log_mean_weights = log_expected_weights(q.weight_concentration)
+  logits = log_mean_weights[None, :]                              # [1, K]
   component = tf.random.stateless_categorical(
       tf.cast(logits, tf.float64), n, seeds[0])[0]                # [n]
   loc = tf.gather(q.mean_loc, component)                          # [n, D]
@@ -425,13 +557,14 @@ def sample_predictive(n, seed, q):
 # ------------------------------------------------------------- full-data CAVI
 
 
-def statistics_and_log_likelihood(x, q, chunk):
+def statistics_and_log_likelihood(x, q, chunk, log_weights=None):
   """One E-step over all rows of x, in chunks.
 
   Args:
     x: data, [N, D].
     q: `Posterior`.
     chunk: rows per chunk, an int or int32 scalar tensor.
+    log_weights: E[log pi] for `log_rho` ([R..., K]); None for Dirichlet.
 
   Returns:
     (stats, total) where stats are the `Statistics` of x under the optimal
@@ -443,7 +576,7 @@ def statistics_and_log_likelihood(x, q, chunk):
 
   def body(i, stats, total):
     rows = x[i * chunk:(i + 1) * chunk]                           # [C, D]
-    lr = log_rho(rows, q)                                         # [C, K]
+    lr = log_rho(rows, q, log_weights)                            # [C, K]
     ll = tf.reduce_logsumexp(lr, -1)                              # [C]
     resp = tf.exp(lr - ll[..., None])                             # [C, K]
     batch = sufficient_statistics(rows, resp)
@@ -461,7 +594,7 @@ def statistics_and_log_likelihood(x, q, chunk):
   return stats, total
 
 
-def cavi(x, q, prior, max_iter, tol, chunk):
+def cavi(x, q, prior, max_iter, tol, chunk, weight_prior="dirichlet"):
   """Coordinate-ascent VI on all of x until the bound per point settles.
 
   Each iteration is one E-step over x (in chunks) and the closed-form global
@@ -475,6 +608,7 @@ def cavi(x, q, prior, max_iter, tol, chunk):
     max_iter: int32 scalar.
     tol: scalar, nats per data point.
     chunk: rows per E-step chunk, an int or int32 scalar tensor.
+    weight_prior: "dirichlet" or "dirichlet_process".
 
   Returns:
     (q, history, converged): the final `Posterior`; float64 [iterations, 2]
@@ -488,10 +622,13 @@ def cavi(x, q, prior, max_iter, tol, chunk):
   tol = tf.cast(tol, tf.float64)
 
   def body(i, q, history, previous, converged):
-    stats, total = statistics_and_log_likelihood(x, q, chunk)
-    kl = tf.cast(kl_divergence(q, prior), tf.float64) / n
+    log_weights = expected_log_weights(
+        tf.cast(q.weight_concentration, tf.float64),
+        tf.cast(prior.weight_concentration, tf.float64), weight_prior)
+    stats, total = statistics_and_log_likelihood(x, q, chunk, log_weights)
+    kl = tf.cast(kl_divergence(q, prior, weight_prior), tf.float64) / n
     bound = total / n - kl
-    q = natural_update(q, stats, prior, 1.0, 1.0)
+    q = natural_update(q, stats, prior, 1.0, 1.0, weight_prior)
     converged = tf.reduce_all(tf.abs(bound - previous) < tol)
     return i + 1, q, history.write(i, tf.stack([total / n, kl])), bound, converged
 
@@ -511,12 +648,15 @@ def cavi(x, q, prior, max_iter, tol, chunk):
 # ------------------------------------------------- the seed blog's estimator
 
 
-def sampled_log_likelihood(x, q, seed):
+def sampled_log_likelihood(x, q, seed, prior_concentration=None,
+                           weight_prior="dirichlet"):
   """log sum_k pi_k N(x_n | mu_k, 1 / tau_k) at one draw from q per row, [B].
 
   The TFP blog's estimator of E_q[log p(x_n | pi, mu, tau)], on this model's
   q: per row, log pi = g - logsumexp(g) with g_k ~ ExpGamma(alpha_k) (a
-  Dirichlet draw in log space), log tau ~ ExpGamma(a, b) and
+  Dirichlet draw in log space; under the stick-breaking prior each stick is
+  log v = g1 - logsumexp(g1, g2) with g ~ ExpGamma(g1), ExpGamma(g2)),
+  log tau ~ ExpGamma(a, b) and
   mu = m + eps / sqrt(beta tau). All draws are reparameterised, so the
   gradient flows to q's parameters; by Jensen its mean is at least the
   analytic `log_rho` bound term.
@@ -525,6 +665,8 @@ def sampled_log_likelihood(x, q, seed):
     x: [B, D].
     q: `Posterior`.
     seed: shape [2] int seed.
+    prior_concentration: gamma0 (stick-breaking prior only).
+    weight_prior: "dirichlet" or "dirichlet_process".
 
   Returns:
     [B] log-likelihoods.
@@ -533,8 +675,18 @@ def sampled_log_likelihood(x, q, seed):
   tfd = tfp.distributions
   seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int32), 3)
   b = tf.shape(x)[0]
-  log_gamma = tfd.ExpGamma(q.weight_concentration, rate=1.0).sample(b, seed=seeds[0])
-  log_pi = log_gamma - tf.reduce_logsumexp(log_gamma, -1, keepdims=True)
+  if weight_prior == "dirichlet":
+    log_gamma = tfd.ExpGamma(q.weight_concentration, rate=1.0).sample(
+        b, seed=seeds[0])                                         # [B, K]
+    log_pi = log_gamma - tf.reduce_logsumexp(log_gamma, -1, keepdims=True)
+  else:
+    g1, g2 = stick_concentrations(q.weight_concentration,
+                                  prior_concentration)            # [K]
+    log_gamma = tfd.ExpGamma(tf.stack([g1, g2]), rate=1.0).sample(
+        b, seed=seeds[0])                                         # [B, 2, K]
+    log_total = tf.reduce_logsumexp(log_gamma, -2)                # [B, K]
+    log_pi = stick_log_weights(log_gamma[:, 0] - log_total,
+                                log_gamma[:, 1] - log_total)      # [B, K]
   log_tau = tfd.ExpGamma(q.precision_concentration,
                          rate=q.precision_rate).sample(b, seed=seeds[1])
   eps = tf.random.stateless_normal(tf.shape(log_tau), seeds[2],

@@ -90,7 +90,8 @@ def _fit_cavi(model, x, max_epochs, tol):
                                    model.compute_dtype)
   q, history, converged = model_lib.run_cavi(
       z, model.posterior(), model.prior(), max_epochs, tol,
-      model._estep_chunk())  # pylint: disable=protected-access
+      model._estep_chunk(),  # pylint: disable=protected-access
+      model.weight_prior)
   model.assign_posterior(q)
   history = history.numpy()
   log_det = float(model._log_det())  # pylint: disable=protected-access

@@ -25,6 +25,11 @@ class _MixtureModule(tf.Module):
     self.precision_concentration = tf.Variable(q.precision_concentration,
                                                trainable=False)
     self.precision_rate = tf.Variable(q.precision_rate, trainable=False)
+    # log E[pi]: the predictive needs only the mixing weights, whichever
+    # weight prior produced them.
+    self.log_mean_weights = tf.Variable(
+        tf.cast(model._log_mean_weights(q), dtype),  # pylint: disable=protected-access
+        trainable=False)
     self.feature_loc = tf.Variable(loc, trainable=False)
     self.feature_scale = tf.Variable(scale, trainable=False)
     chunk = model._chunk()  # pylint: disable=protected-access
@@ -37,8 +42,8 @@ class _MixtureModule(tf.Module):
 
     def predict(name, x):
       return model_lib._predict(  # pylint: disable=protected-access
-          name, tf.cast(x, dtype), posterior(), self.feature_loc,
-          self.feature_scale, chunk)
+          name, tf.cast(x, dtype), posterior(), self.log_mean_weights,
+          self.feature_loc, self.feature_scale, chunk)
 
     x_spec = tf.TensorSpec([None, d], tf.float32, name="x")
 
@@ -60,7 +65,8 @@ class _MixtureModule(tf.Module):
                                   tf.TensorSpec([], tf.int64, name="seed")])
     def sample(n, seed):
       z = _math.sample_predictive(n, tf.stack([seed, tf.constant(2, tf.int64)]),
-                                  posterior())                    # [n, D]
+                                  posterior(),
+                                  self.log_mean_weights)          # [n, D]
       x = self.feature_loc + self.feature_scale * z
       return {"samples": tf.cast(x, tf.float32)}
 

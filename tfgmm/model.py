@@ -30,15 +30,17 @@ def _shape_free_signature(dtype, batched):
 
 
 @functools.lru_cache(maxsize=None)
-def _compiled_cavi(dtype):
-  """`_math.cavi` traced once per dtype, whatever the data's shape.
+def _compiled_cavi(dtype, weight_prior):
+  """`_math.cavi` traced once per dtype and weight prior, for any shape.
 
   Restarts run with a leading restart axis R, full-data CAVI with R = 1.
   """
   x, q, prior = _shape_free_signature(dtype, batched=True)
   # autograph=False: the math uses tf.while_loop itself, and autograph's
   # source conversion would cost most of the first call's time.
-  return tf.function(_math.cavi, autograph=False, input_signature=(
+  return tf.function(
+      functools.partial(_math.cavi, weight_prior=weight_prior),
+      autograph=False, input_signature=(
       x, q, prior, tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.float64),
       tf.TensorSpec([], tf.int32)))
 
@@ -48,16 +50,17 @@ def _compiled_statistics(dtype):
   """`_math.statistics_and_log_likelihood` traced once per dtype."""
   x, q, _ = _shape_free_signature(dtype, batched=False)
   return tf.function(_math.statistics_and_log_likelihood, autograph=False,
-                     input_signature=(x, q, tf.TensorSpec([], tf.int32)))
+                     input_signature=(x, q, tf.TensorSpec([], tf.int32),
+                                      tf.TensorSpec([None], tf.float64)))
 
 
-def run_cavi(x, q, prior, max_iter, tol, chunk):
+def run_cavi(x, q, prior, max_iter, tol, chunk, weight_prior="dirichlet"):
   """`_math.cavi` compiled; q may be unbatched (run as one restart)."""
   dtype = x.dtype
   batched = len(q.weight_concentration.shape) == 2
   if not batched:
     q = _math.Posterior(*[t[None] for t in q])
-  q, history, converged = _compiled_cavi(dtype)(
+  q, history, converged = _compiled_cavi(dtype, weight_prior)(
       x, _math.cast_posterior(q, dtype), _math.cast_posterior(prior, dtype),
       tf.constant(max_iter, tf.int32), tf.constant(tol, tf.float64),
       tf.constant(chunk, tf.int32))
@@ -67,8 +70,9 @@ def run_cavi(x, q, prior, max_iter, tol, chunk):
   return q, history, converged
 
 
-def _statistics_compiled(x, q, chunk):
-  return _compiled_statistics(x.dtype)(x, q, tf.constant(chunk, tf.int32))
+def _statistics_compiled(x, q, chunk, log_weights):
+  return _compiled_statistics(x.dtype)(x, q, tf.constant(chunk, tf.int32),
+                                       tf.cast(log_weights, tf.float64))
 
 
 @functools.lru_cache(maxsize=None)
@@ -78,27 +82,31 @@ def _compiled_predict(name, dtype):
   features = tf.TensorSpec([None], dtype)
   return tf.function(
       functools.partial(_predict, name), autograph=False,
-      input_signature=(x, q, features, features, tf.TensorSpec([], tf.int32)))
+      input_signature=(x, q, tf.TensorSpec([None], tf.float64), features,
+                       features, tf.TensorSpec([], tf.int32)))
 
 
-def _predict(name, x, q, loc, scale, chunk):
+def _predict(name, x, q, log_mean_weights, loc, scale, chunk):
   """The per-point outputs in data units, shared by the model and the export.
 
   Args:
     name: "log_prob" ([N]) or "log_responsibilities" ([N, K]).
     x: data in data units, [N, D], q's dtype.
     q: `Posterior` in standardised units.
+    log_mean_weights: log E[pi], [K] (any float dtype).
     loc, scale: the standardisation, [D] each, q's dtype.
     chunk: rows per chunk.
   """
   z = (x - loc) / scale                                           # [N, D]
   if name == "log_prob":
     log_det = tf.reduce_sum(tf.math.log(scale))
-    return _math.map_chunks(lambda rows: _math.predictive_log_prob(rows, q),
-                            z, chunk) - log_det                   # [N]
+    return _math.map_chunks(
+        lambda rows: _math.predictive_log_prob(rows, q, log_mean_weights),
+        z, chunk) - log_det                                       # [N]
   if name == "log_responsibilities":
     def fn(rows):
-      joint = _math.predictive_joint_log_prob(rows, q)            # [C, K]
+      joint = _math.predictive_joint_log_prob(
+          rows, q, log_mean_weights)                              # [C, K]
       return joint - tf.reduce_logsumexp(joint, -1, keepdims=True)
     return _math.map_chunks(fn, z, chunk)                         # [N, K]
   raise ValueError(f"Unknown output {name!r}.")
@@ -121,6 +129,17 @@ class BayesianGMM(keras.Model):
   z[n]       ~ Categorical(pi)
   x[n, d]    ~ Normal(mu[z[n], d], 1 / tau[z[n], d])
   ```
+
+  With `weight_prior="dirichlet_process"` the weights instead follow a
+  truncated stick-breaking prior (Blei and Jordan 2006):
+  v_k ~ Beta(1, weight_concentration) for k < K, v_K = 1,
+  pi_k = v_k prod_{j<k} (1 - v_j), and q(v_k) = Beta(1 + c_k,
+  weight_concentration + sum_{j>k} c_j), with c_k component k's soft count.
+  scikit-learn's `BayesianGaussianMixture` keeps a Beta on the K-th stick
+  too and renormalises the weights; here the truncation sets v_K = 1, so the
+  weights sum to one without renormalising. Components are kept in
+  decreasing order of weight, which keeps the truncation tight; `prune`
+  drops the unused ones.
 
   The prior values are in the units the model works in: with
   `standardize=True` (the default), data are shifted and scaled per feature to
@@ -146,14 +165,16 @@ class BayesianGMM(keras.Model):
   Args:
     n_components: K, the number of components, int >= 1.
     n_features: D, the number of features, int >= 1.
-    weight_concentration: Dirichlet prior concentration alpha0 > 0; None
-      means 1 / K.
+    weight_concentration: Dirichlet prior concentration alpha0 > 0, or the
+      Dirichlet-process concentration gamma0 > 0; None means 1 / K.
     mean_loc: prior mean m0, scalar or [D].
     mean_precision: beta0 > 0, the prior precision of a mean in units of its
       component's precision.
     precision_concentration: Gamma prior shape a0 > 0.
     precision_rate: Gamma prior rate b0 > 0, scalar or [D].
     method: "natural", "gradient" or "sampled".
+    weight_prior: "dirichlet" (symmetric Dirichlet on the weights) or
+      "dirichlet_process" (truncated stick-breaking).
     standardize: learn per-feature location and scale at initialisation.
     dtype: "float32" (default) or "float64".
     seed: int seed of initialisation and sampling; None draws one.
@@ -180,12 +201,15 @@ class BayesianGMM(keras.Model):
 
   def __init__(self, n_components, n_features, *, weight_concentration=None,
                mean_loc=0.0, mean_precision=1.0, precision_concentration=1.0,
-               precision_rate=1.0, method="natural", standardize=True,
-               dtype="float32", seed=None, step_size=None, **kwargs):
+               precision_rate=1.0, method="natural",
+               weight_prior="dirichlet", standardize=True, dtype="float32",
+               seed=None, step_size=None, **kwargs):
     n_components = _validation.check_positive_int("n_components", n_components)
     n_features = _validation.check_positive_int("n_features", n_features)
     dtype = _validation.check_choice("dtype", dtype, ("float32", "float64"))
     method = _validation.check_choice("method", method, METHODS)
+    weight_prior = _validation.check_choice("weight_prior", weight_prior,
+                                            _math.WEIGHT_PRIORS)
     if weight_concentration is None:
       weight_concentration = 1.0 / n_components
     _validation.check_positive("weight_concentration", weight_concentration, ())
@@ -214,6 +238,7 @@ class BayesianGMM(keras.Model):
     self.precision_concentration = float(precision_concentration)
     self.precision_rate = _as_config_value(precision_rate)
     self.method = method
+    self.weight_prior = weight_prior
     self.standardize = standardize
     self.seed = (int(np.random.default_rng().integers(2**31 - 1))
                  if seed is None else seed)
@@ -234,8 +259,11 @@ class BayesianGMM(keras.Model):
         tf.constant(np.broadcast_to(precision_rate, (d,)), dtype))
     prior_raw = lambda value: keras.initializers.Constant(  # noqa: E731
         float(np.log(np.mean(value))))
+    # The weight field: log alpha (Dirichlet) or log c (stick counts, DP;
+    # see `_math.stick_concentrations`); set from data by `initialize`.
     self._weight_concentration_raw = self.add_weight(
-        shape=(k,), initializer=prior_raw(self.weight_concentration),
+        shape=(k,), initializer=prior_raw(
+            self.weight_concentration if weight_prior == "dirichlet" else 1.0),
         name="log_weight_concentration")
     self._mean_loc = self.add_weight(shape=(k, d), initializer="zeros",
                                      name="mean_loc")
@@ -285,6 +313,20 @@ class BayesianGMM(keras.Model):
   def prior(self):
     """The prior as a `Posterior` of tensors (standardised units)."""
     return self._prior
+
+  def _log_weights(self, q):
+    """E_q[log pi], float64 [K] (or [R, K])."""
+    return _math.expected_log_weights(
+        tf.cast(q.weight_concentration, tf.float64),
+        tf.cast(self._prior.weight_concentration, tf.float64),
+        self.weight_prior)
+
+  def _log_mean_weights(self, q):
+    """log E_q[pi], float64 [K]: the predictive's mixing weights."""
+    return _math.log_expected_weights(
+        tf.cast(q.weight_concentration, tf.float64),
+        tf.cast(self._prior.weight_concentration, tf.float64),
+        self.weight_prior)
 
   def posterior(self):
     """q's parameters as a `Posterior` of tensors (standardised units).
@@ -400,7 +442,8 @@ class BayesianGMM(keras.Model):
     for _ in range(births):
       # Split moves: a component that CAVI emptied takes half of a poorly
       # fitting one; kept only if the bound improves.
-      log_rho = tf.cast(_math.log_rho(z, best_q), tf.float64)      # [n, K]
+      log_rho = tf.cast(_math.log_rho(z, best_q, self._log_weights(best_q)),
+                        tf.float64)                               # [n, K]
       resp = _init.split_proposals(
           z64, tf.nn.softmax(log_rho, -1).numpy(),
           tf.reduce_logsumexp(log_rho, -1).numpy(), n_init)
@@ -416,8 +459,8 @@ class BayesianGMM(keras.Model):
     self.initialization_history = history_dict(trace, log_det)
     # Scale the best restart's statistics from the sample's n rows to N.
     q = _math.posterior_from_statistics(
-        _math.statistics_from_posterior(best_q, prior), prior,
-        total / z64.shape[0])
+        _math.statistics_from_posterior(best_q, prior, self.weight_prior),
+        prior, total / z64.shape[0], self.weight_prior)
     self.assign_posterior(q)
     self.num_examples.assign(total)
     self._initialized.assign(1)
@@ -433,10 +476,12 @@ class BayesianGMM(keras.Model):
     prior = self._prior
     restarts = int(resp.shape[0])
     q0 = _math.posterior_from_statistics(
-        _math.sufficient_statistics(z, resp), prior)              # [R, K, ...]
+        _math.sufficient_statistics(z, resp), prior, 1.0,
+        self.weight_prior)                                        # [R, K, ...]
     chunk = _math.estep_chunk_rows(self.n_components * restarts,
                                    self.n_features)
-    q, history, _ = run_cavi(z, q0, prior, max_iter, tol, chunk)
+    q, history, _ = run_cavi(z, q0, prior, max_iter, tol, chunk,
+                             self.weight_prior)
     history = history.numpy()                                     # [T, 2, R]
     bounds = history[-1, 0] - history[-1, 1]                      # [R]
     best = int(np.argmax(bounds))
@@ -550,13 +595,14 @@ class BayesianGMM(keras.Model):
     rows = tf.cast(tf.shape(z)[0], self._dtype)
     if self.method == "natural":
       q = self.posterior()
-      lr = _math.log_rho(z, q)                                    # [B, K]
+      lr = _math.log_rho(z, q, self._log_weights(q))              # [B, K]
       ll = tf.reduce_logsumexp(lr, -1)                            # [B]
       stats = _math.sufficient_statistics(z, tf.exp(lr - ll[:, None]))
-      kl = _math.kl_divergence(q, self._prior)
+      kl = self._kl(q)
       rho = self._natural_step_size(rows / n_total)
       self.assign_posterior(
-          _math.natural_update(q, stats, self._prior, n_total / rows, rho))
+          _math.natural_update(q, stats, self._prior, n_total / rows, rho,
+                               self.weight_prior))
       self.natural_steps.assign_add(1)
       return self._record(ll, kl)
     with tf.GradientTape() as tape:
@@ -564,10 +610,13 @@ class BayesianGMM(keras.Model):
       if self.method == "sampled":
         seed = tf.stack([tf.cast(self.seed, tf.int64),
                          tf.cast(self.optimizer.iterations, tf.int64)])
-        ll = _math.sampled_log_likelihood(z, q, seed)             # [B]
+        ll = _math.sampled_log_likelihood(
+            z, q, seed, self._prior.weight_concentration,
+            self.weight_prior)                                    # [B]
       else:
-        ll = tf.reduce_logsumexp(_math.log_rho(z, q), -1)         # [B]
-      kl = _math.kl_divergence(q, self._prior)
+        ll = tf.reduce_logsumexp(
+            _math.log_rho(z, q, self._log_weights(q)), -1)        # [B]
+      kl = self._kl(q)
       loss = kl / n_total - tf.reduce_mean(ll)
     variables = self.trainable_variables
     self.optimizer.apply_gradients(zip(tape.gradient(loss, variables),
@@ -577,8 +626,13 @@ class BayesianGMM(keras.Model):
   def test_step(self, data):
     z = self._batch_terms(data)
     q = self.posterior()
-    ll = tf.reduce_logsumexp(_math.log_rho(z, q), -1)             # [B]
-    return self._record(ll, _math.kl_divergence(q, self._prior))
+    ll = tf.reduce_logsumexp(_math.log_rho(z, q, self._log_weights(q)),
+                             -1)                                  # [B]
+    return self._record(ll, self._kl(q))
+
+  def _kl(self, q):
+    """KL(q || p) of the global factors, scalar."""
+    return _math.kl_divergence(q, self._prior, self.weight_prior)
 
   @property
   def metrics(self):
@@ -603,6 +657,66 @@ class BayesianGMM(keras.Model):
           variable.assign(tf.gather(variable, order))
     return order
 
+  # ------------------------------------------------------------------ pruning
+
+  def effective_components(self, threshold=1e-3):
+    """The components whose expected weight E_q[pi_k] is at least `threshold`.
+
+    With many more components than clusters, the surplus ones end with a
+    negligible weight (quickly under the Dirichlet-process prior or a small
+    Dirichlet concentration); `prune` removes them.
+
+    Args:
+      threshold: float in [0, 1).
+
+    Returns:
+      Indices of the kept components, int numpy [K'], in increasing order.
+    """
+    self._check_initialized("effective_components")
+    threshold = _validation.check_finite_number("threshold", threshold, ())
+    if not 0 <= threshold < 1:
+      raise ValueError(f"Expected `threshold` in [0, 1). "
+                       f"Received: threshold={threshold!r}.")
+    weights = np.exp(self._log_mean_weights(self.posterior()).numpy())
+    return np.flatnonzero(weights >= threshold)
+
+  def prune(self, threshold=1e-3):
+    """A new, smaller `BayesianGMM` without the negligible components.
+
+    Variables cannot change shape, so the kept components' posteriors are
+    copied into a new model with K' components and the same prior,
+    standardisation and training state (the optimizer's state is not
+    carried over: compile the new model to train it further). Under the
+    stick-breaking prior the sticks are re-derived from the kept components'
+    counts, so the weight a dropped component held moves to the sticks that
+    remain. Its exports are smaller in proportion.
+
+    Args:
+      threshold: components with E[pi_k] below it are dropped.
+
+    Returns:
+      The pruned model (this model is unchanged).
+    """
+    keep = self.effective_components(threshold)
+    if keep.size == 0:
+      raise ValueError(
+          f"`threshold` drops every component: the largest expected weight "
+          f"is below it. Received: threshold={threshold!r}.")
+    config = self.get_config()
+    config["n_components"] = int(keep.size)
+    pruned = type(self).from_config(config)
+    pruned.assign_posterior(_math.Posterior(
+        *[tf.gather(t, keep) for t in self.posterior()]))
+    for name in ("feature_loc", "feature_scale", "num_examples",
+                 "natural_steps", "_initialized"):
+      getattr(pruned, name).assign(getattr(self, name))
+    pruned.converged, pruned.n_epochs = self.converged, self.n_epochs
+    pruned.training_history = {k: list(v)
+                               for k, v in self.training_history.items()}
+    pruned.initialization_history = {
+        k: list(v) for k, v in self.initialization_history.items()}
+    return pruned
+
   # --------------------------------------------------------------- inference
 
   def call(self, inputs):
@@ -614,8 +728,9 @@ class BayesianGMM(keras.Model):
     if tf.executing_eagerly() and not isinstance(inputs, keras.KerasTensor):
       self._check_initialized("call")
     loc, scale = self._standardization()
-    return _predict("log_prob", tf.cast(inputs, self._dtype),
-                    self.posterior(), loc, scale, self._chunk())
+    q = self.posterior()
+    return _predict("log_prob", tf.cast(inputs, self._dtype), q,
+                    self._log_mean_weights(q), loc, scale, self._chunk())
 
   def _inference_input(self, x, what):
     self._check_initialized(what)
@@ -625,9 +740,10 @@ class BayesianGMM(keras.Model):
 
   def _apply(self, name, x):
     loc, scale = self._standardization()
+    q = self.posterior()
     return _compiled_predict(name, self._dtype)(
-        self._inference_input(x, name), self.posterior(), loc, scale,
-        tf.constant(self._chunk(), tf.int32))
+        self._inference_input(x, name), q, self._log_mean_weights(q), loc,
+        scale, tf.constant(self._chunk(), tf.int32))
 
   def log_prob(self, x):
     """Posterior predictive log density log p(x | data) in data units.
@@ -680,9 +796,10 @@ class BayesianGMM(keras.Model):
     n = _validation.check_positive_int("n", n)
     seed = self.seed if seed is None else seed
     loc, scale = self._standardization()
-    z = _math.sample_predictive(tf.constant(n, tf.int32),
-                                tf.constant([seed, 2], tf.int64),
-                                self.posterior())
+    q = self.posterior()
+    z = _math.sample_predictive(
+        tf.constant(n, tf.int32), tf.constant([seed, 2], tf.int64), q,
+        tf.cast(self._log_mean_weights(q), self._dtype))
     return loc + scale * z
 
   def elbo(self, x):
@@ -698,10 +815,11 @@ class BayesianGMM(keras.Model):
         _validation.check_data(x, self.n_features, "x", self.compute_dtype)]
     for batch in batches:
       z = self._to_model_units(data_lib.unpack_batch(batch))
-      _, ll = _statistics_compiled(z, q, self._estep_chunk())
+      _, ll = _statistics_compiled(z, q, self._estep_chunk(),
+                                   self._log_weights(q))
       total += float(ll)
       rows += int(z.shape[0])
-    kl = float(_math.kl_divergence(q, self._prior))
+    kl = float(self._kl(q))
     return tf.constant(total + rows * float(self._log_det()) - kl, tf.float64)
 
   def posterior_mean(self):
@@ -715,7 +833,7 @@ class BayesianGMM(keras.Model):
     q = _math.cast_posterior(self.posterior(), tf.float64)
     loc, scale = self.feature_loc.numpy(), self.feature_scale.numpy()
     return {
-        "weights": _math.expected_weights(q.weight_concentration).numpy(),
+        "weights": np.exp(self._log_mean_weights(q).numpy()),
         "means": loc + scale * q.mean_loc.numpy(),
         "precisions": (q.precision_concentration / q.precision_rate).numpy()
                       / np.square(scale),
@@ -725,7 +843,8 @@ class BayesianGMM(keras.Model):
     """Posterior means and standard deviations, in data units.
 
     Returns:
-      dict of numpy arrays: `weights`, `weights_sd` [K] (Dirichlet);
+      dict of numpy arrays: `weights`, `weights_sd` [K] (Dirichlet, or the
+      stick-breaking E[pi_k^2] = E[v_k^2] prod_{j<k} E[(1 - v_j)^2]);
       `means`, `means_sd` [K, D] (marginal Student-t of mu,
       sd = sqrt(b / (beta (a - 1)))); `stddevs`, `stddevs_sd` [K, D] of
       sigma = tau^(-1/2), with E[sigma] = sqrt(b) Gamma(a - 1/2) / Gamma(a),
@@ -734,23 +853,36 @@ class BayesianGMM(keras.Model):
     """
     self._check_initialized("posterior_summary")
     q = _math.cast_posterior(self.posterior(), tf.float64)
-    alpha = q.weight_concentration.numpy()
     a, b = q.precision_concentration.numpy(), q.precision_rate.numpy()
     beta = q.mean_precision.numpy()
     scale = self.feature_scale.numpy()
-    weights = alpha / alpha.sum()
+    weights = np.exp(self._log_mean_weights(q).numpy())
     with np.errstate(invalid="ignore", divide="ignore"):
       moment2 = np.where(a > 1, b / np.where(a > 1, a - 1, 1.0), np.nan)
       e_sigma = np.exp(0.5 * np.log(b) + tf.math.lgamma(a - 0.5).numpy()
                        - tf.math.lgamma(a).numpy())
       return {
           "weights": weights,
-          "weights_sd": np.sqrt(weights * (1 - weights) / (alpha.sum() + 1)),
+          "weights_sd": np.sqrt(np.maximum(
+              self._weight_second_moments(q) - weights**2, 0.0)),
           "means": self.posterior_mean()["means"],
           "means_sd": scale * np.sqrt(moment2 / beta),
           "stddevs": scale * e_sigma,
           "stddevs_sd": scale * np.sqrt(np.maximum(moment2 - e_sigma**2, 0.0)),
       }
+
+  def _weight_second_moments(self, q):
+    """E_q[pi_k^2], numpy [K]."""
+    c = q.weight_concentration.numpy()
+    if self.weight_prior == "dirichlet":
+      total = c.sum()
+      return c * (c + 1) / (total * (total + 1))
+    g1, g2 = [t.numpy() for t in _math.stick_concentrations(
+        c, float(self._prior.weight_concentration))]
+    log_total = np.log(g1 + g2) + np.log(g1 + g2 + 1)
+    return np.exp(_math.stick_log_weights(
+        np.log(g1) + np.log(g1 + 1) - log_total,
+        np.log(g2) + np.log(g2 + 1) - log_total).numpy())
 
   # ------------------------------------------------------------ persistence
 
@@ -765,6 +897,7 @@ class BayesianGMM(keras.Model):
         "precision_concentration": self.precision_concentration,
         "precision_rate": self.precision_rate,
         "method": self.method,
+        "weight_prior": self.weight_prior,
         "standardize": self.standardize,
         "dtype": self.compute_dtype,
         "seed": self.seed,
