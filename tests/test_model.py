@@ -241,7 +241,7 @@ def test_split_moves_refill_a_component_emptied_by_a_bad_seed(monkeypatch):
   labels = np.repeat([0, 1, 2], 400)
   x = rng.normal(0, 1.0, (3, 20))[labels] + rng.normal(size=(1200, 20))
   monkeypatch.setattr(tfgmm._init, "kmeans_plusplus",  # pylint: disable=protected-access
-                      lambda z, k, rng: z[[0, 0, 500]])
+                      lambda z, k, rng, **_: z[[0, 0, 500]])
   scores = {}
   for births in (0, 1):
     model = tfgmm.BayesianGMM(3, 20, seed=0)

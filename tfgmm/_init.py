@@ -3,7 +3,8 @@
 import numpy as np
 
 
-def kmeans_plusplus(x, n_components, rng, n_local_trials=None):
+def kmeans_plusplus(x, n_components, rng, n_local_trials=None,
+                    sample_weight=None):
   """Greedy k-means++ centres (Arthur and Vassilvitskii 2007), [K, D].
 
   Each new centre is chosen among `n_local_trials` candidate rows, each drawn
@@ -18,6 +19,8 @@ def kmeans_plusplus(x, n_components, rng, n_local_trials=None):
     n_components: K.
     rng: a `numpy.random.Generator`.
     n_local_trials: candidates per centre; None for 2 + int(log K).
+    sample_weight: optional row weights [n]: draws and the total squared
+      distance are weighted (a zero-weight row is never a centre).
 
   Returns:
     centres: [K, D].
@@ -25,19 +28,25 @@ def kmeans_plusplus(x, n_components, rng, n_local_trials=None):
   n = x.shape[0]
   if n_local_trials is None:
     n_local_trials = 2 + int(np.log(n_components))
+  # Unweighted rows use the plain sums (and so the same random stream).
+  w = sample_weight                                               # [n] or None
+  weigh = (lambda d: d) if w is None else (lambda d: w * d)       # noqa: E731
   squared_norms = np.square(x).sum(1)                             # [n]
   centres = np.empty((n_components, x.shape[1]), x.dtype)
-  centres[0] = x[rng.integers(n)]
+  centres[0] = x[rng.integers(n) if w is None else rng.choice(n, p=w / w.sum())]
   nearest = _squared_distances(x, squared_norms, centres[:1])[0]  # [n]
   for k in range(1, n_components):
-    total = nearest.sum()
+    total = weigh(nearest).sum()
     if total > 0:
-      candidates = rng.choice(n, size=n_local_trials, p=nearest / total)
-    else:
+      candidates = rng.choice(n, size=n_local_trials,
+                              p=weigh(nearest) / total)
+    elif w is None:
       candidates = rng.integers(n, size=1)
+    else:
+      candidates = rng.choice(n, size=1, p=w / w.sum())
     distances = np.minimum(nearest, _squared_distances(
         x, squared_norms, x[candidates]))                          # [T, n]
-    best = int(np.argmin(distances.sum(1)))
+    best = int(np.argmin(weigh(distances).sum(1)))
     centres[k] = x[candidates[best]]
     nearest = distances[best]
   return centres
@@ -56,7 +65,7 @@ def nearest_centre(x, centres):
 
 
 def split_proposals(x, responsibilities, log_likelihood, n_proposals,
-                    min_share=0.1):
+                    min_share=0.1, sample_weight=None):
   """Split moves that refill an empty component: initial responsibilities.
 
   Variational Bayes empties (or all but empties) a component whose seed shared a cluster with
@@ -75,28 +84,31 @@ def split_proposals(x, responsibilities, log_likelihood, n_proposals,
     min_share: components with fewer soft counts than this share of an even
       split (n / K) count as empty. A wrong guess costs time, not accuracy:
       a split is kept only if it raises the bound.
+    sample_weight: optional row weights [n] for the counts and covariances.
 
   Returns:
     [P, n, K] initial responsibilities, or None when no component is empty
     or none is live.
   """
-  counts = responsibilities.sum(0)                                 # [K]
-  min_count = max(1.0, min_share * x.shape[0] / counts.size)
+  w = np.ones(x.shape[0]) if sample_weight is None else sample_weight
+  weighted = responsibilities * w[:, None]                         # [n, K]
+  counts = weighted.sum(0)                                         # [K]
+  min_count = max(1.0, min_share * w.sum() / counts.size)
   empty = np.flatnonzero(counts < min_count)
   live = np.flatnonzero(counts >= min_count)
   if empty.size == 0 or live.size == 0:
     return None
   empty = empty[np.argsort(counts[empty])]                         # emptiest first
-  fit = (responsibilities[:, live] * log_likelihood[:, None]).sum(0) / counts[live]
+  fit = (weighted[:, live] * log_likelihood[:, None]).sum(0) / counts[live]
   candidates = live[np.argsort(fit)[:n_proposals]]
   proposals = np.repeat(responsibilities[None], candidates.size, 0)
   for proposal, k in zip(proposals, candidates):
-    weight = responsibilities[:, k]                                # [n]
+    weight = weighted[:, k]                                        # [n]
     mean = weight @ x / counts[k]                                  # [D]
     centred = x - mean                                             # [n, D]
     covariance = (centred * weight[:, None]).T @ centred / counts[k]
     axis = np.linalg.eigh(covariance)[1][:, -1]                    # [D]
     side = centred @ axis > 0                                      # [n]
-    proposal[side, empty[0]] = weight[side]
+    proposal[side, empty[0]] = responsibilities[side, k]
     proposal[side, k] = 0.0
   return proposals

@@ -557,7 +557,8 @@ def sample_predictive(n, seed, q, log_mean_weights=None):
 # ------------------------------------------------------------- full-data CAVI
 
 
-def statistics_and_log_likelihood(x, q, chunk, log_weights=None):
+def statistics_and_log_likelihood(x, q, chunk, log_weights=None,
+                                  sample_weight=None):
   """One E-step over all rows of x, in chunks.
 
   Args:
@@ -565,10 +566,11 @@ def statistics_and_log_likelihood(x, q, chunk, log_weights=None):
     q: `Posterior`.
     chunk: rows per chunk, an int or int32 scalar tensor.
     log_weights: E[log pi] for `log_rho` ([R..., K]); None for Dirichlet.
+    sample_weight: optional w, [N].
 
   Returns:
     (stats, total) where stats are the `Statistics` of x under the optimal
-    responsibilities for q and total = sum_n logsumexp_k log_rho[n, k]
+    responsibilities for q and total = sum_n w_n logsumexp_k log_rho[n, k]
     (shape [R] when q has a leading restart dimension, else scalar).
   """
   n = tf.shape(x)[0]
@@ -579,7 +581,11 @@ def statistics_and_log_likelihood(x, q, chunk, log_weights=None):
     lr = log_rho(rows, q, log_weights)                            # [C, K]
     ll = tf.reduce_logsumexp(lr, -1)                              # [C]
     resp = tf.exp(lr - ll[..., None])                             # [C, K]
-    batch = sufficient_statistics(rows, resp)
+    w = None
+    if sample_weight is not None:
+      w = sample_weight[i * chunk:(i + 1) * chunk]                # [C]
+      ll = ll * w
+    batch = sufficient_statistics(rows, resp, w)
     stats = Statistics(*[u + tf.cast(v, tf.float64)
                          for u, v in zip(stats, batch)])
     return i + 1, stats, total + tf.reduce_sum(tf.cast(ll, tf.float64), -1)
@@ -594,7 +600,8 @@ def statistics_and_log_likelihood(x, q, chunk, log_weights=None):
   return stats, total
 
 
-def cavi(x, q, prior, max_iter, tol, chunk, weight_prior="dirichlet"):
+def cavi(x, q, prior, max_iter, tol, chunk, weight_prior="dirichlet",
+         sample_weight=None):
   """Coordinate-ascent VI on all of x until the bound per point settles.
 
   Each iteration is one E-step over x (in chunks) and the closed-form global
@@ -609,6 +616,8 @@ def cavi(x, q, prior, max_iter, tol, chunk, weight_prior="dirichlet"):
     tol: scalar, nats per data point.
     chunk: rows per E-step chunk, an int or int32 scalar tensor.
     weight_prior: "dirichlet" or "dirichlet_process".
+    sample_weight: optional w, [N]; "per point" then means per unit of
+      weight (N = sum w).
 
   Returns:
     (q, history, converged): the final `Posterior`; float64 [iterations, 2]
@@ -617,7 +626,8 @@ def cavi(x, q, prior, max_iter, tol, chunk, weight_prior="dirichlet"):
     the bound per point, which never decreases); and whether tol was met (by
     every restart).
   """
-  n = tf.cast(tf.shape(x)[0], tf.float64)
+  n = (tf.cast(tf.shape(x)[0], tf.float64) if sample_weight is None
+       else tf.reduce_sum(tf.cast(sample_weight, tf.float64)))
   history = tf.TensorArray(tf.float64, size=0, dynamic_size=True)
   tol = tf.cast(tol, tf.float64)
 
@@ -625,7 +635,8 @@ def cavi(x, q, prior, max_iter, tol, chunk, weight_prior="dirichlet"):
     log_weights = expected_log_weights(
         tf.cast(q.weight_concentration, tf.float64),
         tf.cast(prior.weight_concentration, tf.float64), weight_prior)
-    stats, total = statistics_and_log_likelihood(x, q, chunk, log_weights)
+    stats, total = statistics_and_log_likelihood(x, q, chunk, log_weights,
+                                                 sample_weight)
     kl = tf.cast(kl_divergence(q, prior, weight_prior), tf.float64) / n
     bound = total / n - kl
     q = natural_update(q, stats, prior, 1.0, 1.0, weight_prior)

@@ -125,3 +125,34 @@ def check_data(x, n_features=None, name="x", dtype=np.float32):
                        f"Received: {name}[{start + bad[0]}, {bad[1]}]="
                        f"{float(rows[bad[0], bad[1]])!r}.")
   return array
+
+
+def check_sample_weight(sample_weight, n_rows, name="sample_weight"):
+  """Per-row weights: a finite, non-negative float64 [n_rows], not all zero.
+
+  Returns None for None (every row weighs one).
+  """
+  if sample_weight is None:
+    return None
+  if isinstance(sample_weight, (tf.Tensor, tf.Variable)):
+    sample_weight = sample_weight.numpy()
+  if isinstance(sample_weight, (str, bytes)):
+    raise TypeError(f"Expected `{name}` to be a numeric array. "
+                    f"Received: {name}={_describe(sample_weight)}.")
+  array = np.asarray(sample_weight)
+  if array.dtype.kind not in "biuf":
+    raise TypeError(f"Expected `{name}` to be a numeric array. Received: "
+                    f"{name} with dtype {array.dtype} "
+                    f"({_describe(sample_weight)}).")
+  array = array.astype(np.float64)
+  if array.shape != (n_rows,):
+    raise ValueError(f"Expected `{name}` with shape ({n_rows},), one weight "
+                     f"per row. Received: {name}.shape={array.shape}.")
+  bad = np.flatnonzero(~np.isfinite(array) | (array < 0))
+  if bad.size:
+    raise ValueError(f"Expected `{name}` to be finite and >= 0. Received: "
+                     f"{name}[{bad[0]}]={float(array[bad[0]])!r}.")
+  if not array.sum() > 0:
+    raise ValueError(f"Expected `{name}` to have a positive sum. "
+                     f"Received: all {n_rows} weights are zero.")
+  return array

@@ -13,7 +13,7 @@ _MAX_BATCH = 1 << 16
 
 def fit(x, n_components, *, method="natural", n_init=5, batch_size=None,
         max_epochs=None, tol=1e-5, seed=None, callbacks=None, verbose=0,
-        num_examples=None, **model_kwargs):
+        num_examples=None, sample_weight=None, **model_kwargs):
   """Fits a `BayesianGMM` to data and returns it.
 
   Initialisation runs `n_init` k-means++ restarts of CAVI on a sample of up
@@ -43,6 +43,10 @@ def fit(x, n_components, *, method="natural", n_init=5, batch_size=None,
     verbose: Keras verbosity (0 silent, 1 progress bar, 2 one line per epoch).
     num_examples: N for a dataset input, if known (saves a counting pass
       only where standardisation is off).
+    sample_weight: non-negative weight per row of an array `x`, [N] (a
+      dataset carries its own as (x, None, w) elements). Weights enter the
+      standardisation, the statistics and the bound: an integer weight
+      counts a row that many times, a zero drops it.
     **model_kwargs: passed to `BayesianGMM` (priors, `dtype`, `standardize`).
 
   Returns:
@@ -66,16 +70,19 @@ def fit(x, n_components, *, method="natural", n_init=5, batch_size=None,
   else:
     x = _validation.check_data(x, dtype=None)
     n_features = x.shape[1]
+    sample_weight = _validation.check_sample_weight(sample_weight, x.shape[0])
   model = model_lib.BayesianGMM(n_components, n_features, method=method,
                                 seed=seed, **model_kwargs)
-  model.initialize(x, n_init=n_init, num_examples=num_examples)
+  model.initialize(x, n_init=n_init, num_examples=num_examples,
+                   sample_weight=sample_weight)
   if (method == "natural" and not callbacks and batch_size is None
       and not isinstance(x, tf.data.Dataset)):
-    _fit_cavi(model, x, max_epochs, tol)
+    _fit_cavi(model, x, max_epochs, tol, sample_weight)
   else:
     if not isinstance(x, tf.data.Dataset):
       size = batch_size or min(x.shape[0], _MAX_BATCH)
-      x = data_lib.make_dataset(x, size, seed=model.seed)
+      x = data_lib.make_dataset(x, size, seed=model.seed,
+                                sample_weight=sample_weight)
     model.compile()
     model.fit(x, epochs=max_epochs, verbose=verbose,
               callbacks=[callbacks_lib.BoundConvergence(tol)]
@@ -83,7 +90,7 @@ def fit(x, n_components, *, method="natural", n_init=5, batch_size=None,
   return model
 
 
-def _fit_cavi(model, x, max_epochs, tol):
+def _fit_cavi(model, x, max_epochs, tol, sample_weight=None):
   """Full-data CAVI in one compiled loop; records history like `model.fit`."""
   z = data_lib.standardized_tensor(x, model.feature_loc.numpy(),
                                    model.feature_scale.numpy(),
@@ -91,7 +98,7 @@ def _fit_cavi(model, x, max_epochs, tol):
   q, history, converged = model_lib.run_cavi(
       z, model.posterior(), model.prior(), max_epochs, tol,
       model._estep_chunk(),  # pylint: disable=protected-access
-      model.weight_prior)
+      model.weight_prior, sample_weight)
   model.assign_posterior(q)
   history = history.numpy()
   log_det = float(model._log_det())  # pylint: disable=protected-access

@@ -6,7 +6,8 @@ import tensorflow as tf
 from tfgmm import _validation
 
 
-def make_dataset(x, batch_size, *, shuffle=True, seed=None):
+def make_dataset(x, batch_size, *, shuffle=True, seed=None,
+                 sample_weight=None):
   """A `tf.data.Dataset` of [B, D] minibatches of `x` for `BayesianGMM.fit`.
 
   Rows are shuffled by index, never copied into a shuffle buffer, and each
@@ -20,19 +21,30 @@ def make_dataset(x, batch_size, *, shuffle=True, seed=None):
     batch_size: rows per batch, int >= 1 (the last batch may be smaller).
     shuffle: shuffle the rows each epoch.
     seed: int seed of the shuffles; None draws one.
+    sample_weight: optional non-negative weight per row, [N]; the batches
+      are then (x, None, w) triples, which Keras reads as
+      (x, y, sample_weight). A weight of 2 counts a row twice; 0 drops it.
 
   Returns:
-    A dataset of float [B, D] batches with known cardinality.
+    A dataset of float [B, D] batches (or (x, None, w) triples) with known
+    cardinality.
   """
   batch_size = _validation.check_positive_int("batch_size", batch_size)
   data = _validation.check_data(x, dtype=None)
   n = data.shape[0]
+  weights = _validation.check_sample_weight(sample_weight, n)
   if seed is None:
     seed = int(np.random.default_rng().integers(2**31 - 1))
   seed = int(seed)
   epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
   rows = tf.constant(data)
   num_batches = -(-n // batch_size)
+  if weights is None:
+    gather = lambda index: tf.gather(rows, index)  # noqa: E731
+  else:
+    weights = tf.constant(weights.astype(data.dtype))
+    gather = lambda index: (tf.gather(rows, index), None,  # noqa: E731
+                            tf.gather(weights, index))
 
   def epoch_order(_):
     current = epoch.assign_add(1) - 1
@@ -44,12 +56,18 @@ def make_dataset(x, batch_size, *, shuffle=True, seed=None):
 
   dataset = (tf.data.Dataset.range(1).flat_map(epoch_order)
              .batch(batch_size)
-             .map(lambda index: tf.gather(rows, index),
-                  num_parallel_calls=tf.data.AUTOTUNE)
+             .map(gather, num_parallel_calls=tf.data.AUTOTUNE)
              .apply(tf.data.experimental.assert_cardinality(num_batches))
              .prefetch(tf.data.AUTOTUNE))
   dataset._tfgmm_epoch = epoch  # pylint: disable=protected-access
   return dataset
+
+
+def unpack_sample_weight(batch):
+  """The sample weights of a dataset element (x, y, w), or None."""
+  if isinstance(batch, (tuple, list)) and len(batch) == 3:
+    return batch[2]
+  return None
 
 
 def unpack_batch(batch, name="x"):
@@ -70,24 +88,32 @@ class DatasetSummary:
 
   Attributes:
     num_examples: rows seen, int.
-    mean: per-feature mean, float64 [D].
-    variance: per-feature (population) variance, float64 [D].
-    sample: the first `sample_size` rows, float64 [n, D].
+    total_weight: the sum of the sample weights (num_examples if none).
+    mean: per-feature (weighted) mean, float64 [D].
+    variance: per-feature (weighted, population) variance, float64 [D].
+    sample: rows kept for initialisation, float64 [n, D].
+    sample_weight: their weights, float64 [n], or None if unweighted.
   """
 
-  def __init__(self, num_examples, mean, variance, sample):
+  def __init__(self, num_examples, total_weight, mean, variance, sample,
+               sample_weight):
     self.num_examples = num_examples
+    self.total_weight = total_weight
     self.mean = mean
     self.variance = variance
     self.sample = sample
+    self.sample_weight = sample_weight
 
 
-def summarize(data, n_features, sample_size, seed=None, name="x"):
+def summarize(data, n_features, sample_size, seed=None, name="x",
+              sample_weight=None):
   """One streaming float64 pass: row count, mean and variance, and a sample.
 
-  Moments merge batch by batch (Chan, Golub and LeVeque 1983), so any size of
-  data streams through in bounded memory. From an array, the sample is drawn
-  at random; from a dataset, it is the first `sample_size` rows.
+  Moments merge batch by batch (Chan, Golub and LeVeque 1983, with weights),
+  so any size of data streams through in bounded memory. From an array, the
+  sample is drawn at random; from a dataset, it is the first `sample_size`
+  rows. Sample weights come from `sample_weight` (arrays) or from the
+  datasets' (x, y, w) elements.
 
   Args:
     data: an array [N, D] or a `tf.data.Dataset` of [B, D] batches.
@@ -95,58 +121,93 @@ def summarize(data, n_features, sample_size, seed=None, name="x"):
     sample_size: rows to keep for initialisation.
     seed: seed of the random sample from an array.
     name: argument name for errors.
+    sample_weight: weights of an array's rows, [N], or None.
 
   Returns:
     A `DatasetSummary`.
   """
+  moments = _Moments(n_features)
   if not isinstance(data, tf.data.Dataset):
     array = _validation.check_data(data, n_features, name, dtype=None)
     n = array.shape[0]
-    mean = np.zeros(n_features)
-    m2 = np.zeros(n_features)
-    count = 0
+    weights = _validation.check_sample_weight(sample_weight, n)
     for start in range(0, n, 1 << 16):
-      count, mean, m2 = _merge(count, mean, m2, array[start:start + (1 << 16)])
+      moments.add(array[start:start + (1 << 16)],
+                  None if weights is None else weights[start:start + (1 << 16)])
     rng = np.random.default_rng(seed)
-    if n > sample_size:
-      index = np.sort(rng.choice(n, sample_size, replace=False))
-      sample = array[index].astype(np.float64)
-    else:
-      sample = array.astype(np.float64)
-    return DatasetSummary(n, mean, m2 / n, sample)
+    index = (np.sort(rng.choice(n, sample_size, replace=False))
+             if n > sample_size else np.arange(n))
+    sample = array[index].astype(np.float64)
+    kept_weights = None if weights is None else weights[index]
+    return moments.summary(sample, kept_weights)
 
-  count, mean, m2 = 0, np.zeros(n_features), np.zeros(n_features)
-  kept, kept_rows = [], 0
+  kept, kept_weights = [], []
+  kept_rows = 0
   for i, batch in enumerate(data):
+    weights = unpack_sample_weight(batch)
     batch = unpack_batch(batch, name)
     try:
       array = _validation.check_data(batch, n_features, f"{name} (batch {i})",
                                      dtype=np.float64)
+      if weights is not None:
+        weights = _validation.check_sample_weight(
+            weights, array.shape[0], f"sample_weight (batch {i})")
     except ValueError as error:
       raise ValueError(str(error)) from None
-    count, mean, m2 = _merge(count, mean, m2, array)
+    if weights is None and kept_weights:
+      weights = np.ones(array.shape[0])
+    moments.add(array, weights)
     if kept_rows < sample_size:
       kept.append(array[:sample_size - kept_rows])
+      if weights is not None:
+        kept_weights.append(weights[:sample_size - kept_rows])
       kept_rows += kept[-1].shape[0]
-  if count == 0:
+  if moments.rows == 0:
     raise ValueError(f"Expected `{name}` to yield at least one row. "
                      "Received: an empty dataset.")
-  return DatasetSummary(count, mean, m2 / count, np.concatenate(kept))
+  return moments.summary(
+      np.concatenate(kept),
+      np.concatenate(kept_weights) if kept_weights else None)
 
 
-def _merge(count, mean, m2, batch):
-  """Chan et al.'s merge of running (count, mean, M2) with a batch."""
-  batch = np.asarray(batch, np.float64)
-  n_b = batch.shape[0]
-  if n_b == 0:
-    return count, mean, m2
-  mean_b = batch.mean(0)
-  m2_b = np.square(batch - mean_b).sum(0)
-  total = count + n_b
-  delta = mean_b - mean
-  mean = mean + delta * (n_b / total)
-  m2 = m2 + m2_b + np.square(delta) * (count * n_b / total)
-  return total, mean, m2
+class _Moments:
+  """Running weighted count, mean and M2 per feature (Chan et al. 1983)."""
+
+  def __init__(self, n_features):
+    self.rows = 0
+    self.weighted = False
+    self.count = np.zeros(n_features)
+    self.mean = np.zeros(n_features)
+    self.m2 = np.zeros(n_features)
+
+  def add(self, batch, weights=None):
+    """Merges a batch [b, D] with optional weights [b]."""
+    batch = np.asarray(batch, np.float64)
+    self.rows += batch.shape[0]
+    if batch.shape[0] == 0:
+      return
+    if weights is None:
+      weights = np.ones(batch.shape[0])
+    else:
+      self.weighted = True
+    n_b = np.broadcast_to(weights.sum(), self.count.shape)        # [D]
+    if not n_b.any():
+      return
+    mean_b = weights @ batch / np.where(n_b > 0, n_b, 1.0)        # [D]
+    m2_b = weights @ np.square(batch - mean_b)                    # [D]
+    total = self.count + n_b
+    delta = mean_b - self.mean
+    share = np.where(total > 0, n_b / np.where(total > 0, total, 1.0), 0.0)
+    self.mean = self.mean + delta * share
+    self.m2 = self.m2 + m2_b + np.square(delta) * self.count * share
+    self.count = total
+
+  def summary(self, sample, sample_weight):
+    total = float(self.count.max())
+    return DatasetSummary(self.rows, total if self.weighted else self.rows,
+                          self.mean, self.m2 / np.where(self.count > 0,
+                                                        self.count, 1.0),
+                          sample, sample_weight if self.weighted else None)
 
 
 def standardized_tensor(x, loc, scale, dtype, chunk=1 << 16):

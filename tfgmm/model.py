@@ -29,50 +29,65 @@ def _shape_free_signature(dtype, batched):
           _math.Posterior(scalar, features, scalar, scalar, features))
 
 
+def _weight_spec(dtype, weighted):
+  return (tf.TensorSpec([None], dtype),) if weighted else ()
+
+
 @functools.lru_cache(maxsize=None)
-def _compiled_cavi(dtype, weight_prior):
-  """`_math.cavi` traced once per dtype and weight prior, for any shape.
+def _compiled_cavi(dtype, weight_prior, weighted):
+  """`_math.cavi` traced once per dtype, weight prior and weighting.
 
   Restarts run with a leading restart axis R, full-data CAVI with R = 1.
   """
   x, q, prior = _shape_free_signature(dtype, batched=True)
+
+  def cavi(x, q, prior, max_iter, tol, chunk, *sample_weight):
+    return _math.cavi(x, q, prior, max_iter, tol, chunk, weight_prior,
+                      *sample_weight)
+
   # autograph=False: the math uses tf.while_loop itself, and autograph's
   # source conversion would cost most of the first call's time.
-  return tf.function(
-      functools.partial(_math.cavi, weight_prior=weight_prior),
-      autograph=False, input_signature=(
+  return tf.function(cavi, autograph=False, input_signature=(
       x, q, prior, tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.float64),
-      tf.TensorSpec([], tf.int32)))
+      tf.TensorSpec([], tf.int32)) + _weight_spec(dtype, weighted))
 
 
 @functools.lru_cache(maxsize=None)
-def _compiled_statistics(dtype):
+def _compiled_statistics(dtype, weighted):
   """`_math.statistics_and_log_likelihood` traced once per dtype."""
   x, q, _ = _shape_free_signature(dtype, batched=False)
   return tf.function(_math.statistics_and_log_likelihood, autograph=False,
                      input_signature=(x, q, tf.TensorSpec([], tf.int32),
-                                      tf.TensorSpec([None], tf.float64)))
+                                      tf.TensorSpec([None], tf.float64))
+                     + _weight_spec(dtype, weighted))
 
 
-def run_cavi(x, q, prior, max_iter, tol, chunk, weight_prior="dirichlet"):
+def _weight_args(sample_weight, dtype):
+  return () if sample_weight is None else (tf.cast(sample_weight, dtype),)
+
+
+def run_cavi(x, q, prior, max_iter, tol, chunk, weight_prior="dirichlet",
+             sample_weight=None):
   """`_math.cavi` compiled; q may be unbatched (run as one restart)."""
   dtype = x.dtype
   batched = len(q.weight_concentration.shape) == 2
   if not batched:
     q = _math.Posterior(*[t[None] for t in q])
-  q, history, converged = _compiled_cavi(dtype, weight_prior)(
-      x, _math.cast_posterior(q, dtype), _math.cast_posterior(prior, dtype),
-      tf.constant(max_iter, tf.int32), tf.constant(tol, tf.float64),
-      tf.constant(chunk, tf.int32))
+  q, history, converged = _compiled_cavi(
+      dtype, weight_prior, sample_weight is not None)(
+          x, _math.cast_posterior(q, dtype), _math.cast_posterior(prior, dtype),
+          tf.constant(max_iter, tf.int32), tf.constant(tol, tf.float64),
+          tf.constant(chunk, tf.int32), *_weight_args(sample_weight, dtype))
   if not batched:
     q = _math.Posterior(*[t[0] for t in q])
     history = history[..., 0]
   return q, history, converged
 
 
-def _statistics_compiled(x, q, chunk, log_weights):
-  return _compiled_statistics(x.dtype)(x, q, tf.constant(chunk, tf.int32),
-                                       tf.cast(log_weights, tf.float64))
+def _statistics_compiled(x, q, chunk, log_weights, sample_weight=None):
+  return _compiled_statistics(x.dtype, sample_weight is not None)(
+      x, q, tf.constant(chunk, tf.int32), tf.cast(log_weights, tf.float64),
+      *_weight_args(sample_weight, x.dtype))
 
 
 @functools.lru_cache(maxsize=None)
@@ -286,6 +301,11 @@ class BayesianGMM(keras.Model):
     self.num_examples = self.add_weight(shape=(), initializer="zeros",
                                         dtype="float64", trainable=False,
                                         name="num_examples")
+    # The sum of the sample weights (= num_examples without weights): the
+    # "per data point" of the loss is per unit of weight.
+    self.total_weight = self.add_weight(shape=(), initializer="zeros",
+                                        dtype="float64", trainable=False,
+                                        name="total_weight")
     self.natural_steps = self.add_weight(shape=(), initializer="zeros",
                                          dtype="int64", trainable=False,
                                          name="natural_steps")
@@ -382,7 +402,7 @@ class BayesianGMM(keras.Model):
 
   def initialize(self, x, *, n_init=1, num_examples=None,
                  sample_size=_INIT_SAMPLE_SIZE, max_iter=100, tol=1e-5,
-                 births=3, seed=None):
+                 births=3, seed=None, sample_weight=None):
     """Sets q from data: standardisation, k-means++ restarts, CAVI on a sample.
 
     One float64 streaming pass learns the per-feature location and scale
@@ -404,6 +424,9 @@ class BayesianGMM(keras.Model):
         by splitting a live one (see `_init.split_proposals`); the best is
         kept only if it raises the bound. 0 turns them off.
       seed: int; defaults to the model's seed.
+      sample_weight: weights of an array's rows, [N] (a dataset carries its
+        own as (x, y, w) elements). They enter the standardisation, the
+        k-means++ draws and the statistics.
 
     Returns:
       The best restart's bound per point on the sample (float), in
@@ -416,10 +439,13 @@ class BayesianGMM(keras.Model):
     births = _validation.check_non_negative_int("births", births)
     _validation.check_positive("tol", tol, ())
     seed = self.seed if seed is None else seed
-    summary = data_lib.summarize(x, self.n_features, sample_size, seed)
+    summary = data_lib.summarize(x, self.n_features, sample_size, seed,
+                                 sample_weight=sample_weight)
     total = summary.num_examples
+    total_weight = summary.total_weight
     if num_examples is not None:
       total = _validation.check_positive_int("num_examples", num_examples)
+      total_weight *= total / summary.num_examples
     if self.standardize:
       std = np.sqrt(summary.variance)
       # A constant feature keeps unit scale: its rows all sit at the mean.
@@ -430,15 +456,18 @@ class BayesianGMM(keras.Model):
     loc, scale = self.feature_loc.numpy(), self.feature_scale.numpy()
     z64 = (summary.sample - loc) / scale                          # [n, D]
     z = tf.constant(z64, dtype)
+    w64 = summary.sample_weight                                   # [n] or None
+    w = None if w64 is None else tf.constant(w64, dtype)
     prior = self._prior
     rng = np.random.default_rng(seed)
     # All restarts run as one vectorised CAVI: q gets a leading [R] axis.
     labels = np.stack([
-        _init.nearest_centre(z64, _init.kmeans_plusplus(z64, self.n_components,
-                                                        rng))
+        _init.nearest_centre(z64, _init.kmeans_plusplus(
+            z64, self.n_components, rng, sample_weight=w64))
         for _ in range(n_init)])                                  # [R, n]
     best_q, best_bound, trace = self._best_of(
-        z, tf.one_hot(labels, self.n_components, dtype=dtype), max_iter, tol)
+        z, tf.one_hot(labels, self.n_components, dtype=dtype), max_iter, tol,
+        w)
     for _ in range(births):
       # Split moves: a component that CAVI emptied takes half of a poorly
       # fitting one; kept only if the bound improves.
@@ -446,11 +475,12 @@ class BayesianGMM(keras.Model):
                         tf.float64)                               # [n, K]
       resp = _init.split_proposals(
           z64, tf.nn.softmax(log_rho, -1).numpy(),
-          tf.reduce_logsumexp(log_rho, -1).numpy(), n_init)
+          tf.reduce_logsumexp(log_rho, -1).numpy(), n_init,
+          sample_weight=w64)
       if resp is None:
         break
       q, bound, more = self._best_of(z, tf.constant(resp, dtype), max_iter,
-                                     tol)
+                                     tol, w)
       if bound <= best_bound + tol:
         break
       best_q, best_bound = q, bound
@@ -463,10 +493,11 @@ class BayesianGMM(keras.Model):
         prior, total / z64.shape[0], self.weight_prior)
     self.assign_posterior(q)
     self.num_examples.assign(total)
+    self.total_weight.assign(total_weight)
     self._initialized.assign(1)
     return best_bound
 
-  def _best_of(self, z, resp, max_iter, tol):
+  def _best_of(self, z, resp, max_iter, tol, sample_weight=None):
     """CAVI from each of R initial responsibilities [R, n, K]; keeps the best.
 
     Returns:
@@ -476,12 +507,12 @@ class BayesianGMM(keras.Model):
     prior = self._prior
     restarts = int(resp.shape[0])
     q0 = _math.posterior_from_statistics(
-        _math.sufficient_statistics(z, resp), prior, 1.0,
+        _math.sufficient_statistics(z, resp, sample_weight), prior, 1.0,
         self.weight_prior)                                        # [R, K, ...]
     chunk = _math.estep_chunk_rows(self.n_components * restarts,
                                    self.n_features)
     q, history, _ = run_cavi(z, q0, prior, max_iter, tol, chunk,
-                             self.weight_prior)
+                             self.weight_prior, sample_weight)
     history = history.numpy()                                     # [T, 2, R]
     bounds = history[-1, 0] - history[-1, 1]                      # [R]
     best = int(np.argmax(bounds))
@@ -519,18 +550,21 @@ class BayesianGMM(keras.Model):
       self.optimizer.build(self.trainable_variables)
 
   def fit(self, x=None, y=None, batch_size=None, epochs=1, callbacks=None,
-          **kwargs):
+          sample_weight=None, **kwargs):
     """`keras.Model.fit`, initialising q from `x` first if needed.
 
     Accepts an array [N, D] (Keras batches it) or a `tf.data.Dataset` of
-    [B, D] batches (e.g. from `tfgmm.make_dataset`). After training, components
-    are put in canonical order (decreasing weight).
+    [B, D] batches (e.g. from `tfgmm.make_dataset`; (x, None, w) elements
+    carry sample weights). `sample_weight` [N] weighs an array's rows. After
+    training, components are put in canonical order (decreasing weight).
     """
     if not self.compiled:
       self.compile()
     if not isinstance(x, tf.data.Dataset):
       x = _validation.check_data(x, self.n_features, "x",
                                  dtype=self.compute_dtype)
+      sample_weight = _validation.check_sample_weight(sample_weight,
+                                                      x.shape[0])
     elif x.element_spec is not None:
       spec = data_lib.unpack_batch(x.element_spec)
       if getattr(spec, "shape", None) is not None and spec.shape.rank not in (
@@ -538,7 +572,7 @@ class BayesianGMM(keras.Model):
         raise ValueError("Expected `x` to yield [B, D] batches. Received a "
                          f"dataset of {spec.shape}: batch it first.")
     if not self.initialized:
-      self.initialize(x)
+      self.initialize(x, sample_weight=sample_weight)
     callbacks = list(callbacks or [])
     epoch_variable = getattr(x, "_tfgmm_epoch", None)
     if epoch_variable is not None:
@@ -548,7 +582,8 @@ class BayesianGMM(keras.Model):
       kwargs.setdefault("shuffle", False)
     self.converged = False
     history = super().fit(x, y, batch_size=batch_size, epochs=epochs,
-                          callbacks=callbacks, **kwargs)
+                          callbacks=callbacks, sample_weight=sample_weight,
+                          **kwargs)
     self.n_epochs += len(history.epoch)
     for key, values in self.training_history.items():
       values.extend(float(v) for v in history.history.get(key, []))
@@ -563,20 +598,26 @@ class BayesianGMM(keras.Model):
     return super().evaluate(x, y, **kwargs)
 
   def _batch_terms(self, data):
-    """A training or evaluation batch in the model's units, [B, D]."""
+    """A batch in the model's units, [B, D], and its sample weights, [B]."""
     x, _, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-    if sample_weight is not None:
-      raise ValueError("BayesianGMM does not take sample weights yet. "
-                       "Received a dataset yielding (x, y, sample_weight).")
     z = self._to_model_units(x)                                   # [B, D]
-    return z
+    if sample_weight is None:
+      return z, tf.ones(tf.shape(z)[:1], self._dtype)
+    return z, tf.reshape(tf.cast(sample_weight, self._dtype), [-1])
 
-  def _record(self, log_likelihood, kl):
-    """Updates the trackers with a batch's mean log-likelihood and KL."""
+  def _mean_log_likelihood(self, log_likelihood, sample_weight):
+    """(N / (B W)) sum_b w_b ll_b, the batch's estimate of the mean per unit
+    of weight over all N rows (total weight W); the plain mean if unweighted.
+    """
     rows = tf.cast(tf.shape(log_likelihood)[0], self._dtype)
-    n_total = tf.cast(self.num_examples, self._dtype)
-    mean_ll = tf.reduce_mean(log_likelihood) + self._log_det()
-    kl_per_point = kl / n_total
+    scale = tf.cast(self.num_examples / self.total_weight, self._dtype) / rows
+    return tf.reduce_sum(sample_weight * log_likelihood) * scale
+
+  def _record(self, mean_ll, kl, rows):
+    """Updates the trackers with a batch's mean log-likelihood and KL."""
+    mean_ll = mean_ll + self._log_det()
+    kl_per_point = kl / tf.cast(self.total_weight, self._dtype)
+    rows = tf.cast(rows, self._dtype)
     self.loss_tracker.update_state(kl_per_point - mean_ll, sample_weight=rows)
     self.log_likelihood_tracker.update_state(mean_ll, sample_weight=rows)
     self.kl_tracker.update_state(kl_per_point, sample_weight=rows)
@@ -590,21 +631,22 @@ class BayesianGMM(keras.Model):
                       tf.pow(t + 2.0, -0.7))
 
   def train_step(self, data):
-    z = self._batch_terms(data)
+    z, w = self._batch_terms(data)                                # [B, D], [B]
     n_total = tf.cast(self.num_examples, self._dtype)
     rows = tf.cast(tf.shape(z)[0], self._dtype)
     if self.method == "natural":
       q = self.posterior()
       lr = _math.log_rho(z, q, self._log_weights(q))              # [B, K]
       ll = tf.reduce_logsumexp(lr, -1)                            # [B]
-      stats = _math.sufficient_statistics(z, tf.exp(lr - ll[:, None]))
+      # s = N / B with weighted statistics: unbiased for the full data's.
+      stats = _math.sufficient_statistics(z, tf.exp(lr - ll[:, None]), w)
       kl = self._kl(q)
       rho = self._natural_step_size(rows / n_total)
       self.assign_posterior(
           _math.natural_update(q, stats, self._prior, n_total / rows, rho,
                                self.weight_prior))
       self.natural_steps.assign_add(1)
-      return self._record(ll, kl)
+      return self._record(self._mean_log_likelihood(ll, w), kl, rows)
     with tf.GradientTape() as tape:
       q = self.posterior()
       if self.method == "sampled":
@@ -617,18 +659,21 @@ class BayesianGMM(keras.Model):
         ll = tf.reduce_logsumexp(
             _math.log_rho(z, q, self._log_weights(q)), -1)        # [B]
       kl = self._kl(q)
-      loss = kl / n_total - tf.reduce_mean(ll)
+      mean_ll = self._mean_log_likelihood(ll, w)
+      loss = kl / tf.cast(self.total_weight, self._dtype) - mean_ll
     variables = self.trainable_variables
     self.optimizer.apply_gradients(zip(tape.gradient(loss, variables),
                                        variables))
-    return self._record(ll, kl)
+    return self._record(mean_ll, kl, rows)
 
   def test_step(self, data):
-    z = self._batch_terms(data)
+    z, w = self._batch_terms(data)
     q = self.posterior()
     ll = tf.reduce_logsumexp(_math.log_rho(z, q, self._log_weights(q)),
                              -1)                                  # [B]
-    return self._record(ll, self._kl(q))
+    # Held-out data: its own weighted mean, with the training set's KL / W.
+    mean_ll = tf.reduce_sum(w * ll) / tf.reduce_sum(w)
+    return self._record(mean_ll, self._kl(q), tf.shape(z)[0])
 
   def _kl(self, q):
     """KL(q || p) of the global factors, scalar."""
@@ -802,25 +847,38 @@ class BayesianGMM(keras.Model):
         tf.cast(self._log_mean_weights(q), self._dtype))
     return loc + scale * z
 
-  def elbo(self, x):
+  def elbo(self, x, sample_weight=None):
     """The evidence lower bound of `x` as a data set, in data units (scalar).
 
-    sum_n logsumexp_k log_rho[n, k] - KL(q || p), with log_rho the CAVI local
-    term; data arrive in chunks (array or dataset).
+    sum_n w_n logsumexp_k log_rho[n, k] - KL(q || p), with log_rho the CAVI
+    local term; data arrive in chunks (array, or dataset whose (x, y, w)
+    elements carry weights).
+
+    Args:
+      x: array [N, D] or `tf.data.Dataset` of [B, D] batches.
+      sample_weight: weights of an array's rows, [N], or None.
     """
     self._check_initialized("elbo")
     q = self.posterior()
-    total, rows = 0.0, 0
-    batches = x if isinstance(x, tf.data.Dataset) else [
-        _validation.check_data(x, self.n_features, "x", self.compute_dtype)]
-    for batch in batches:
-      z = self._to_model_units(data_lib.unpack_batch(batch))
+    total, weight = 0.0, 0.0
+    if isinstance(x, tf.data.Dataset):
+      batches = ((data_lib.unpack_batch(b), data_lib.unpack_sample_weight(b))
+                 for b in x)
+    else:
+      array = _validation.check_data(x, self.n_features, "x",
+                                     self.compute_dtype)
+      batches = [(array, _validation.check_sample_weight(sample_weight,
+                                                         array.shape[0]))]
+    for features, w in batches:
+      z = self._to_model_units(features)
       _, ll = _statistics_compiled(z, q, self._estep_chunk(),
-                                   self._log_weights(q))
+                                   self._log_weights(q), w)
       total += float(ll)
-      rows += int(z.shape[0])
+      weight += (float(z.shape[0]) if w is None
+                 else float(tf.reduce_sum(tf.cast(w, tf.float64))))
     kl = float(self._kl(q))
-    return tf.constant(total + rows * float(self._log_det()) - kl, tf.float64)
+    return tf.constant(total + weight * float(self._log_det()) - kl,
+                       tf.float64)
 
   def posterior_mean(self):
     """Posterior means of the weights, component means and precisions.
