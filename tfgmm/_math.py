@@ -37,6 +37,7 @@ q(z[n])        = Categorical(r[n])                             # r: [N, K]
 """
 
 import math
+import sys
 from typing import NamedTuple
 
 import tensorflow as tf
@@ -264,6 +265,13 @@ def add_statistics(s, t):
   return Statistics(*[u + v for u, v in zip(s, t)])
 
 
+def zero_statistics(q):
+  """float64 zero `Statistics` shaped like q's fields ([R..., K], [R..., K, D])."""
+  zeros_kd = tf.zeros_like(q.mean_loc, tf.float64)
+  return Statistics(tf.zeros_like(q.weight_concentration, tf.float64),
+                    zeros_kd, zeros_kd)
+
+
 # ------------------------------------------------------------- global updates
 
 
@@ -352,6 +360,30 @@ def posterior_from_statistics(stats, prior, scale=1.0,
   ones = tf.ones_like(stats.sum_x)                                # [K, D]
   like = Posterior(tf.ones_like(stats.counts), ones, ones, ones, ones)
   return natural_update(like, stats, prior, scale, 1.0, weight_prior)
+
+
+def rescale(q, prior, scale, weight_prior="dirichlet"):
+  """The CAVI posterior of q's data repeated `scale` times (a sample's fit
+  scaled to the full data): the global step at s = scale of q's statistics.
+  """
+  return posterior_from_statistics(
+      statistics_from_posterior(q, prior, weight_prior), prior, scale,
+      weight_prior)
+
+
+def posterior_from_unconstrained(*raw):
+  """q from unconstrained coordinates: positive fields are exp(raw)."""
+  weight, loc, mean_precision, concentration, rate = raw
+  return Posterior(tf.exp(weight), tf.convert_to_tensor(loc),
+                   tf.exp(mean_precision), tf.exp(concentration), tf.exp(rate))
+
+
+def unconstrained_from_posterior(q):
+  """The inverse of `posterior_from_unconstrained`, a tuple of tensors."""
+  return (tf.math.log(q.weight_concentration), q.mean_loc,
+          tf.math.log(q.mean_precision),
+          tf.math.log(q.precision_concentration),
+          tf.math.log(q.precision_rate))
 
 
 # ------------------------------------------------------------------------- KL
@@ -558,7 +590,7 @@ def sample_predictive(n, seed, q, log_mean_weights=None):
 
 
 def statistics_and_log_likelihood(x, q, chunk, log_weights=None,
-                                  sample_weight=None):
+                                  sample_weight=None, family=None):
   """One E-step over all rows of x, in chunks.
 
   Args:
@@ -567,45 +599,49 @@ def statistics_and_log_likelihood(x, q, chunk, log_weights=None,
     chunk: rows per chunk, an int or int32 scalar tensor.
     log_weights: E[log pi] for `log_rho` ([R..., K]); None for Dirichlet.
     sample_weight: optional w, [N].
+    family: the model's math module (this one, `_independent` or `_full`),
+      providing `log_rho`, `sufficient_statistics` and `zero_statistics`;
+      None for this module.
 
   Returns:
-    (stats, total) where stats are the `Statistics` of x under the optimal
+    (stats, total) where stats are the float64 statistics of x under the optimal
     responsibilities for q and total = sum_n w_n logsumexp_k log_rho[n, k]
     (shape [R] when q has a leading restart dimension, else scalar).
   """
+  family = family or sys.modules[__name__]
   n = tf.shape(x)[0]
   num_chunks = (n + chunk - 1) // chunk
 
   def body(i, stats, total):
     rows = x[i * chunk:(i + 1) * chunk]                           # [C, D]
-    lr = log_rho(rows, q, log_weights)                            # [C, K]
+    lr = family.log_rho(rows, q, log_weights)                     # [C, K]
     ll = tf.reduce_logsumexp(lr, -1)                              # [C]
     resp = tf.exp(lr - ll[..., None])                             # [C, K]
     w = None
     if sample_weight is not None:
       w = sample_weight[i * chunk:(i + 1) * chunk]                # [C]
       ll = ll * w
-    batch = sufficient_statistics(rows, resp, w)
-    stats = Statistics(*[u + tf.cast(v, tf.float64)
-                         for u, v in zip(stats, batch)])
+    batch = family.sufficient_statistics(rows, resp, w)
+    stats = type(stats)(*[u + tf.cast(v, tf.float64)
+                          for u, v in zip(stats, batch)])
     return i + 1, stats, total + tf.reduce_sum(tf.cast(ll, tf.float64), -1)
 
   # Dynamic shapes (tf.function may relax static ones when retracing).
-  zeros_k = tf.zeros_like(q.weight_concentration, tf.float64)     # [R..., K]
-  zeros_kd = tf.zeros_like(q.mean_loc, tf.float64)                # [R..., K, D]
-  zeros = Statistics(zeros_k, zeros_kd, zeros_kd)
+  zeros = family.zero_statistics(q)
   _, stats, total = tf.while_loop(
       lambda i, *_: i < num_chunks, body,
-      (tf.constant(0), zeros, tf.reduce_sum(zeros_k, -1)))
+      (tf.constant(0), zeros, tf.reduce_sum(zeros.counts, -1)))
   return stats, total
 
 
 def cavi(x, q, prior, max_iter, tol, chunk, weight_prior="dirichlet",
-         sample_weight=None):
+         sample_weight=None, family=None):
   """Coordinate-ascent VI on all of x until the bound per point settles.
 
   Each iteration is one E-step over x (in chunks) and the closed-form global
-  step (Bishop 10.46-10.63). Stops after `max_iter` iterations or when the
+  step (Bishop 10.46-10.63; for `_independent`, q(mu) then q(tau)). One loop
+  serves every model family: it calls the family's `log_rho`,
+  `sufficient_statistics`, `natural_update` and `kl_divergence`. Stops after `max_iter` iterations or when the
   bound per point rose by less than `tol` nats.
 
   Args:
@@ -618,6 +654,8 @@ def cavi(x, q, prior, max_iter, tol, chunk, weight_prior="dirichlet",
     weight_prior: "dirichlet" or "dirichlet_process".
     sample_weight: optional w, [N]; "per point" then means per unit of
       weight (N = sum w).
+    family: the model's math module; None for this one (the diagonal
+      conjugate model).
 
   Returns:
     (q, history, converged): the final `Posterior`; float64 [iterations, 2]
@@ -626,20 +664,24 @@ def cavi(x, q, prior, max_iter, tol, chunk, weight_prior="dirichlet",
     the bound per point, which never decreases); and whether tol was met (by
     every restart).
   """
+  family = family or sys.modules[__name__]
   n = (tf.cast(tf.shape(x)[0], tf.float64) if sample_weight is None
        else tf.reduce_sum(tf.cast(sample_weight, tf.float64)))
   history = tf.TensorArray(tf.float64, size=0, dynamic_size=True)
   tol = tf.cast(tol, tf.float64)
+  as64 = lambda p: type(p)(*[tf.cast(t, tf.float64) for t in p])  # noqa: E731
 
   def body(i, q, history, previous, converged):
     log_weights = expected_log_weights(
         tf.cast(q.weight_concentration, tf.float64),
         tf.cast(prior.weight_concentration, tf.float64), weight_prior)
-    stats, total = statistics_and_log_likelihood(x, q, chunk, log_weights,
-                                                 sample_weight)
-    kl = tf.cast(kl_divergence(q, prior, weight_prior), tf.float64) / n
+    stats, total = statistics_and_log_likelihood(
+        x, q, chunk, log_weights, sample_weight, family)
+    # The KL of float64 parameters: in float32 its rounding alone can
+    # exceed a converged iteration's gain in the bound.
+    kl = family.kl_divergence(as64(q), as64(prior), weight_prior) / n
     bound = total / n - kl
-    q = natural_update(q, stats, prior, 1.0, 1.0, weight_prior)
+    q = family.natural_update(q, stats, prior, 1.0, 1.0, weight_prior)
     converged = tf.reduce_all(tf.abs(bound - previous) < tol)
     return i + 1, q, history.write(i, tf.stack([total / n, kl])), bound, converged
 
