@@ -225,7 +225,7 @@ def test_sort_components_permutes_optimizer_slots(blog):
   model = tfgmm.BayesianGMM(3, 2, method="gradient", seed=0)
   model.fit(tfgmm.make_dataset(x, 1000, seed=0), epochs=1, verbose=0)
   before = [v.numpy() for v in model.optimizer.variables]
-  raw = model._weight_concentration_raw  # pylint: disable=protected-access
+  raw = model._raw_variables[0]  # pylint: disable=protected-access
   raw.assign(tf.gather(raw, [2, 0, 1]))
   order = model.sort_components()
   assert sorted(order.tolist()) == [0, 1, 2]

@@ -47,7 +47,8 @@ def fit(x, n_components, *, method="natural", n_init=5, batch_size=None,
       dataset carries its own as (x, None, w) elements). Weights enter the
       standardisation, the statistics and the bound: an integer weight
       counts a row that many times, a zero drops it.
-    **model_kwargs: passed to `BayesianGMM` (priors, `dtype`, `standardize`).
+    **model_kwargs: passed to `BayesianGMM` (priors, `covariance_type`,
+      `mean_prior`, `weight_prior`, `dtype`, `standardize`).
 
   Returns:
     The fitted `BayesianGMM`, components in decreasing-weight order, with
@@ -98,7 +99,8 @@ def _fit_cavi(model, x, max_epochs, tol, sample_weight=None):
   q, history, converged = model_lib.run_cavi(
       z, model.posterior(), model.prior(), max_epochs, tol,
       model._estep_chunk(),  # pylint: disable=protected-access
-      model.weight_prior, sample_weight)
+      model.weight_prior, sample_weight,
+      model._family)  # pylint: disable=protected-access
   model.assign_posterior(q)
   history = history.numpy()
   log_det = float(model._log_det())  # pylint: disable=protected-access

@@ -6,7 +6,6 @@ import tempfile
 
 import tensorflow as tf
 
-from tfgmm import _math
 from tfgmm import model as model_lib
 
 
@@ -16,15 +15,14 @@ class _MixtureModule(tf.Module):
   def __init__(self, model):
     super().__init__(name="tfgmm_bayesian_gmm")
     dtype = model._dtype  # pylint: disable=protected-access
+    family = model._family  # pylint: disable=protected-access
     q = model.posterior()
     loc, scale = model._standardization()  # pylint: disable=protected-access
-    self.weight_concentration = tf.Variable(q.weight_concentration,
-                                            trainable=False)
-    self.mean_loc = tf.Variable(q.mean_loc, trainable=False)
-    self.mean_precision = tf.Variable(q.mean_precision, trainable=False)
-    self.precision_concentration = tf.Variable(q.precision_concentration,
-                                               trainable=False)
-    self.precision_rate = tf.Variable(q.precision_rate, trainable=False)
+    # q's fields by name (weight_concentration, mean_loc, ...): the
+    # posterior's own parameters, whatever the covariance type.
+    self.posterior_fields = {
+        name: tf.Variable(value, trainable=False, name=name)
+        for name, value in zip(q._fields, q)}
     # log E[pi]: the predictive needs only the mixing weights, whichever
     # weight prior produced them.
     self.log_mean_weights = tf.Variable(
@@ -34,15 +32,15 @@ class _MixtureModule(tf.Module):
     self.feature_scale = tf.Variable(scale, trainable=False)
     chunk = model._chunk()  # pylint: disable=protected-access
     d = model.n_features
+    posterior_type = type(q)
 
     def posterior():
-      return _math.Posterior(self.weight_concentration, self.mean_loc,
-                             self.mean_precision, self.precision_concentration,
-                             self.precision_rate)
+      return posterior_type(*[self.posterior_fields[name]
+                              for name in posterior_type._fields])
 
     def predict(name, x):
       return model_lib._predict(  # pylint: disable=protected-access
-          name, tf.cast(x, dtype), posterior(), self.log_mean_weights,
+          family, name, tf.cast(x, dtype), posterior(), self.log_mean_weights,
           self.feature_loc, self.feature_scale, chunk)
 
     x_spec = tf.TensorSpec([None, d], tf.float32, name="x")
@@ -64,9 +62,9 @@ class _MixtureModule(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="n"),
                                   tf.TensorSpec([], tf.int64, name="seed")])
     def sample(n, seed):
-      z = _math.sample_predictive(n, tf.stack([seed, tf.constant(2, tf.int64)]),
-                                  posterior(),
-                                  self.log_mean_weights)          # [n, D]
+      z = family.sample_predictive(
+          n, tf.stack([seed, tf.constant(2, tf.int64)]), posterior(),
+          self.log_mean_weights)                                  # [n, D]
       x = self.feature_loc + self.feature_scale * z
       return {"samples": tf.cast(x, tf.float32)}
 

@@ -7,6 +7,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfgmm import _full
+from tfgmm import _independent
 from tfgmm import _init
 from tfgmm import _math
 from tfgmm import _validation
@@ -18,15 +20,41 @@ _DEFAULT_LEARNING_RATE = {"gradient": 0.01, "sampled": 1e-3}
 _INIT_SAMPLE_SIZE = 20000
 
 
-def _shape_free_signature(dtype, batched):
-  """Input specs with every dimension unknown: one trace serves any N, K, D."""
-  lead = [None] if batched else []
-  vector, matrix = tf.TensorSpec(lead + [None], dtype), tf.TensorSpec(
-      lead + [None, None], dtype)
-  scalar, features = tf.TensorSpec([], dtype), tf.TensorSpec([None], dtype)
-  return (tf.TensorSpec([None, None], dtype),
-          _math.Posterior(vector, matrix, matrix, matrix, matrix),
-          _math.Posterior(scalar, features, scalar, scalar, features))
+# The math module ("family") of each (covariance_type, mean_prior): the same
+# function names and contracts (see `_math`), different parameters.
+_FAMILIES = {
+    ("diag", "conjugate"): _math,
+    ("diag", "independent"): _independent,
+    ("full", "conjugate"): _full,
+}
+COVARIANCE_TYPES = ("diag", "full")
+MEAN_PRIORS = ("conjugate", "independent")
+
+
+def _family_ranks(family):
+  """Ranks of a posterior's fields and of the prior's, without a restart axis."""
+  if family is _full:
+    return (1, 2, 1, 1, 3), (0, 1, 0, 0, 2)
+  return (1, 2, 2, 2, 2), (0, 1, 0, 0, 1)
+
+
+def _posterior_type(family):
+  return _full.FullPosterior if family is _full else _math.Posterior
+
+
+def _shape_free_signature(family, dtype, batched):
+  """Input specs with every dimension unknown: one trace serves any N, K, D.
+
+  Returns:
+    (x spec, q spec, prior spec) for the family; q gains a leading restart
+    axis when `batched`.
+  """
+  lead = 1 if batched else 0
+  q_ranks, prior_ranks = _family_ranks(family)
+  posterior = _posterior_type(family)
+  spec = lambda rank: tf.TensorSpec([None] * rank, dtype)  # noqa: E731
+  return (spec(2), posterior(*[spec(r + lead) for r in q_ranks]),
+          posterior(*[spec(r) for r in prior_ranks]))
 
 
 def _weight_spec(dtype, weighted):
@@ -34,16 +62,16 @@ def _weight_spec(dtype, weighted):
 
 
 @functools.lru_cache(maxsize=None)
-def _compiled_cavi(dtype, weight_prior, weighted):
-  """`_math.cavi` traced once per dtype, weight prior and weighting.
+def _compiled_cavi(family, dtype, weight_prior, weighted):
+  """`_math.cavi` traced once per family, dtype, weight prior and weighting.
 
   Restarts run with a leading restart axis R, full-data CAVI with R = 1.
   """
-  x, q, prior = _shape_free_signature(dtype, batched=True)
+  x, q, prior = _shape_free_signature(family, dtype, batched=True)
 
   def cavi(x, q, prior, max_iter, tol, chunk, *sample_weight):
     return _math.cavi(x, q, prior, max_iter, tol, chunk, weight_prior,
-                      *sample_weight)
+                      *sample_weight, family=family)
 
   # autograph=False: the math uses tf.while_loop itself, and autograph's
   # source conversion would cost most of the first call's time.
@@ -53,10 +81,15 @@ def _compiled_cavi(dtype, weight_prior, weighted):
 
 
 @functools.lru_cache(maxsize=None)
-def _compiled_statistics(dtype, weighted):
-  """`_math.statistics_and_log_likelihood` traced once per dtype."""
-  x, q, _ = _shape_free_signature(dtype, batched=False)
-  return tf.function(_math.statistics_and_log_likelihood, autograph=False,
+def _compiled_statistics(family, dtype, weighted):
+  """`_math.statistics_and_log_likelihood` traced once per family and dtype."""
+  x, q, _ = _shape_free_signature(family, dtype, batched=False)
+
+  def statistics(x, q, chunk, log_weights, *sample_weight):
+    return _math.statistics_and_log_likelihood(
+        x, q, chunk, log_weights, *sample_weight, family=family)
+
+  return tf.function(statistics, autograph=False,
                      input_signature=(x, q, tf.TensorSpec([], tf.int32),
                                       tf.TensorSpec([None], tf.float64))
                      + _weight_spec(dtype, weighted))
@@ -67,44 +100,46 @@ def _weight_args(sample_weight, dtype):
 
 
 def run_cavi(x, q, prior, max_iter, tol, chunk, weight_prior="dirichlet",
-             sample_weight=None):
+             sample_weight=None, family=_math):
   """`_math.cavi` compiled; q may be unbatched (run as one restart)."""
   dtype = x.dtype
   batched = len(q.weight_concentration.shape) == 2
   if not batched:
-    q = _math.Posterior(*[t[None] for t in q])
+    q = type(q)(*[t[None] for t in q])
+  cast = lambda p: type(p)(*[tf.cast(t, dtype) for t in p])  # noqa: E731
   q, history, converged = _compiled_cavi(
-      dtype, weight_prior, sample_weight is not None)(
-          x, _math.cast_posterior(q, dtype), _math.cast_posterior(prior, dtype),
-          tf.constant(max_iter, tf.int32), tf.constant(tol, tf.float64),
-          tf.constant(chunk, tf.int32), *_weight_args(sample_weight, dtype))
+      family, dtype, weight_prior, sample_weight is not None)(
+          x, cast(q), cast(prior), tf.constant(max_iter, tf.int32),
+          tf.constant(tol, tf.float64), tf.constant(chunk, tf.int32),
+          *_weight_args(sample_weight, dtype))
   if not batched:
-    q = _math.Posterior(*[t[0] for t in q])
+    q = type(q)(*[t[0] for t in q])
     history = history[..., 0]
   return q, history, converged
 
 
-def _statistics_compiled(x, q, chunk, log_weights, sample_weight=None):
-  return _compiled_statistics(x.dtype, sample_weight is not None)(
+def _statistics_compiled(family, x, q, chunk, log_weights, sample_weight=None):
+  return _compiled_statistics(family, x.dtype, sample_weight is not None)(
       x, q, tf.constant(chunk, tf.int32), tf.cast(log_weights, tf.float64),
       *_weight_args(sample_weight, x.dtype))
 
 
 @functools.lru_cache(maxsize=None)
-def _compiled_predict(name, dtype):
-  """`_predict(name, ...)` traced once per output and dtype, for any shape."""
-  x, q, _ = _shape_free_signature(dtype, batched=False)
+def _compiled_predict(family, name, dtype):
+  """`_predict(family, name, ...)` traced once per output, family and dtype."""
+  x, q, _ = _shape_free_signature(family, dtype, batched=False)
   features = tf.TensorSpec([None], dtype)
   return tf.function(
-      functools.partial(_predict, name), autograph=False,
+      functools.partial(_predict, family, name), autograph=False,
       input_signature=(x, q, tf.TensorSpec([None], tf.float64), features,
                        features, tf.TensorSpec([], tf.int32)))
 
 
-def _predict(name, x, q, log_mean_weights, loc, scale, chunk):
+def _predict(family, name, x, q, log_mean_weights, loc, scale, chunk):
   """The per-point outputs in data units, shared by the model and the export.
 
   Args:
+    family: the model's math module (`_math`, `_independent`, `_full`).
     name: "log_prob" ([N]) or "log_responsibilities" ([N, K]).
     x: data in data units, [N, D], q's dtype.
     q: `Posterior` in standardised units.
@@ -116,11 +151,11 @@ def _predict(name, x, q, log_mean_weights, loc, scale, chunk):
   if name == "log_prob":
     log_det = tf.reduce_sum(tf.math.log(scale))
     return _math.map_chunks(
-        lambda rows: _math.predictive_log_prob(rows, q, log_mean_weights),
+        lambda rows: family.predictive_log_prob(rows, q, log_mean_weights),
         z, chunk) - log_det                                       # [N]
   if name == "log_responsibilities":
     def fn(rows):
-      joint = _math.predictive_joint_log_prob(
+      joint = family.predictive_joint_log_prob(
           rows, q, log_mean_weights)                              # [C, K]
       return joint - tf.reduce_logsumexp(joint, -1, keepdims=True)
     return _math.map_chunks(fn, z, chunk)                         # [N, K]
@@ -217,7 +252,9 @@ class BayesianGMM(keras.Model):
   def __init__(self, n_components, n_features, *, weight_concentration=None,
                mean_loc=0.0, mean_precision=1.0, precision_concentration=1.0,
                precision_rate=1.0, method="natural",
-               weight_prior="dirichlet", standardize=True, dtype="float32",
+               weight_prior="dirichlet", covariance_type="diag",
+               mean_prior="conjugate", degrees_of_freedom=None,
+               scale_matrix=None, standardize=True, dtype="float32",
                seed=None, step_size=None, **kwargs):
     n_components = _validation.check_positive_int("n_components", n_components)
     n_features = _validation.check_positive_int("n_features", n_features)
@@ -225,6 +262,29 @@ class BayesianGMM(keras.Model):
     method = _validation.check_choice("method", method, METHODS)
     weight_prior = _validation.check_choice("weight_prior", weight_prior,
                                             _math.WEIGHT_PRIORS)
+    covariance_type = _validation.check_choice(
+        "covariance_type", covariance_type, COVARIANCE_TYPES)
+    mean_prior = _validation.check_choice("mean_prior", mean_prior,
+                                          MEAN_PRIORS)
+    if (covariance_type, mean_prior) not in _FAMILIES:
+      raise ValueError(
+          "Expected `mean_prior='conjugate'` with covariance_type='full' "
+          "(the independent prior is the diagonal seed-blog model). "
+          f"Received: mean_prior={mean_prior!r}.")
+    if covariance_type == "full" and method == "sampled":
+      raise ValueError(
+          "Expected method 'natural' or 'gradient' with covariance_type="
+          "'full': the sampled estimator is the diagonal seed-blog recipe. "
+          f"Received: method={method!r}.")
+    family = _FAMILIES[covariance_type, mean_prior]
+    if covariance_type == "full":
+      degrees_of_freedom, scale_matrix = _check_wishart(
+          degrees_of_freedom, scale_matrix, n_features)
+    elif degrees_of_freedom is not None or scale_matrix is not None:
+      raise ValueError(
+          "`degrees_of_freedom` and `scale_matrix` are the Wishart prior of "
+          "covariance_type='full'. Received them with covariance_type="
+          f"{covariance_type!r}.")
     if weight_concentration is None:
       weight_concentration = 1.0 / n_components
     _validation.check_positive("weight_concentration", weight_concentration, ())
@@ -254,6 +314,11 @@ class BayesianGMM(keras.Model):
     self.precision_rate = _as_config_value(precision_rate)
     self.method = method
     self.weight_prior = weight_prior
+    self.covariance_type = covariance_type
+    self.mean_prior = mean_prior
+    self.degrees_of_freedom = degrees_of_freedom
+    self.scale_matrix = scale_matrix
+    self._family = family
     self.standardize = standardize
     self.seed = (int(np.random.default_rng().integers(2**31 - 1))
                  if seed is None else seed)
@@ -266,32 +331,40 @@ class BayesianGMM(keras.Model):
                                    "kl": []}
 
     k, d = n_components, n_features
-    self._prior = _math.Posterior(
-        tf.constant(self.weight_concentration, dtype),
-        tf.constant(np.broadcast_to(mean_loc, (d,)), dtype),
-        tf.constant(self.mean_precision, dtype),
-        tf.constant(self.precision_concentration, dtype),
-        tf.constant(np.broadcast_to(precision_rate, (d,)), dtype))
-    prior_raw = lambda value: keras.initializers.Constant(  # noqa: E731
-        float(np.log(np.mean(value))))
-    # The weight field: log alpha (Dirichlet) or log c (stick counts, DP;
-    # see `_math.stick_concentrations`); set from data by `initialize`.
-    self._weight_concentration_raw = self.add_weight(
-        shape=(k,), initializer=prior_raw(
-            self.weight_concentration if weight_prior == "dirichlet" else 1.0),
-        name="log_weight_concentration")
-    self._mean_loc = self.add_weight(shape=(k, d), initializer="zeros",
-                                     name="mean_loc")
-    self._mean_precision_raw = self.add_weight(
-        shape=(k, d), initializer=prior_raw(self.mean_precision),
-        name="log_mean_precision")
-    self._precision_concentration_raw = self.add_weight(
-        shape=(k, d),
-        initializer=prior_raw(self.precision_concentration),
-        name="log_precision_concentration")
-    self._precision_rate_raw = self.add_weight(
-        shape=(k, d), initializer=prior_raw(self.precision_rate),
-        name="log_precision_rate")
+    m0 = tf.constant(np.broadcast_to(mean_loc, (d,)), dtype)
+    if family is _full:
+      # L0 = cholesky(W0^-1), computed once in float64.
+      w0 = np.eye(d) if scale_matrix is None else np.asarray(scale_matrix)
+      w0_inv_tril = np.linalg.cholesky(np.linalg.inv(w0))
+      self._prior = _full.FullPosterior(
+          tf.constant(self.weight_concentration, dtype), m0,
+          tf.constant(self.mean_precision, dtype),
+          tf.constant(degrees_of_freedom, dtype),
+          tf.constant(w0_inv_tril, dtype))
+    else:
+      self._prior = _math.Posterior(
+          tf.constant(self.weight_concentration, dtype), m0,
+          tf.constant(self.mean_precision, dtype),
+          tf.constant(self.precision_concentration, dtype),
+          tf.constant(np.broadcast_to(precision_rate, (d,)), dtype))
+    # Variables hold q in the family's unconstrained coordinates (log-space
+    # positive fields, so an optimizer's steps are relative), starting at the
+    # prior; `initialize` sets them from data. The weight field is log alpha
+    # (Dirichlet) or log c (stick counts, see `_math.stick_concentrations`).
+    start = _posterior_type(family)(*[
+        tf.broadcast_to(t, shape) for t, shape in zip(
+            self._prior, self._field_shapes())])
+    if weight_prior == "dirichlet_process":
+      start = start._replace(weight_concentration=tf.ones([k], dtype))
+    raw = family.unconstrained_from_posterior(start)
+    names = (("log_weight_concentration", "mean_loc", "log_mean_precision",
+              "raw_dof", "raw_scale_tril") if family is _full else
+             ("log_weight_concentration", "mean_loc", "log_mean_precision",
+              "log_precision_concentration", "log_precision_rate"))
+    self._raw_variables = [
+        self.add_weight(shape=value.shape, name=name,
+                        initializer=keras.initializers.Constant(value.numpy()))
+        for name, value in zip(names, raw)]
     self.feature_loc = self.add_weight(shape=(d,), initializer="zeros",
                                        dtype="float64", trainable=False,
                                        name="feature_loc")
@@ -331,8 +404,16 @@ class BayesianGMM(keras.Model):
     return bool(self._initialized.numpy())
 
   def prior(self):
-    """The prior as a `Posterior` of tensors (standardised units)."""
+    """The prior as a `Posterior` (`FullPosterior` with
+    covariance_type="full") of tensors, in standardised units."""
     return self._prior
+
+  def _field_shapes(self):
+    """Shapes of q's fields: [K], [K, D], and [K] / [K, D] / [K, D, D]."""
+    k, d = self.n_components, self.n_features
+    if self._family is _full:
+      return [(k,), (k, d), (k,), (k,), (k, d, d)]
+    return [(k,), (k, d), (k, d), (k, d), (k, d)]
 
   def _log_weights(self, q):
     """E_q[log pi], float64 [K] (or [R, K])."""
@@ -349,34 +430,26 @@ class BayesianGMM(keras.Model):
         self.weight_prior)
 
   def posterior(self):
-    """q's parameters as a `Posterior` of tensors (standardised units).
+    """q's parameters as a `Posterior` (`FullPosterior`) of tensors.
 
-    Positivity holds by construction: the positive fields are the exponentials
-    of unconstrained variables (log-space, so that an optimizer's steps are
-    relative: concentrations grow with N and span orders of magnitude).
+    In standardised units. Positivity holds by construction: the positive
+    fields are the exponentials of unconstrained variables (log-space, so that
+    an optimizer's steps are relative: concentrations grow with N and span
+    orders of magnitude); full covariances keep a Cholesky factor with an
+    exponentiated diagonal and nu = D - 1 + exp(raw).
     """
-    return _math.Posterior(
-        tf.exp(self._weight_concentration_raw),
-        tf.convert_to_tensor(self._mean_loc),
-        tf.exp(self._mean_precision_raw),
-        tf.exp(self._precision_concentration_raw),
-        tf.exp(self._precision_rate_raw))
+    return self._family.posterior_from_unconstrained(
+        *[tf.convert_to_tensor(v) for v in self._raw_variables])
 
   def _component_variables(self):
-    return [self._weight_concentration_raw, self._mean_loc,
-            self._mean_precision_raw, self._precision_concentration_raw,
-            self._precision_rate_raw]
+    return list(self._raw_variables)
 
   def assign_posterior(self, q):
-    """Sets q from a `Posterior` of positive tensors (standardised units)."""
-    q = _math.cast_posterior(q, self._dtype)
-    inverse = tf.math.log
-    self._weight_concentration_raw.assign(inverse(q.weight_concentration))
-    self._mean_loc.assign(q.mean_loc)
-    self._mean_precision_raw.assign(inverse(q.mean_precision))
-    self._precision_concentration_raw.assign(
-        inverse(q.precision_concentration))
-    self._precision_rate_raw.assign(inverse(q.precision_rate))
+    """Sets q from a `Posterior` (`FullPosterior`), standardised units."""
+    q = type(q)(*[tf.cast(t, self._dtype) for t in q])
+    for variable, value in zip(self._raw_variables,
+                               self._family.unconstrained_from_posterior(q)):
+      variable.assign(value)
 
   def _standardization(self):
     dtype = self._dtype
@@ -392,11 +465,11 @@ class BayesianGMM(keras.Model):
 
   def _chunk(self):
     """Rows per chunk of the predictive ([rows, K, D] temporaries)."""
-    return _math.chunk_rows(self.n_components, self.n_features)
+    return self._family.chunk_rows(self.n_components, self.n_features)
 
   def _estep_chunk(self):
-    """Rows per chunk of the full-data E-step ([rows, K] temporaries)."""
-    return _math.estep_chunk_rows(self.n_components, self.n_features)
+    """Rows per chunk of the full-data E-step."""
+    return self._family.estep_chunk_rows(self.n_components, self.n_features)
 
   # ---------------------------------------------------------- initialisation
 
@@ -471,7 +544,8 @@ class BayesianGMM(keras.Model):
     for _ in range(births):
       # Split moves: a component that CAVI emptied takes half of a poorly
       # fitting one; kept only if the bound improves.
-      log_rho = tf.cast(_math.log_rho(z, best_q, self._log_weights(best_q)),
+      log_rho = tf.cast(self._family.log_rho(z, best_q,
+                                             self._log_weights(best_q)),
                         tf.float64)                               # [n, K]
       resp = _init.split_proposals(
           z64, tf.nn.softmax(log_rho, -1).numpy(),
@@ -488,9 +562,8 @@ class BayesianGMM(keras.Model):
     log_det = -float(np.log(scale).sum())
     self.initialization_history = history_dict(trace, log_det)
     # Scale the best restart's statistics from the sample's n rows to N.
-    q = _math.posterior_from_statistics(
-        _math.statistics_from_posterior(best_q, prior, self.weight_prior),
-        prior, total / z64.shape[0], self.weight_prior)
+    q = self._family.rescale(best_q, prior, total / z64.shape[0],
+                             self.weight_prior)
     self.assign_posterior(q)
     self.num_examples.assign(total)
     self.total_weight.assign(total_weight)
@@ -506,17 +579,18 @@ class BayesianGMM(keras.Model):
     """
     prior = self._prior
     restarts = int(resp.shape[0])
-    q0 = _math.posterior_from_statistics(
-        _math.sufficient_statistics(z, resp, sample_weight), prior, 1.0,
+    family = self._family
+    q0 = family.posterior_from_statistics(
+        family.sufficient_statistics(z, resp, sample_weight), prior, 1.0,
         self.weight_prior)                                        # [R, K, ...]
-    chunk = _math.estep_chunk_rows(self.n_components * restarts,
-                                   self.n_features)
+    chunk = family.estep_chunk_rows(self.n_components * restarts,
+                                    self.n_features)
     q, history, _ = run_cavi(z, q0, prior, max_iter, tol, chunk,
-                             self.weight_prior, sample_weight)
+                             self.weight_prior, sample_weight, family)
     history = history.numpy()                                     # [T, 2, R]
     bounds = history[-1, 0] - history[-1, 1]                      # [R]
     best = int(np.argmax(bounds))
-    return (_math.Posterior(*[t[best] for t in q]), float(bounds[best]),
+    return (type(q)(*[t[best] for t in q]), float(bounds[best]),
             history[:, :, best])
 
   def _check_initialized(self, what):
@@ -636,15 +710,16 @@ class BayesianGMM(keras.Model):
     rows = tf.cast(tf.shape(z)[0], self._dtype)
     if self.method == "natural":
       q = self.posterior()
-      lr = _math.log_rho(z, q, self._log_weights(q))              # [B, K]
+      family = self._family
+      lr = family.log_rho(z, q, self._log_weights(q))             # [B, K]
       ll = tf.reduce_logsumexp(lr, -1)                            # [B]
       # s = N / B with weighted statistics: unbiased for the full data's.
-      stats = _math.sufficient_statistics(z, tf.exp(lr - ll[:, None]), w)
+      stats = family.sufficient_statistics(z, tf.exp(lr - ll[:, None]), w)
       kl = self._kl(q)
       rho = self._natural_step_size(rows / n_total)
       self.assign_posterior(
-          _math.natural_update(q, stats, self._prior, n_total / rows, rho,
-                               self.weight_prior))
+          family.natural_update(q, stats, self._prior, n_total / rows, rho,
+                                self.weight_prior))
       self.natural_steps.assign_add(1)
       return self._record(self._mean_log_likelihood(ll, w), kl, rows)
     with tf.GradientTape() as tape:
@@ -652,12 +727,12 @@ class BayesianGMM(keras.Model):
       if self.method == "sampled":
         seed = tf.stack([tf.cast(self.seed, tf.int64),
                          tf.cast(self.optimizer.iterations, tf.int64)])
-        ll = _math.sampled_log_likelihood(
+        ll = self._family.sampled_log_likelihood(
             z, q, seed, self._prior.weight_concentration,
             self.weight_prior)                                    # [B]
       else:
         ll = tf.reduce_logsumexp(
-            _math.log_rho(z, q, self._log_weights(q)), -1)        # [B]
+            self._family.log_rho(z, q, self._log_weights(q)), -1)  # [B]
       kl = self._kl(q)
       mean_ll = self._mean_log_likelihood(ll, w)
       loss = kl / tf.cast(self.total_weight, self._dtype) - mean_ll
@@ -669,15 +744,16 @@ class BayesianGMM(keras.Model):
   def test_step(self, data):
     z, w = self._batch_terms(data)
     q = self.posterior()
-    ll = tf.reduce_logsumexp(_math.log_rho(z, q, self._log_weights(q)),
-                             -1)                                  # [B]
+    ll = tf.reduce_logsumexp(
+        self._family.log_rho(z, q, self._log_weights(q)), -1)     # [B]
     # Held-out data: its own weighted mean, with the training set's KL / W.
     mean_ll = tf.reduce_sum(w * ll) / tf.reduce_sum(w)
     return self._record(mean_ll, self._kl(q), tf.shape(z)[0])
 
   def _kl(self, q):
     """KL(q || p) of the global factors, scalar."""
-    return _math.kl_divergence(q, self._prior, self.weight_prior)
+    return tf.cast(self._family.kl_divergence(q, self._prior,
+                                              self.weight_prior), self._dtype)
 
   @property
   def metrics(self):
@@ -689,7 +765,7 @@ class BayesianGMM(keras.Model):
     Permutes q's variables and, for the gradient methods, the optimizer's
     per-component slots alike, so training can continue.
     """
-    alpha = self._weight_concentration_raw.numpy()  # log alpha: same order
+    alpha = self._raw_variables[0].numpy()  # log alpha (or log c): same order
     order = np.argsort(-alpha, kind="stable")
     if np.array_equal(order, np.arange(self.n_components)):
       return order
@@ -750,8 +826,8 @@ class BayesianGMM(keras.Model):
     config = self.get_config()
     config["n_components"] = int(keep.size)
     pruned = type(self).from_config(config)
-    pruned.assign_posterior(_math.Posterior(
-        *[tf.gather(t, keep) for t in self.posterior()]))
+    q = self.posterior()
+    pruned.assign_posterior(type(q)(*[tf.gather(t, keep) for t in q]))
     for name in ("feature_loc", "feature_scale", "num_examples",
                  "natural_steps", "_initialized"):
       getattr(pruned, name).assign(getattr(self, name))
@@ -774,7 +850,7 @@ class BayesianGMM(keras.Model):
       self._check_initialized("call")
     loc, scale = self._standardization()
     q = self.posterior()
-    return _predict("log_prob", tf.cast(inputs, self._dtype), q,
+    return _predict(self._family, "log_prob", tf.cast(inputs, self._dtype), q,
                     self._log_mean_weights(q), loc, scale, self._chunk())
 
   def _inference_input(self, x, what):
@@ -786,7 +862,7 @@ class BayesianGMM(keras.Model):
   def _apply(self, name, x):
     loc, scale = self._standardization()
     q = self.posterior()
-    return _compiled_predict(name, self._dtype)(
+    return _compiled_predict(self._family, name, self._dtype)(
         self._inference_input(x, name), q, self._log_mean_weights(q), loc,
         scale, tf.constant(self._chunk(), tf.int32))
 
@@ -842,7 +918,7 @@ class BayesianGMM(keras.Model):
     seed = self.seed if seed is None else seed
     loc, scale = self._standardization()
     q = self.posterior()
-    z = _math.sample_predictive(
+    z = self._family.sample_predictive(
         tf.constant(n, tf.int32), tf.constant([seed, 2], tf.int64), q,
         tf.cast(self._log_mean_weights(q), self._dtype))
     return loc + scale * z
@@ -871,7 +947,7 @@ class BayesianGMM(keras.Model):
                                                          array.shape[0]))]
     for features, w in batches:
       z = self._to_model_units(features)
-      _, ll = _statistics_compiled(z, q, self._estep_chunk(),
+      _, ll = _statistics_compiled(self._family, z, q, self._estep_chunk(),
                                    self._log_weights(q), w)
       total += float(ll)
       weight += (float(z.shape[0]) if w is None
@@ -885,17 +961,54 @@ class BayesianGMM(keras.Model):
 
     Returns:
       dict of numpy arrays in data units: `weights` [K] (E[pi]), `means`
-      [K, D] (E[mu]), `precisions` [K, D] (E[tau]).
+      [K, D] (E[mu]), `precisions` [K, D] (E[tau]), or with
+      covariance_type="full" [K, D, D] (E[Lambda] = nu W).
     """
     self._check_initialized("posterior_mean")
-    q = _math.cast_posterior(self.posterior(), tf.float64)
+    q = self._posterior64()
     loc, scale = self.feature_loc.numpy(), self.feature_scale.numpy()
+    if self._family is _full:
+      tril = q.scale_tril.numpy()                                 # [K, D, D]
+      w_inv = tril @ np.swapaxes(tril, -1, -2)                    # W^-1
+      precisions = (q.dof.numpy()[:, None, None] * np.linalg.inv(w_inv)
+                    / np.outer(scale, scale))                     # [K, D, D]
+    else:
+      precisions = ((q.precision_concentration / q.precision_rate).numpy()
+                    / np.square(scale))                           # [K, D]
     return {
         "weights": np.exp(self._log_mean_weights(q).numpy()),
         "means": loc + scale * q.mean_loc.numpy(),
-        "precisions": (q.precision_concentration / q.precision_rate).numpy()
-                      / np.square(scale),
+        "precisions": precisions,
     }
+
+  def _posterior64(self):
+    q = self.posterior()
+    return type(q)(*[tf.cast(t, tf.float64) for t in q])
+
+  def _feature_marginals(self, q):
+    """Per-feature marginals of q, standardised units, numpy [K, D] each.
+
+    Returns (a, b, mean_variance): 1 / sigma_d^2 ~ Gamma(a, rate b) for the
+    feature's standard deviation sigma_d (diag: tau itself; full: Sigma_dd
+    is inverse-Gamma((nu - D + 1) / 2, (W^-1)_dd / 2) under the inverse
+    Wishart), and Var(mu_d) (conjugate: b / (beta (a - 1)), NaN for a <= 1;
+    independent: 1 / lambda).
+    """
+    if self._family is _full:
+      tril = q.scale_tril.numpy()
+      w_inv_diag = np.square(tril).sum(-1)                        # [K, D]
+      a = np.broadcast_to(
+          0.5 * (q.dof.numpy() - self.n_features + 1)[:, None], w_inv_diag.shape)
+      b = 0.5 * w_inv_diag
+      beta = q.mean_precision.numpy()[:, None]
+    else:
+      a, b = q.precision_concentration.numpy(), q.precision_rate.numpy()
+      beta = q.mean_precision.numpy()
+    if self._family is _independent:
+      return a, b, 1.0 / beta
+    with np.errstate(invalid="ignore", divide="ignore"):
+      return a, b, np.where(a > 1, b / (beta * np.where(a > 1, a - 1, 1.0)),
+                            np.nan)
 
   def posterior_summary(self):
     """Posterior means and standard deviations, in data units.
@@ -903,16 +1016,17 @@ class BayesianGMM(keras.Model):
     Returns:
       dict of numpy arrays: `weights`, `weights_sd` [K] (Dirichlet, or the
       stick-breaking E[pi_k^2] = E[v_k^2] prod_{j<k} E[(1 - v_j)^2]);
-      `means`, `means_sd` [K, D] (marginal Student-t of mu,
-      sd = sqrt(b / (beta (a - 1)))); `stddevs`, `stddevs_sd` [K, D] of
-      sigma = tau^(-1/2), with E[sigma] = sqrt(b) Gamma(a - 1/2) / Gamma(a),
-      E[sigma^2] = b / (a - 1). Standard deviations need a > 1 and are NaN
-      otherwise (the moment does not exist).
+      `means`, `means_sd` [K, D] (conjugate: marginal Student-t of mu,
+      sd = sqrt(b / (beta (a - 1))); independent: 1 / sqrt(lambda));
+      `stddevs`, `stddevs_sd` [K, D] of each feature's sigma, with
+      1 / sigma^2 ~ Gamma(a, b) (diag: tau; full: the marginal of Sigma_dd),
+      E[sigma] = sqrt(b) Gamma(a - 1/2) / Gamma(a), E[sigma^2] = b / (a - 1).
+      Standard deviations need a > 1 and are NaN otherwise (the moment does
+      not exist).
     """
     self._check_initialized("posterior_summary")
-    q = _math.cast_posterior(self.posterior(), tf.float64)
-    a, b = q.precision_concentration.numpy(), q.precision_rate.numpy()
-    beta = q.mean_precision.numpy()
+    q = self._posterior64()
+    a, b, mean_variance = self._feature_marginals(q)
     scale = self.feature_scale.numpy()
     weights = np.exp(self._log_mean_weights(q).numpy())
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -924,7 +1038,7 @@ class BayesianGMM(keras.Model):
           "weights_sd": np.sqrt(np.maximum(
               self._weight_second_moments(q) - weights**2, 0.0)),
           "means": self.posterior_mean()["means"],
-          "means_sd": scale * np.sqrt(moment2 / beta),
+          "means_sd": scale * np.sqrt(mean_variance),
           "stddevs": scale * e_sigma,
           "stddevs_sd": scale * np.sqrt(np.maximum(moment2 - e_sigma**2, 0.0)),
       }
@@ -956,6 +1070,10 @@ class BayesianGMM(keras.Model):
         "precision_rate": self.precision_rate,
         "method": self.method,
         "weight_prior": self.weight_prior,
+        "covariance_type": self.covariance_type,
+        "mean_prior": self.mean_prior,
+        "degrees_of_freedom": self.degrees_of_freedom,
+        "scale_matrix": self.scale_matrix,
         "standardize": self.standardize,
         "dtype": self.compute_dtype,
         "seed": self.seed,
@@ -1007,6 +1125,33 @@ def history_dict(history, log_det):
   return {"loss": (history[:, 1] - log_likelihood).tolist(),
           "expected_log_likelihood": log_likelihood.tolist(),
           "kl": history[:, 1].tolist()}
+
+
+def _check_wishart(degrees_of_freedom, scale_matrix, n_features):
+  """The Wishart prior (nu0, W0) of the full model, as config values.
+
+  Defaults: nu0 = D, W0 = the identity (standardised units).
+  """
+  d = n_features
+  if degrees_of_freedom is None:
+    degrees_of_freedom = float(d)
+  dof = float(_validation.check_finite_number("degrees_of_freedom",
+                                              degrees_of_freedom, ()))
+  if dof <= d - 1:
+    raise ValueError(
+        f"Expected `degrees_of_freedom` > D - 1 = {d - 1} (a proper Wishart "
+        f"prior). Received: degrees_of_freedom={degrees_of_freedom!r}.")
+  if scale_matrix is None:
+    return dof, None
+  matrix = _validation.check_finite_number("scale_matrix", scale_matrix)
+  if matrix.shape != (d, d):
+    raise ValueError(f"Expected `scale_matrix` with shape ({d}, {d}). "
+                     f"Received: scale_matrix.shape={matrix.shape}.")
+  if not np.allclose(matrix, matrix.T) or np.any(
+      np.linalg.eigvalsh(matrix) <= 0):
+    raise ValueError("Expected `scale_matrix` to be symmetric positive "
+                     f"definite. Received: scale_matrix={matrix.tolist()!r}.")
+  return dof, matrix.tolist()
 
 
 def _as_config_value(value):
