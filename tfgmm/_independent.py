@@ -593,18 +593,9 @@ def sampled_log_likelihood(x, q, seed, prior_concentration=None,
   seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int32), 3)
   rows = tf.shape(x)[0]
   lead_rank = q.weight_concentration.shape.rank - 1
-  if weight_prior == "dirichlet":
-    log_gamma = tfd.ExpGamma(q.weight_concentration, rate=1.0).sample(
-        rows, seed=seeds[0])                                      # [B, K]
-    log_pi = log_gamma - tf.reduce_logsumexp(log_gamma, -1, keepdims=True)
-  else:
-    g1, g2 = _math.stick_concentrations(q.weight_concentration,
-                                        prior_concentration)      # [K]
-    log_gamma = tfd.ExpGamma(tf.stack([g1, g2]), rate=1.0).sample(
-        rows, seed=seeds[0])                                      # [B, 2, K]
-    log_total = tf.reduce_logsumexp(log_gamma, -2)                # [B, K]
-    log_pi = _math.stick_log_weights(log_gamma[:, 0] - log_total,
-                                     log_gamma[:, 1] - log_total)  # [B, K]
+  log_pi = _math.sampled_log_weights(rows, q.weight_concentration, seeds[0],
+                                     prior_concentration,
+                                     weight_prior)                # [B, R.., K]
   log_tau = tfd.ExpGamma(q.precision_concentration,
                          rate=q.precision_rate).sample(
                              rows, seed=seeds[1])                 # [B, K, D]

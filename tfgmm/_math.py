@@ -701,6 +701,35 @@ def cavi(x, q, prior, max_iter, tol, chunk, weight_prior="dirichlet",
 # ------------------------------------------------- the seed blog's estimator
 
 
+def sampled_log_weights(rows, weight_concentration, seed,
+                        prior_concentration=None, weight_prior="dirichlet"):
+  """One reparameterised draw of log pi from q per row, [B, R..., K].
+
+  Dirichlet: log pi = g - logsumexp(g), g_k ~ ExpGamma(alpha_k) (a Dirichlet
+  draw in log space). Sticks: log v = h1 - logsumexp(h1, h2) with
+  h ~ ExpGamma(g1), ExpGamma(g2), then `stick_log_weights`. Needs TFP.
+
+  Args:
+    rows: B, the number of draws.
+    weight_concentration: q's weight field, [R..., K].
+    seed: shape [2] int seed.
+    prior_concentration: gamma0 (stick-breaking prior only).
+    weight_prior: "dirichlet" or "dirichlet_process".
+  """
+  import tensorflow_probability as tfp  # pylint: disable=import-outside-toplevel
+  exp_gamma = tfp.distributions.ExpGamma
+  if weight_prior == "dirichlet":
+    log_gamma = exp_gamma(weight_concentration, rate=1.0).sample(
+        rows, seed=seed)                                          # [B, R.., K]
+    return log_gamma - tf.reduce_logsumexp(log_gamma, -1, keepdims=True)
+  g1, g2 = stick_concentrations(weight_concentration, prior_concentration)
+  log_gamma = exp_gamma(tf.stack([g1, g2]), rate=1.0).sample(
+      rows, seed=seed)                                            # [B, 2, R.., K]
+  log_total = tf.reduce_logsumexp(log_gamma, 1)                   # [B, R.., K]
+  return stick_log_weights(log_gamma[:, 0] - log_total,
+                           log_gamma[:, 1] - log_total)
+
+
 def sampled_log_likelihood(x, q, seed, prior_concentration=None,
                            weight_prior="dirichlet"):
   """log sum_k pi_k N(x_n | mu_k, 1 / tau_k) at one draw from q per row, [B].
@@ -728,18 +757,8 @@ def sampled_log_likelihood(x, q, seed, prior_concentration=None,
   tfd = tfp.distributions
   seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int32), 3)
   b = tf.shape(x)[0]
-  if weight_prior == "dirichlet":
-    log_gamma = tfd.ExpGamma(q.weight_concentration, rate=1.0).sample(
-        b, seed=seeds[0])                                         # [B, K]
-    log_pi = log_gamma - tf.reduce_logsumexp(log_gamma, -1, keepdims=True)
-  else:
-    g1, g2 = stick_concentrations(q.weight_concentration,
-                                  prior_concentration)            # [K]
-    log_gamma = tfd.ExpGamma(tf.stack([g1, g2]), rate=1.0).sample(
-        b, seed=seeds[0])                                         # [B, 2, K]
-    log_total = tf.reduce_logsumexp(log_gamma, -2)                # [B, K]
-    log_pi = stick_log_weights(log_gamma[:, 0] - log_total,
-                                log_gamma[:, 1] - log_total)      # [B, K]
+  log_pi = sampled_log_weights(b, q.weight_concentration, seeds[0],
+                               prior_concentration, weight_prior)  # [B, K]
   log_tau = tfd.ExpGamma(q.precision_concentration,
                          rate=q.precision_rate).sample(b, seed=seeds[1])
   eps = tf.random.stateless_normal(tf.shape(log_tau), seeds[2],

@@ -71,7 +71,8 @@ def check_choice(name, value, choices):
   return value
 
 
-def check_data(x, n_features=None, name="x", dtype=np.float32):
+def check_data(x, n_features=None, name="x", dtype=np.float32,
+               allow_nan=False):
   """Validates a data matrix and returns it as a numpy array of `dtype`.
 
   With `dtype=None`, float arrays keep their dtype and are not copied (other
@@ -82,13 +83,15 @@ def check_data(x, n_features=None, name="x", dtype=np.float32):
     n_features: the width the model expects, or None.
     name: the argument's name in error messages.
     dtype: the numpy dtype of the result, or None (see above).
+    allow_nan: NaN entries are missing values (the model's
+      `missing="marginalize"`); Inf is still an error.
 
   Returns:
     A C-contiguous numpy array [N, D] of `dtype`.
 
   Raises:
     TypeError: strings, objects, or other non-numeric data.
-    ValueError: wrong rank or width, no rows, NaN or Inf.
+    ValueError: wrong rank or width, no rows, NaN (unless allowed) or Inf.
   """
   if isinstance(x, tf.data.Dataset):
     raise TypeError(f"Expected `{name}` to be an array here, not a "
@@ -119,11 +122,16 @@ def check_data(x, n_features=None, name="x", dtype=np.float32):
   for start in range(0, array.shape[0], 1 << 16):
     rows = array[start:start + (1 << 16)]
     finite = np.isfinite(rows)
+    if allow_nan:
+      finite |= np.isnan(rows)
     if not finite.all():
       bad = np.argwhere(~finite)[0]
-      raise ValueError(f"Expected `{name}` to be finite (no NaN or Inf). "
+      hint = ("" if allow_nan else " To treat NaN as missing values, use "
+              "missing='marginalize'.")
+      raise ValueError(f"Expected `{name}` to be finite (no "
+                       f"{'' if allow_nan else 'NaN or '}Inf). "
                        f"Received: {name}[{start + bad[0]}, {bad[1]}]="
-                       f"{float(rows[bad[0], bad[1]])!r}.")
+                       f"{float(rows[bad[0], bad[1]])!r}.{hint}")
   return array
 
 

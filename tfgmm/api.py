@@ -69,7 +69,9 @@ def fit(x, n_components, *, method="natural", n_init=5, batch_size=None,
                        f"Received a dataset of {spec.shape}.")
     n_features = int(spec.shape[-1])
   else:
-    x = _validation.check_data(x, dtype=None)
+    x = _validation.check_data(
+        x, dtype=None,
+        allow_nan=model_kwargs.get("missing", "error") == "marginalize")
     n_features = x.shape[1]
     sample_weight = _validation.check_sample_weight(sample_weight, x.shape[0])
   model = model_lib.BayesianGMM(n_components, n_features, method=method,
@@ -83,7 +85,8 @@ def fit(x, n_components, *, method="natural", n_init=5, batch_size=None,
     if not isinstance(x, tf.data.Dataset):
       size = batch_size or min(x.shape[0], _MAX_BATCH)
       x = data_lib.make_dataset(x, size, seed=model.seed,
-                                sample_weight=sample_weight)
+                                sample_weight=sample_weight,
+                                missing=model.missing)
     model.compile()
     model.fit(x, epochs=max_epochs, verbose=verbose,
               callbacks=[callbacks_lib.BoundConvergence(tol)]
@@ -103,7 +106,7 @@ def _fit_cavi(model, x, max_epochs, tol, sample_weight=None):
       model._family)  # pylint: disable=protected-access
   model.assign_posterior(q)
   history = history.numpy()
-  log_det = float(model._log_det())  # pylint: disable=protected-access
+  log_det = model._mean_row_log_det(z, sample_weight)  # pylint: disable=protected-access
   for key, values in model_lib.history_dict(history, log_det).items():
     model.training_history[key].extend(values)
   model.n_epochs += history.shape[0]

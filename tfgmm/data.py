@@ -7,7 +7,7 @@ from tfgmm import _validation
 
 
 def make_dataset(x, batch_size, *, shuffle=True, seed=None,
-                 sample_weight=None):
+                 sample_weight=None, missing="error"):
   """A `tf.data.Dataset` of [B, D] minibatches of `x` for `BayesianGMM.fit`.
 
   Rows are shuffled by index, never copied into a shuffle buffer, and each
@@ -24,13 +24,18 @@ def make_dataset(x, batch_size, *, shuffle=True, seed=None,
     sample_weight: optional non-negative weight per row, [N]; the batches
       are then (x, None, w) triples, which Keras reads as
       (x, y, sample_weight). A weight of 2 counts a row twice; 0 drops it.
+    missing: "error" (NaN is an error) or "marginalize" (NaN entries are
+      missing values, for a model built with the same setting).
 
   Returns:
     A dataset of float [B, D] batches (or (x, None, w) triples) with known
     cardinality.
   """
   batch_size = _validation.check_positive_int("batch_size", batch_size)
-  data = _validation.check_data(x, dtype=None)
+  missing = _validation.check_choice("missing", missing,
+                                     ("error", "marginalize"))
+  data = _validation.check_data(x, dtype=None,
+                                allow_nan=missing == "marginalize")
   n = data.shape[0]
   weights = _validation.check_sample_weight(sample_weight, n)
   if seed is None:
@@ -106,7 +111,7 @@ class DatasetSummary:
 
 
 def summarize(data, n_features, sample_size, seed=None, name="x",
-              sample_weight=None):
+              sample_weight=None, allow_nan=False):
   """One streaming float64 pass: row count, mean and variance, and a sample.
 
   Moments merge batch by batch (Chan, Golub and LeVeque 1983, with weights),
@@ -122,13 +127,19 @@ def summarize(data, n_features, sample_size, seed=None, name="x",
     seed: seed of the random sample from an array.
     name: argument name for errors.
     sample_weight: weights of an array's rows, [N], or None.
+    allow_nan: NaN entries are missing values: the moments of each feature
+      are over its observed entries.
 
   Returns:
     A `DatasetSummary`.
+
+  Raises:
+    ValueError: a feature with no observed value (with `allow_nan`).
   """
   moments = _Moments(n_features)
   if not isinstance(data, tf.data.Dataset):
-    array = _validation.check_data(data, n_features, name, dtype=None)
+    array = _validation.check_data(data, n_features, name, dtype=None,
+                                   allow_nan=allow_nan)
     n = array.shape[0]
     weights = _validation.check_sample_weight(sample_weight, n)
     for start in range(0, n, 1 << 16):
@@ -139,7 +150,7 @@ def summarize(data, n_features, sample_size, seed=None, name="x",
              if n > sample_size else np.arange(n))
     sample = array[index].astype(np.float64)
     kept_weights = None if weights is None else weights[index]
-    return moments.summary(sample, kept_weights)
+    return moments.summary(sample, kept_weights, name)
 
   kept, kept_weights = [], []
   kept_rows = 0
@@ -148,7 +159,7 @@ def summarize(data, n_features, sample_size, seed=None, name="x",
     batch = unpack_batch(batch, name)
     try:
       array = _validation.check_data(batch, n_features, f"{name} (batch {i})",
-                                     dtype=np.float64)
+                                     dtype=np.float64, allow_nan=allow_nan)
       if weights is not None:
         weights = _validation.check_sample_weight(
             weights, array.shape[0], f"sample_weight (batch {i})")
@@ -167,15 +178,20 @@ def summarize(data, n_features, sample_size, seed=None, name="x",
                      "Received: an empty dataset.")
   return moments.summary(
       np.concatenate(kept),
-      np.concatenate(kept_weights) if kept_weights else None)
+      np.concatenate(kept_weights) if kept_weights else None, name)
 
 
 class _Moments:
-  """Running weighted count, mean and M2 per feature (Chan et al. 1983)."""
+  """Running weighted count, mean and M2 per feature (Chan et al. 1983).
+
+  NaN entries are skipped: each feature's moments are over its observed
+  entries.
+  """
 
   def __init__(self, n_features):
     self.rows = 0
     self.weighted = False
+    self._total_weight = 0.0
     self.count = np.zeros(n_features)
     self.mean = np.zeros(n_features)
     self.m2 = np.zeros(n_features)
@@ -190,11 +206,14 @@ class _Moments:
       weights = np.ones(batch.shape[0])
     else:
       self.weighted = True
-    n_b = np.broadcast_to(weights.sum(), self.count.shape)        # [D]
+    self._total_weight += weights.sum()
+    observed = ~np.isnan(batch)                                   # [b, D]
+    filled = np.where(observed, batch, 0.0)
+    n_b = weights @ observed                                      # [D]
     if not n_b.any():
       return
-    mean_b = weights @ batch / np.where(n_b > 0, n_b, 1.0)        # [D]
-    m2_b = weights @ np.square(batch - mean_b)                    # [D]
+    mean_b = weights @ filled / np.where(n_b > 0, n_b, 1.0)       # [D]
+    m2_b = weights @ np.where(observed, np.square(filled - mean_b), 0.0)
     total = self.count + n_b
     delta = mean_b - self.mean
     share = np.where(total > 0, n_b / np.where(total > 0, total, 1.0), 0.0)
@@ -202,8 +221,13 @@ class _Moments:
     self.m2 = self.m2 + m2_b + np.square(delta) * self.count * share
     self.count = total
 
-  def summary(self, sample, sample_weight):
-    total = float(self.count.max())
+  def summary(self, sample, sample_weight, name="x"):
+    unseen = np.flatnonzero(self.count == 0)
+    if self.rows and unseen.size:
+      raise ValueError(f"Expected every feature of `{name}` to be observed "
+                       f"at least once. Received: feature {int(unseen[0])} "
+                       "is missing (NaN) in every row.")
+    total = float(self._total_weight)
     return DatasetSummary(self.rows, total if self.weighted else self.rows,
                           self.mean, self.m2 / np.where(self.count > 0,
                                                         self.count, 1.0),

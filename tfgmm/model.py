@@ -11,6 +11,7 @@ from tfgmm import _full
 from tfgmm import _independent
 from tfgmm import _init
 from tfgmm import _math
+from tfgmm import _missing
 from tfgmm import _validation
 from tfgmm import callbacks as callbacks_lib
 from tfgmm import data as data_lib
@@ -29,6 +30,20 @@ _FAMILIES = {
 }
 COVARIANCE_TYPES = ("diag", "full")
 MEAN_PRIORS = ("conjugate", "independent")
+MISSING = ("error", "marginalize")
+
+
+def _row_log_det(family, z, scale):
+  """log |dz/dx| of each row, [B]: -sum over its observed features of log s.
+
+  Densities in data units add it; without missing values it is the same
+  for every row.
+  """
+  log_scale = tf.math.log(scale)                                  # [D]
+  if family is _missing:
+    observed, _ = _missing.observed_and_filled(z)                 # [B, D]
+    return -tf.linalg.matvec(observed, log_scale)                 # [B]
+  return -tf.reduce_sum(log_scale) * tf.ones_like(z[:, 0])        # [B]
 
 
 def _family_ranks(family):
@@ -149,10 +164,10 @@ def _predict(family, name, x, q, log_mean_weights, loc, scale, chunk):
   """
   z = (x - loc) / scale                                           # [N, D]
   if name == "log_prob":
-    log_det = tf.reduce_sum(tf.math.log(scale))
     return _math.map_chunks(
-        lambda rows: family.predictive_log_prob(rows, q, log_mean_weights),
-        z, chunk) - log_det                                       # [N]
+        lambda rows: (family.predictive_log_prob(rows, q, log_mean_weights)
+                      + _row_log_det(family, rows, scale)),
+        z, chunk)                                                 # [N]
   if name == "log_responsibilities":
     def fn(rows):
       joint = family.predictive_joint_log_prob(
@@ -254,7 +269,8 @@ class BayesianGMM(keras.Model):
                precision_rate=1.0, method="natural",
                weight_prior="dirichlet", covariance_type="diag",
                mean_prior="conjugate", degrees_of_freedom=None,
-               scale_matrix=None, standardize=True, dtype="float32",
+               scale_matrix=None, missing="error", standardize=True,
+               dtype="float32",
                seed=None, step_size=None, **kwargs):
     n_components = _validation.check_positive_int("n_components", n_components)
     n_features = _validation.check_positive_int("n_features", n_features)
@@ -276,7 +292,16 @@ class BayesianGMM(keras.Model):
           "Expected method 'natural' or 'gradient' with covariance_type="
           "'full': the sampled estimator is the diagonal seed-blog recipe. "
           f"Received: method={method!r}.")
+    missing = _validation.check_choice("missing", missing, MISSING)
     family = _FAMILIES[covariance_type, mean_prior]
+    if missing == "marginalize":
+      if family is not _math:
+        raise ValueError(
+            "Expected covariance_type='diag' and mean_prior='conjugate' with "
+            "missing='marginalize': missing values are marginalised in the "
+            "diagonal conjugate model only. Received: covariance_type="
+            f"{covariance_type!r}, mean_prior={mean_prior!r}.")
+      family = _missing
     if covariance_type == "full":
       degrees_of_freedom, scale_matrix = _check_wishart(
           degrees_of_freedom, scale_matrix, n_features)
@@ -318,6 +343,7 @@ class BayesianGMM(keras.Model):
     self.mean_prior = mean_prior
     self.degrees_of_freedom = degrees_of_freedom
     self.scale_matrix = scale_matrix
+    self.missing = missing
     self._family = family
     self.standardize = standardize
     self.seed = (int(np.random.default_rng().integers(2**31 - 1))
@@ -459,9 +485,21 @@ class BayesianGMM(keras.Model):
     loc, scale = self._standardization()
     return (tf.cast(x, self._dtype) - loc) / scale
 
-  def _log_det(self):
-    """log |dz/dx| = -sum_d log scale_d: added to densities in data units."""
-    return -tf.reduce_sum(tf.math.log(self._standardization()[1]))
+  def _row_log_det(self, z):
+    """log |dz/dx| of each row of z (model units), [B]; see `_row_log_det`."""
+    return _row_log_det(self._family, z, self._standardization()[1])
+
+  def _mean_row_log_det(self, z, sample_weight=None):
+    """The (weighted) mean of `_row_log_det` over z's rows, a float."""
+    log_det = tf.cast(self._row_log_det(z), tf.float64)           # [N]
+    if sample_weight is None:
+      return float(tf.reduce_mean(log_det))
+    w = tf.cast(sample_weight, tf.float64)
+    return float(tf.reduce_sum(w * log_det) / tf.reduce_sum(w))
+
+  @property
+  def _allow_nan(self):
+    return self.missing == "marginalize"
 
   def _chunk(self):
     """Rows per chunk of the predictive ([rows, K, D] temporaries)."""
@@ -513,7 +551,8 @@ class BayesianGMM(keras.Model):
     _validation.check_positive("tol", tol, ())
     seed = self.seed if seed is None else seed
     summary = data_lib.summarize(x, self.n_features, sample_size, seed,
-                                 sample_weight=sample_weight)
+                                 sample_weight=sample_weight,
+                                 allow_nan=self._allow_nan)
     total = summary.num_examples
     total_weight = summary.total_weight
     if num_examples is not None:
@@ -529,6 +568,10 @@ class BayesianGMM(keras.Model):
     loc, scale = self.feature_loc.numpy(), self.feature_scale.numpy()
     z64 = (summary.sample - loc) / scale                          # [n, D]
     z = tf.constant(z64, dtype)
+    # Seeding and split moves measure distances: missing entries (NaN) are
+    # imputed by the feature's mean (0 in model units) there only; CAVI
+    # marginalises them.
+    z64 = np.nan_to_num(z64, nan=0.0)
     w64 = summary.sample_weight                                   # [n] or None
     w = None if w64 is None else tf.constant(w64, dtype)
     prior = self._prior
@@ -559,8 +602,8 @@ class BayesianGMM(keras.Model):
         break
       best_q, best_bound = q, bound
       trace = np.concatenate([trace, more], 0)
-    log_det = -float(np.log(scale).sum())
-    self.initialization_history = history_dict(trace, log_det)
+    self.initialization_history = history_dict(
+        trace, self._mean_row_log_det(z, w))
     # Scale the best restart's statistics from the sample's n rows to N.
     q = self._family.rescale(best_q, prior, total / z64.shape[0],
                              self.weight_prior)
@@ -636,7 +679,8 @@ class BayesianGMM(keras.Model):
       self.compile()
     if not isinstance(x, tf.data.Dataset):
       x = _validation.check_data(x, self.n_features, "x",
-                                 dtype=self.compute_dtype)
+                                 dtype=self.compute_dtype,
+                                 allow_nan=self._allow_nan)
       sample_weight = _validation.check_sample_weight(sample_weight,
                                                       x.shape[0])
     elif x.element_spec is not None:
@@ -688,8 +732,8 @@ class BayesianGMM(keras.Model):
     return tf.reduce_sum(sample_weight * log_likelihood) * scale
 
   def _record(self, mean_ll, kl, rows):
-    """Updates the trackers with a batch's mean log-likelihood and KL."""
-    mean_ll = mean_ll + self._log_det()
+    """Updates the trackers with a batch's mean log-likelihood (data units)
+    and KL."""
     kl_per_point = kl / tf.cast(self.total_weight, self._dtype)
     rows = tf.cast(rows, self._dtype)
     self.loss_tracker.update_state(kl_per_point - mean_ll, sample_weight=rows)
@@ -721,7 +765,8 @@ class BayesianGMM(keras.Model):
           family.natural_update(q, stats, self._prior, n_total / rows, rho,
                                 self.weight_prior))
       self.natural_steps.assign_add(1)
-      return self._record(self._mean_log_likelihood(ll, w), kl, rows)
+      return self._record(
+          self._mean_log_likelihood(ll + self._row_log_det(z), w), kl, rows)
     with tf.GradientTape() as tape:
       q = self.posterior()
       if self.method == "sampled":
@@ -734,7 +779,8 @@ class BayesianGMM(keras.Model):
         ll = tf.reduce_logsumexp(
             self._family.log_rho(z, q, self._log_weights(q)), -1)  # [B]
       kl = self._kl(q)
-      mean_ll = self._mean_log_likelihood(ll, w)
+      # The Jacobian term is constant in q: data units for the metrics.
+      mean_ll = self._mean_log_likelihood(ll + self._row_log_det(z), w)
       loss = kl / tf.cast(self.total_weight, self._dtype) - mean_ll
     variables = self.trainable_variables
     self.optimizer.apply_gradients(zip(tape.gradient(loss, variables),
@@ -747,7 +793,8 @@ class BayesianGMM(keras.Model):
     ll = tf.reduce_logsumexp(
         self._family.log_rho(z, q, self._log_weights(q)), -1)     # [B]
     # Held-out data: its own weighted mean, with the training set's KL / W.
-    mean_ll = tf.reduce_sum(w * ll) / tf.reduce_sum(w)
+    mean_ll = (tf.reduce_sum(w * (ll + self._row_log_det(z)))
+               / tf.reduce_sum(w))
     return self._record(mean_ll, self._kl(q), tf.shape(z)[0])
 
   def _kl(self, q):
@@ -856,7 +903,8 @@ class BayesianGMM(keras.Model):
   def _inference_input(self, x, what):
     self._check_initialized(what)
     array = _validation.check_data(x, self.n_features, "x",
-                                   dtype=self.compute_dtype)
+                                   dtype=self.compute_dtype,
+                                   allow_nan=self._allow_nan)
     return tf.constant(array)
 
   def _apply(self, name, x):
@@ -942,19 +990,19 @@ class BayesianGMM(keras.Model):
                  for b in x)
     else:
       array = _validation.check_data(x, self.n_features, "x",
-                                     self.compute_dtype)
+                                     self.compute_dtype,
+                                     allow_nan=self._allow_nan)
       batches = [(array, _validation.check_sample_weight(sample_weight,
                                                          array.shape[0]))]
     for features, w in batches:
       z = self._to_model_units(features)
       _, ll = _statistics_compiled(self._family, z, q, self._estep_chunk(),
                                    self._log_weights(q), w)
-      total += float(ll)
-      weight += (float(z.shape[0]) if w is None
-                 else float(tf.reduce_sum(tf.cast(w, tf.float64))))
+      rows = (float(z.shape[0]) if w is None
+              else float(tf.reduce_sum(tf.cast(w, tf.float64))))
+      total += float(ll) + rows * self._mean_row_log_det(z, w)
     kl = float(self._kl(q))
-    return tf.constant(total + weight * float(self._log_det()) - kl,
-                       tf.float64)
+    return tf.constant(total - kl, tf.float64)
 
   def posterior_mean(self):
     """Posterior means of the weights, component means and precisions.
@@ -1074,6 +1122,7 @@ class BayesianGMM(keras.Model):
         "mean_prior": self.mean_prior,
         "degrees_of_freedom": self.degrees_of_freedom,
         "scale_matrix": self.scale_matrix,
+        "missing": self.missing,
         "standardize": self.standardize,
         "dtype": self.compute_dtype,
         "seed": self.seed,
@@ -1116,7 +1165,8 @@ def history_dict(history, log_det):
   Args:
     history: float [T, 2]: mean logsumexp log_rho and KL / N per iteration,
       in standardised units.
-    log_det: log |dz/dx| of the standardisation.
+    log_det: log |dz/dx| of the standardisation (its mean over the rows
+      when missing values make it vary).
 
   Returns:
     dict of lists: `loss`, `expected_log_likelihood`, `kl`.

@@ -1,0 +1,521 @@
+"""The diagonal Normal-Gamma mixture with values missing at random (NaN).
+
+`_math`'s model (Bishop 2006, section 10.2, diagonal precisions) fitted to
+data whose missing entries are NaN. Each point's likelihood is that of its
+observed features only, which is exact for this model: given its component
+the features of a point are independent, so integrating the missing ones out
+of the product density leaves the product over the observed ones. Values are
+assumed missing at random (Rubin 1976): whether an entry is missing may
+depend on the observed values but not on the missing one, and the missingness
+mechanism is then ignorable for inference on (pi, mu, tau).
+
+Same calling conventions and names as `_math`, so the model swaps this
+module in when the user asks for `missing="marginalize"`: tensors in, tensors
+out; only core TensorFlow ops at module level (TFP is imported lazily by the
+training-only sampled estimator), so exported graphs load with plain
+TensorFlow; parameter-only terms in float64. With no NaN in x every function
+gives `_math`'s result (tests/test_missing.py checks each to 1e-12).
+
+#### Mathematical Details
+
+With o_nd = 1 if x_nd is observed, else 0 (d = 1..D, k = 1..K):
+
+```none
+log p(x_n | z_n = k, mu, tau) = sum_d o_nd log Normal(x_nd | mu_kd, 1 / tau_kd)
+
+log_rho[n, k] = E[log pi_k]
+                + sum_d o_nd (0.5 (E[log tau_kd] - log 2 pi - 1 / beta_kd)
+                              - 0.5 E[tau_kd] (x_nd - m_kd)^2)
+
+N_k   = sum_n w_n r_nk              (the weights' counts: every row)
+N_kd  = sum_n w_n r_nk o_nd         (feature d's counts: its observed rows)
+S1_kd = sum_n w_n r_nk o_nd x_nd,   S2_kd = sum_n w_n r_nk o_nd x_nd^2
+
+alpha_k  = alpha0 + N_k                      (DP sticks: c_k = N_k)
+beta_kd  = beta0 + N_kd,    a_kd = a0 + N_kd / 2
+m_kd     = (beta0 m0_d + S1_kd) / beta_kd
+b_kd     = b0 + 0.5 (S2_kd + beta0 m0_d^2 - beta_kd m_kd^2)
+```
+
+so q's `mean_precision` and `precision_concentration` differ across
+features (the [K, D] fields `_math` already stores), and a feature never
+observed in a component keeps the prior's (m0, beta0, a0, b0) there. The KL
+of q from the prior is `_math`'s, unchanged.
+
+The posterior predictive of a partly observed point is the marginal of
+`_math`'s over the observed features:
+
+```none
+p(x_obs | data) = sum_k E[pi_k] prod_{d observed}
+                  StudentT(x_d | df = 2 a_kd, loc = m_kd, scale = s_kd)
+```
+
+A row with every feature missing observes nothing: its log density is 0
+(the marginal over no features is the empty product), its predictive
+responsibilities are the weights E[pi], and in the E-step it contributes
+logsumexp_k E[log pi_k] to the bound, its responsibilities
+softmax(E[log pi]) to the weight counts N_k, and nothing to any feature's
+statistics.
+
+Every function also accepts a `Posterior` with a leading restart dimension R
+([R, K] and [R, K, D] fields); per-point outputs then gain a leading R
+([R, B, K], [R, B]), like `_math.log_rho`'s.
+
+#### References
+
+[1] Bishop, C. M. Pattern Recognition and Machine Learning, 2006, sec. 10.2.
+[2] Rubin, D. B. Inference and missing data. Biometrika 63(3), 1976.
+[3] Ghahramani, Z. and Jordan, M. I. Supervised learning from incomplete
+    data via an EM approach. NIPS 1994 (mixtures with missing features).
+[4] Hoffman, Blei, Wang, Paisley. Stochastic Variational Inference. JMLR 2013.
+"""
+
+import math
+import sys
+from typing import NamedTuple
+
+import tensorflow as tf
+
+from tfgmm import _math
+from tfgmm._math import Posterior
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+class MaskedStatistics(NamedTuple):
+  """Weighted sufficient statistics of a batch with missing entries.
+
+  With o_nd = 1 where x_nd is observed (not NaN), else 0:
+
+  Attributes:
+    counts: N_k = sum_n w_n r_nk, [..., K]: the weights' counts (every row).
+    feature_counts: N_kd = sum_n w_n r_nk o_nd, [..., K, D]: the rows that
+      observe feature d.
+    sum_x: S1_kd = sum_n w_n r_nk o_nd x_nd, [..., K, D].
+    sum_xx: S2_kd = sum_n w_n r_nk o_nd x_nd^2, [..., K, D].
+  """
+  counts: tf.Tensor
+  feature_counts: tf.Tensor
+  sum_x: tf.Tensor
+  sum_xx: tf.Tensor
+
+
+def observed_and_filled(x):
+  """The observed mask and x with its missing (NaN) entries set to 0.
+
+  The zeros are chosen with `tf.where`, which passes the gradient through to
+  the observed entries and gives exactly 0 at the missing ones; no NaN enters
+  any later op, so none reaches a value or a gradient.
+
+  Args:
+    x: data, [B, D], missing entries NaN.
+
+  Returns:
+    (observed, x0): float 0/1 mask o in x's dtype and the filled data, [B, D]
+    each.
+  """
+  observed = tf.logical_not(tf.math.is_nan(x))                    # [B, D]
+  x0 = tf.where(observed, x, tf.zeros_like(x))                    # [B, D]
+  return tf.cast(observed, x.dtype), x0
+
+
+def as_masked_statistics(stats):
+  """A `MaskedStatistics` from either kind: a complete-data `Statistics`
+  observes every feature of every row (N_kd = N_k)."""
+  if isinstance(stats, MaskedStatistics):
+    return stats
+  counts, sum_x, sum_xx = stats
+  feature_counts = tf.broadcast_to(tf.expand_dims(counts, -1),
+                                   tf.shape(sum_x))               # [K, D]
+  return MaskedStatistics(counts, feature_counts, sum_x, sum_xx)
+
+
+# ----------------------------------------------------------------- local step
+
+
+def _per_feature_log_rho64(q64):
+  """The parameter-only part of each feature's log_rho term, float64 [K, D].
+
+  c_kd = 0.5 (E[log tau_kd] - log 2 pi - 1 / beta_kd - E[tau_kd] m_kd^2):
+  what `_math.log_rho` adds for feature d besides its data terms.
+  """
+  a, b = q64.precision_concentration, q64.precision_rate
+  return 0.5 * (tf.math.digamma(a) - tf.math.log(b) - _LOG_2PI
+                - 1.0 / q64.mean_precision
+                - a / b * tf.square(q64.mean_loc))                # [K, D]
+
+
+def log_rho(x, q, log_weights=None):
+  """Unnormalised log responsibilities of the CAVI local step, [B, K].
+
+  ```none
+  log_rho[n, k] = E[log pi_k]
+                  + sum_d o_nd (0.5 (E[log tau_kd] - log 2 pi - 1 / beta_kd)
+                                - 0.5 E[tau_kd] (x_nd - m_kd)^2)
+  ```
+  (Bishop 10.46 over the observed features). With x0 = x where observed and
+  0 where missing, this is `_math.log_rho(x0, q)` minus, for each missing
+  feature, its term at x_nd = 0, which is the parameter-only c_kd of
+  `_per_feature_log_rho64`:
+
+  ```none
+  log_rho = E[log pi] + sum_d c_kd                        (float64, [K])
+            - 0.5 (x0^2 @ prec^T - 2 x0 @ (prec m)^T)     ([B, K] matmuls)
+            - (1 - o) @ c^T                               ([B, K] matmul)
+  ```
+  Only [B, K] and [B, D] tensors are formed. Summing c over the missing
+  features rather than the observed ones keeps the complete rows' constant
+  the float64 sum of `_math.log_rho`: without NaN the result is `_math`'s
+  bit for bit, in float32 as well.
+
+  Args:
+    x: data, [B, D], float32 or float64; missing entries NaN.
+    q: `Posterior` with [K] and [K, D] fields (or [R, K], [R, K, D]).
+    log_weights: optional E[log pi_k], [K] (or [R, K]), e.g. a stick-breaking
+      prior's (`_math.expected_log_weights`); None uses q's Dirichlet.
+
+  Returns:
+    log_rho: [B, K] (or [R, B, K]) in x's dtype. Its gradient with respect to
+    a missing x_nd is 0.
+  """
+  observed, x0 = observed_and_filled(x)                           # [B, D]
+  constant = tf.cast(_per_feature_log_rho64(
+      _math.cast_posterior(q, tf.float64)), x.dtype)              # [K, D]
+  unobserved_terms = tf.matmul(1.0 - observed, constant,
+                               transpose_b=True)                  # [B, K]
+  return _math.log_rho(x0, q, log_weights) - unobserved_terms     # [B, K]
+
+
+def sufficient_statistics(x, responsibilities, sample_weight=None):
+  """Soft counts and moments of a batch over its observed entries.
+
+  Args:
+    x: data, [B, D]; missing entries NaN.
+    responsibilities: r, [B, K] (or [R, B, K]).
+    sample_weight: optional w, [B].
+
+  Returns:
+    `MaskedStatistics` with counts [K], feature_counts, sum_x and sum_xx
+    [K, D] (a leading R with the responsibilities'), in x's dtype.
+  """
+  observed, x0 = observed_and_filled(x)                           # [B, D]
+  r = responsibilities
+  if sample_weight is not None:
+    r = r * sample_weight[:, None]                                # [B, K]
+  # The missing entries are zeros of x0: they drop out of S1 and S2.
+  counts, sum_x, sum_xx = _math.sufficient_statistics(x0, r)
+  feature_counts = tf.matmul(r, observed, transpose_a=True)       # [K, D]
+  return MaskedStatistics(counts, feature_counts, sum_x, sum_xx)
+
+
+def add_statistics(s, t):
+  """Elementwise sum of two `MaskedStatistics`."""
+  return MaskedStatistics(*[u + v for u, v in zip(s, t)])
+
+
+def zero_statistics(q):
+  """float64 zero `MaskedStatistics` shaped like q's fields."""
+  zeros_kd = tf.zeros_like(q.mean_loc, tf.float64)                # [K, D]
+  return MaskedStatistics(tf.zeros_like(q.weight_concentration, tf.float64),
+                          zeros_kd, zeros_kd, zeros_kd)
+
+
+# ------------------------------------------------------------- global updates
+
+
+def normal_gamma_natural_step64(q64, p64, feature_counts, sum_x, sum_xx,
+                                scale, step_size):
+  """The natural-gradient step of q(mu, tau) from per-feature counts; float64.
+
+  ```none
+  eta     = (beta, beta m, a, b + 0.5 beta m^2)                  # [K, D] each
+  eta_hat = (beta0 + s N_kd, beta0 m0 + s S1, a0 + s N_kd / 2,
+             b0 + 0.5 (s S2 + beta0 m0^2))
+  eta    <- (1 - rho) eta + rho eta_hat
+  ```
+  `_math.natural_update`'s Normal-Gamma part with N_k[..., None] replaced by
+  N_kd, written with the same operations in the same order: given
+  N_kd = N_k it returns `_math`'s values bit for bit. (`_math.natural_update`
+  could call this with `counts[..., None]` and keep only its weight line.)
+
+  Args:
+    q64, p64: q and the prior, float64 `Posterior`s.
+    feature_counts, sum_x, sum_xx: N_kd, S1, S2, float64 [K, D] (unscaled).
+    scale: s, float64 scalar.
+    step_size: rho, float64 scalar.
+
+  Returns:
+    (m, beta, a, b), float64, each broadcast to q's [K, D].
+  """
+  shape = tf.shape(q64.mean_loc)
+
+  def mix(old, new):
+    return (1.0 - step_size) * old + step_size * new
+
+  s = scale
+  beta = mix(q64.mean_precision,
+             p64.mean_precision + s * feature_counts)             # [K, D]
+  loc_natural = mix(q64.mean_precision * q64.mean_loc,
+                    p64.mean_precision * p64.mean_loc + s * sum_x)
+  a = mix(q64.precision_concentration,
+          p64.precision_concentration + 0.5 * s * feature_counts)  # [K, D]
+  rate_natural = mix(
+      q64.precision_rate + 0.5 * q64.mean_precision * tf.square(q64.mean_loc),
+      p64.precision_rate + 0.5 * (s * sum_xx + p64.mean_precision
+                                  * tf.square(p64.mean_loc)))
+  m = loc_natural / beta
+  b = rate_natural - 0.5 * beta * tf.square(m)
+  return tuple(tf.broadcast_to(t, shape) for t in (m, beta, a, b))
+
+
+def natural_update(q, stats, prior, scale=1.0, step_size=1.0,
+                   weight_prior="dirichlet"):
+  """Natural-gradient step on q's global factors, from per-feature counts.
+
+  ```none
+  alpha    <- (1 - rho) alpha + rho (alpha0 + s N_k)      (sticks: s N_k)
+  beta_kd  <- (1 - rho) beta_kd + rho (beta0 + s N_kd)
+  a_kd     <- (1 - rho) a_kd + rho (a0 + s N_kd / 2)
+  beta m   <- (1 - rho) beta m + rho (beta0 m0 + s S1)
+  b + 0.5 beta m^2 <- (1 - rho) (...) + rho (b0 + 0.5 (s S2 + beta0 m0^2))
+  ```
+  (Hoffman et al. 2013, eq. 35; see `normal_gamma_natural_step64`). With
+  s = 1 and rho = 1 it is the CAVI global step of the observed-data bound
+  (Bishop 10.58, 10.60-10.63 per feature). Runs in float64 whatever q's
+  dtype. Given statistics of data without NaN (N_kd = N_k) it returns
+  `_math.natural_update`'s values exactly.
+
+  Args:
+    q: current `Posterior`.
+    stats: `MaskedStatistics` of the batch (a `Statistics` is taken as
+      complete data, N_kd = N_k).
+    prior: `Posterior` of the prior, broadcastable to q's shapes.
+    scale: s = N_total / batch size (the minibatch scale), scalar.
+    step_size: rho in (0, 1], scalar.
+    weight_prior: "dirichlet" or "dirichlet_process" (see `_math`).
+
+  Returns:
+    The updated `Posterior`, in q's dtype.
+  """
+  dtype = q.mean_loc.dtype
+  q64 = _math.cast_posterior(q, tf.float64)
+  p64 = _math.cast_posterior(prior, tf.float64)
+  counts, feature_counts, sum_x, sum_xx = [
+      tf.cast(t, tf.float64) for t in as_masked_statistics(stats)]
+  s = tf.cast(scale, tf.float64)
+  rho = tf.cast(step_size, tf.float64)
+  alpha = ((1.0 - rho) * q64.weight_concentration
+           + rho * (_math.weight_offset(p64.weight_concentration,
+                                        weight_prior) + s * counts))  # [K]
+  m, beta, a, b = normal_gamma_natural_step64(q64, p64, feature_counts, sum_x,
+                                              sum_xx, s, rho)
+  return _math.cast_posterior(Posterior(alpha, m, beta, a, b), dtype)
+
+
+def statistics_from_posterior(q, prior, weight_prior="dirichlet"):
+  """The statistics that q is the CAVI posterior of: inverts the global step.
+
+  ```none
+  N_k = alpha - alpha0,   N_kd = beta - beta0,   S1 = beta m - beta0 m0,
+  S2 = 2 (b - b0) + beta m^2 - beta0 m0^2
+  ```
+  (float64). `posterior_from_statistics(stats, prior, s)` of the result
+  rescales q's data to s times as many rows.
+  """
+  counts, sum_x, sum_xx = _math.statistics_from_posterior(q, prior,
+                                                          weight_prior)
+  beta = tf.cast(q.mean_precision, tf.float64)                    # [K, D]
+  feature_counts = beta - tf.cast(prior.mean_precision, tf.float64)
+  return MaskedStatistics(counts, feature_counts, sum_x, sum_xx)
+
+
+def posterior_from_statistics(stats, prior, scale=1.0,
+                              weight_prior="dirichlet"):
+  """The CAVI global step: q's globals from a batch's statistics (rho = 1)."""
+  stats = as_masked_statistics(stats)
+  ones = tf.ones_like(stats.sum_x)                                # [K, D]
+  like = Posterior(tf.ones_like(stats.counts), ones, ones, ones, ones)
+  return natural_update(like, stats, prior, scale, 1.0, weight_prior)
+
+
+def rescale(q, prior, scale, weight_prior="dirichlet"):
+  """The CAVI posterior of q's data repeated `scale` times (a sample's fit
+  scaled to the full data): the global step at s = scale of q's statistics.
+  Each feature's count N_kd scales with the rest, so the fraction missing
+  is kept."""
+  return posterior_from_statistics(
+      statistics_from_posterior(q, prior, weight_prior), prior, scale,
+      weight_prior)
+
+
+# What missing values leave unchanged: q's parameterisation, the KL of the
+# global factors, the chunk sizes, and the predictive's per-feature Student-t
+# and its sampler (which draws complete points).
+cast_posterior = _math.cast_posterior
+chunk_rows = _math.chunk_rows
+estep_chunk_rows = _math.estep_chunk_rows
+posterior_from_unconstrained = _math.posterior_from_unconstrained
+unconstrained_from_posterior = _math.unconstrained_from_posterior
+kl_divergence = _math.kl_divergence
+student_t_scale = _math.student_t_scale
+sample_predictive = _math.sample_predictive
+
+
+# ------------------------------------------------------------- full-data CAVI
+
+
+def statistics_and_log_likelihood(x, q, chunk, log_weights=None,
+                                  sample_weight=None):
+  """One E-step over all rows of x, in chunks (`_math`'s loop, this model).
+
+  Returns float64 `MaskedStatistics` and sum_n w_n logsumexp_k log_rho[n, k];
+  see `_math.statistics_and_log_likelihood`.
+  """
+  return _math.statistics_and_log_likelihood(x, q, chunk, log_weights,
+                                             sample_weight, _this_module())
+
+
+def cavi(x, q, prior, max_iter, tol, chunk, weight_prior="dirichlet",
+         sample_weight=None):
+  """Coordinate-ascent VI on the observed entries of x.
+
+  `_math.cavi`'s loop with this module's E-step and global step. Each step
+  maximises the observed-data bound over one block, so the bound never
+  decreases. Arguments and results as `_math.cavi`'s; "per point" counts
+  every row, including rows with every feature missing.
+  """
+  return _math.cavi(x, q, prior, max_iter, tol, chunk, weight_prior,
+                    sample_weight, _this_module())
+
+
+def _this_module():
+  return sys.modules[__name__]
+
+
+# ------------------------------------------------------- posterior predictive
+
+
+def predictive_component_log_prob(x, q):
+  """log of each component's predictive density of the observed features.
+
+  ```none
+  log p_k(x_obs) = sum_{d observed} log StudentT(x_d | df = 2 a_kd,
+                                                 loc = m_kd, scale = s_kd)
+  ```
+  The marginal of `_math`'s product density over the observed features.
+  The normalisers are summed in float64 over all features and the missing
+  ones' taken off, so complete rows get `_math`'s value bit for bit. A row
+  with no observed feature gets 0. Forms a [B, K, D] tensor: call it on
+  chunks (`_math.map_chunks`).
+
+  Args:
+    x: [B, D]; missing entries NaN.
+    q: `Posterior` (or with a leading R).
+
+  Returns:
+    [B, K] (or [R, B, K]) in x's dtype.
+  """
+  dtype = x.dtype
+  observed, x0 = observed_and_filled(x)                           # [B, D]
+  q64 = _math.cast_posterior(q, tf.float64)
+  df64 = 2.0 * q64.precision_concentration                        # [K, D]
+  scale64 = student_t_scale(q64)                                  # [K, D]
+  # lgamma((df + 1) / 2) - lgamma(df / 2) cancels in float32 at large df.
+  norm64 = (tf.math.lgamma(0.5 * (df64 + 1.0)) - tf.math.lgamma(0.5 * df64)
+            - 0.5 * tf.math.log(df64 * math.pi)
+            - tf.math.log(scale64))                               # [K, D]
+  norm = (tf.expand_dims(tf.cast(tf.reduce_sum(norm64, -1), dtype), -2)
+          - tf.matmul(1.0 - observed, tf.cast(norm64, dtype),
+                      transpose_b=True))                          # [B, K]
+  df = tf.expand_dims(tf.cast(df64, dtype), -3)                   # [1, K, D]
+  scale = tf.expand_dims(tf.cast(scale64, dtype), -3)             # [1, K, D]
+  loc = tf.expand_dims(tf.cast(q.mean_loc, dtype), -3)            # [1, K, D]
+  y = (x0[:, None, :] - loc) / scale                              # [B, K, D]
+  kernel = -0.5 * (df + 1.0) * tf.math.log1p(tf.square(y) / df)   # [B, K, D]
+  return norm + tf.reduce_sum(kernel * observed[:, None, :], -1)  # [B, K]
+
+
+def predictive_joint_log_prob(x, q, log_mean_weights=None):
+  """log(E[pi_k] p_k(x_obs)), [B, K]; logsumexp over k is log p(x_obs).
+
+  Args:
+    x: [B, D]; missing entries NaN.
+    q: `Posterior`.
+    log_mean_weights: log E[pi_k], [K] (or [R, K]) (the log of the expected
+      weight, not `log_rho`'s E[log pi_k]); None for q's Dirichlet.
+  """
+  if log_mean_weights is None:
+    log_mean_weights = _math.log_expected_weights(
+        tf.cast(q.weight_concentration, tf.float64))              # [K]
+  return (tf.expand_dims(tf.cast(log_mean_weights, x.dtype), -2)
+          + predictive_component_log_prob(x, q))                  # [B, K]
+
+
+def predictive_log_prob(x, q, log_mean_weights=None):
+  """Exact posterior predictive log density of the observed features, [B].
+
+  0 for a row with every feature missing. In data units, the standardisation's
+  log-Jacobian is -sum over the row's OBSERVED features of log scale_d.
+  """
+  return tf.reduce_logsumexp(
+      predictive_joint_log_prob(x, q, log_mean_weights), -1)
+
+
+def predictive_responsibilities(x, q, log_mean_weights=None):
+  """p(z = k | x_obs, data), [B, K]; E[pi] for a row with nothing observed."""
+  return tf.nn.softmax(predictive_joint_log_prob(x, q, log_mean_weights), -1)
+
+
+# ------------------------------------------------- the seed blog's estimator
+
+
+def sampled_log_likelihood(x, q, seed, prior_concentration=None,
+                           weight_prior="dirichlet"):
+  """log sum_k pi_k prod_{d observed} N(x_nd | mu_kd, 1 / tau_kd), one draw
+  from q per row, [B].
+
+  `_math.sampled_log_likelihood`'s estimator (the TFP blog's) with the
+  per-feature terms of the missing entries left out: per row,
+  log pi = g - logsumexp(g) with g_k ~ ExpGamma(alpha_k) (under the
+  stick-breaking prior each stick is log v = g1 - logsumexp(g1, g2)),
+  log tau ~ ExpGamma(a, b), mu = m + eps / sqrt(beta tau). Reparameterised
+  draws, so the gradient flows to q; by Jensen its mean is at least
+  logsumexp_k log_rho. Imports TensorFlow Probability lazily: training-only.
+
+  Args:
+    x: [B, D]; missing entries NaN.
+    q: `Posterior` in x's dtype.
+    seed: shape [2] int seed.
+    prior_concentration: gamma0 (stick-breaking prior only).
+    weight_prior: "dirichlet" or "dirichlet_process".
+
+  Returns:
+    [B] (or [R, B]) log-likelihoods.
+  """
+  import tensorflow_probability as tfp  # pylint: disable=import-outside-toplevel
+  tfd = tfp.distributions
+  seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int32), 3)
+  rows = tf.shape(x)[0]
+  lead_rank = q.weight_concentration.shape.rank - 1
+  log_pi = _math.sampled_log_weights(rows, q.weight_concentration, seeds[0],
+                                     prior_concentration,
+                                     weight_prior)                # [B, R.., K]
+  log_tau = tfd.ExpGamma(q.precision_concentration,
+                         rate=q.precision_rate).sample(
+                             rows, seed=seeds[1])                 # [B, K, D]
+  eps = tf.random.stateless_normal(tf.shape(log_tau), seeds[2],
+                                   dtype=x.dtype)                 # [B, K, D]
+  mu = q.mean_loc + eps * tf.exp(-0.5 * (tf.math.log(q.mean_precision)
+                                         + log_tau))              # [B, K, D]
+  observed, x0 = observed_and_filled(x)                           # [B, D]
+  row_shape = tf.concat([[rows], tf.ones([lead_rank + 1], tf.int32),
+                         tf.shape(x)[-1:]], 0)
+  x0 = tf.reshape(x0, row_shape)                                  # [B, 1, D]
+  observed = tf.reshape(observed, row_shape)                      # [B, 1, D]
+  component = 0.5 * tf.reduce_sum(
+      observed * (log_tau - _LOG_2PI
+                  - tf.exp(log_tau) * tf.square(x0 - mu)), -1)    # [B, K]
+  ll = tf.reduce_logsumexp(log_pi + component, -1)                # [B]
+  if lead_rank:
+    ll = tf.transpose(ll, list(range(1, lead_rank + 1)) + [0])    # [R, B]
+  return ll
