@@ -692,10 +692,48 @@ def test_missing_value_errors():
   empty_column[:, 1] = np.nan
   with pytest.raises(ValueError, match="feature 1 is missing"):
     tfgmm.fit(empty_column, 3, missing="marginalize")
-  with pytest.raises(ValueError, match="covariance_type='diag'"):
-    tfgmm.BayesianGMM(3, 4, covariance_type="full", missing="marginalize")
+  with pytest.raises(ValueError, match="mean_prior='conjugate'"):
+    tfgmm.BayesianGMM(3, 4, mean_prior="independent", missing="marginalize")
   with pytest.raises(ValueError, match="missing='drop'"):
     tfgmm.BayesianGMM(3, 4, missing="drop")
   model = tfgmm.fit(x, 3, seed=0, n_init=1)
   with pytest.raises(ValueError, match="missing='marginalize'"):
     model.log_prob(holes)
+
+
+def test_full_covariance_marginalises_missing_values_in_prediction(tmp_path):
+  """Full: the observed block's multivariate-t marginal; training needs
+  complete rows."""
+  _, _, x, holes = _mixture_with_holes(n=600)
+  model = tfgmm.fit(x, 3, seed=0, covariance_type="full", dtype="float64",
+                    missing="marginalize")
+  q = model.posterior()
+  loc, scale = model.feature_loc.numpy(), model.feature_scale.numpy()
+  weights = model.posterior_mean()["weights"]
+  d = 4
+  df = q.dof.numpy() + 1 - d
+  beta = q.mean_precision.numpy()
+  tril = q.scale_tril.numpy()
+  rows = holes[:40]
+  expected = []
+  for row in rows:
+    seen = ~np.isnan(row)
+    terms = []
+    for k in range(3):
+      matrix = ((1 + beta[k]) / (df[k] * beta[k]) * tril[k] @ tril[k].T
+                * np.outer(scale, scale))                         # data units
+      terms.append(np.log(weights[k]) + (scipy.stats.multivariate_t(
+          (loc + scale * q.mean_loc.numpy()[k])[seen],
+          matrix[np.ix_(seen, seen)], df=df[k]).logpdf(row[seen])
+                                         if seen.any() else 0.0))
+    expected.append(scipy.special.logsumexp(terms))
+  np.testing.assert_allclose(model.log_prob(rows), expected, rtol=1e-9)
+  complete = ~np.isnan(rows).any(1)
+  np.testing.assert_allclose(model.log_prob(rows[complete]),
+                             np.asarray(expected)[complete], rtol=1e-9)
+  model.export(tmp_path / "full")
+  out = run_plain_tf(tmp_path / "full", rows, tmp_path)
+  np.testing.assert_allclose(out["serving_default"]["log_prob"], expected,
+                             rtol=1e-5)
+  with pytest.raises(ValueError, match="trains on complete rows only"):
+    tfgmm.fit(holes, 3, covariance_type="full", missing="marginalize")

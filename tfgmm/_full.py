@@ -552,6 +552,9 @@ def predictive_component_log_prob(x, q):
   lose whole hundredths of a nat in float32). Forms [K, D, B] temporaries:
   call it on chunks (see `_math.map_chunks`).
 
+  NaN entries of x are missing values: a row's density is then the marginal
+  of its observed block (`_observed_block_log_prob`).
+
   Args:
     x: [B, D].
     q: `FullPosterior`.
@@ -559,6 +562,59 @@ def predictive_component_log_prob(x, q):
   Returns:
     [B, K] in x's dtype.
   """
+  return tf.cond(tf.reduce_any(tf.math.is_nan(x)),
+                 lambda: _observed_block_log_prob(x, q),
+                 lambda: _complete_rows_log_prob(x, q))
+
+
+def _observed_block_log_prob(x, q):
+  """log St_k(x_o) of each row's observed block x_o, [B, K].
+
+  The marginal of a multivariate Student-t over p of its D coordinates is
+  the Student-t with the same df, the sub-vector of the location and the
+  sub-matrix S_oo of the scale matrix (S = c W^-1, c = (1 + beta) /
+  ((nu + 1 - D) beta)):
+
+  ```none
+  log St(x_o) = lgamma((df + p) / 2) - lgamma(df / 2) - (p / 2) ln(df pi c)
+                - 0.5 ln|W^-1_oo| - ((df + p) / 2) ln(1 + delta^2 / (c df))
+  delta^2     = (x_o - m_o)^T (W^-1_oo)^-1 (x_o - m_o)
+  ```
+  Per row, W^-1 is replaced by o o^T * W^-1 + diag(1 - o) (o the observed
+  mask): its Cholesky factor gives ln|W^-1_oo| and delta^2 by a triangular
+  solve, with the missing coordinates contributing nothing. Forms
+  [B, K, D, D] temporaries: call it on chunks.
+  """
+  dtype = x.dtype
+  observed = tf.cast(tf.logical_not(tf.math.is_nan(x)), dtype)    # [B, D]
+  x0 = tf.where(observed > 0, x, tf.zeros_like(x))                # [B, D]
+  q64 = cast_posterior(q, tf.float64)
+  d64 = _num_features(q64, tf.float64)
+  df64 = q64.dof + 1.0 - d64                                      # [K]
+  c64 = (1.0 + q64.mean_precision) / (df64 * q64.mean_precision)  # [K]
+  cov = tf.cast(_gram(q64.scale_tril), dtype)                     # [K, D, D]
+  mask = observed[:, None, :, None] * observed[:, None, None, :]  # [B, 1, D, D]
+  masked = (mask * cov
+            + tf.linalg.diag(1.0 - observed)[:, None])            # [B, K, D, D]
+  tril = tf.linalg.cholesky(masked)                               # [B, K, D, D]
+  diff = observed[:, None, :] * (x0[:, None, :]
+                                 - tf.cast(q.mean_loc, dtype))    # [B, K, D]
+  whitened = tf.linalg.triangular_solve(tril, diff[..., None])    # [B, K, D, 1]
+  maha = tf.reduce_sum(tf.square(whitened[..., 0]), -1)           # [B, K]
+  log_det = 2.0 * tf.reduce_sum(
+      tf.math.log(tf.linalg.diag_part(tril)), -1)                 # [B, K]
+  p64 = tf.cast(tf.reduce_sum(observed, -1), tf.float64)[:, None]  # [B, 1]
+  norm = tf.cast(tf.math.lgamma(0.5 * (df64 + p64))
+                 - tf.math.lgamma(0.5 * df64)
+                 - 0.5 * p64 * tf.math.log(df64 * math.pi * c64),
+                 dtype)                                           # [B, K]
+  power = tf.cast(0.5 * (df64 + p64), dtype)                      # [B, K]
+  scale = tf.cast(c64 * df64, dtype)                              # [K]
+  return norm - 0.5 * log_det - power * tf.math.log1p(maha / scale)
+
+
+def _complete_rows_log_prob(x, q):
+  """`predictive_component_log_prob` of rows without missing values."""
   dtype = x.dtype
   q64 = cast_posterior(q, tf.float64)
   d64 = _num_features(q64, tf.float64)

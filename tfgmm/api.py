@@ -69,6 +69,7 @@ def fit(x, n_components, *, method="natural", n_init=5, batch_size=None,
                        f"Received a dataset of {spec.shape}.")
     n_features = int(spec.shape[-1])
   else:
+    # NaN rows are checked against the model's setting in `initialize`.
     x = _validation.check_data(
         x, dtype=None,
         allow_nan=model_kwargs.get("missing", "error") == "marginalize")

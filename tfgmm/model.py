@@ -33,17 +33,14 @@ MEAN_PRIORS = ("conjugate", "independent")
 MISSING = ("error", "marginalize")
 
 
-def _row_log_det(family, z, scale):
+def _row_log_det(z, scale):
   """log |dz/dx| of each row, [B]: -sum over its observed features of log s.
 
-  Densities in data units add it; without missing values it is the same
-  for every row.
+  Densities in data units add it; without missing values (NaN) it is the
+  same for every row.
   """
-  log_scale = tf.math.log(scale)                                  # [D]
-  if family is _missing:
-    observed, _ = _missing.observed_and_filled(z)                 # [B, D]
-    return -tf.linalg.matvec(observed, log_scale)                 # [B]
-  return -tf.reduce_sum(log_scale) * tf.ones_like(z[:, 0])        # [B]
+  observed = tf.cast(tf.logical_not(tf.math.is_nan(z)), z.dtype)  # [B, D]
+  return -tf.linalg.matvec(observed, tf.math.log(scale))          # [B]
 
 
 def _family_ranks(family):
@@ -166,7 +163,7 @@ def _predict(family, name, x, q, log_mean_weights, loc, scale, chunk):
   if name == "log_prob":
     return _math.map_chunks(
         lambda rows: (family.predictive_log_prob(rows, q, log_mean_weights)
-                      + _row_log_det(family, rows, scale)),
+                      + _row_log_det(rows, scale)),
         z, chunk)                                                 # [N]
   if name == "log_responsibilities":
     def fn(rows):
@@ -295,13 +292,14 @@ class BayesianGMM(keras.Model):
     missing = _validation.check_choice("missing", missing, MISSING)
     family = _FAMILIES[covariance_type, mean_prior]
     if missing == "marginalize":
-      if family is not _math:
+      if family is _independent:
         raise ValueError(
-            "Expected covariance_type='diag' and mean_prior='conjugate' with "
-            "missing='marginalize': missing values are marginalised in the "
-            "diagonal conjugate model only. Received: covariance_type="
-            f"{covariance_type!r}, mean_prior={mean_prior!r}.")
-      family = _missing
+            "Expected mean_prior='conjugate' with missing='marginalize': "
+            "missing values are not implemented for the independent prior. "
+            f"Received: mean_prior={mean_prior!r}.")
+      # Full covariances marginalise missing values in the predictive
+      # (log_prob, responsibilities, exports) and train on complete rows.
+      family = _missing if family is _math else family
     if covariance_type == "full":
       degrees_of_freedom, scale_matrix = _check_wishart(
           degrees_of_freedom, scale_matrix, n_features)
@@ -487,7 +485,7 @@ class BayesianGMM(keras.Model):
 
   def _row_log_det(self, z):
     """log |dz/dx| of each row of z (model units), [B]; see `_row_log_det`."""
-    return _row_log_det(self._family, z, self._standardization()[1])
+    return _row_log_det(z, self._standardization()[1])
 
   def _mean_row_log_det(self, z, sample_weight=None):
     """The (weighted) mean of `_row_log_det` over z's rows, a float."""
@@ -499,7 +497,23 @@ class BayesianGMM(keras.Model):
 
   @property
   def _allow_nan(self):
+    """NaN entries are missing values in inference."""
     return self.missing == "marginalize"
+
+  @property
+  def _train_allow_nan(self):
+    """NaN entries are missing values in training too (diag only)."""
+    return self._allow_nan and self._family is not _full
+
+  def _training_data_error(self, error):
+    """A NaN in training data for a full-covariance model: say why."""
+    if self._allow_nan and "=nan" in str(error):
+      return ValueError(
+          f"{str(error).split(' To treat')[0]} covariance_type='full' trains "
+          "on complete rows only (missing values are marginalised in "
+          "log_prob, responsibilities and exports, not in training): impute "
+          "or drop incomplete rows, or use covariance_type='diag'.")
+    return error
 
   def _chunk(self):
     """Rows per chunk of the predictive ([rows, K, D] temporaries)."""
@@ -550,9 +564,12 @@ class BayesianGMM(keras.Model):
     births = _validation.check_non_negative_int("births", births)
     _validation.check_positive("tol", tol, ())
     seed = self.seed if seed is None else seed
-    summary = data_lib.summarize(x, self.n_features, sample_size, seed,
-                                 sample_weight=sample_weight,
-                                 allow_nan=self._allow_nan)
+    try:
+      summary = data_lib.summarize(x, self.n_features, sample_size, seed,
+                                   sample_weight=sample_weight,
+                                   allow_nan=self._train_allow_nan)
+    except ValueError as error:
+      raise self._training_data_error(error) from None
     total = summary.num_examples
     total_weight = summary.total_weight
     if num_examples is not None:
@@ -678,9 +695,12 @@ class BayesianGMM(keras.Model):
     if not self.compiled:
       self.compile()
     if not isinstance(x, tf.data.Dataset):
-      x = _validation.check_data(x, self.n_features, "x",
-                                 dtype=self.compute_dtype,
-                                 allow_nan=self._allow_nan)
+      try:
+        x = _validation.check_data(x, self.n_features, "x",
+                                   dtype=self.compute_dtype,
+                                   allow_nan=self._train_allow_nan)
+      except ValueError as error:
+        raise self._training_data_error(error) from None
       sample_weight = _validation.check_sample_weight(sample_weight,
                                                       x.shape[0])
     elif x.element_spec is not None:
@@ -991,7 +1011,7 @@ class BayesianGMM(keras.Model):
     else:
       array = _validation.check_data(x, self.n_features, "x",
                                      self.compute_dtype,
-                                     allow_nan=self._allow_nan)
+                                     allow_nan=self._train_allow_nan)
       batches = [(array, _validation.check_sample_weight(sample_weight,
                                                          array.shape[0]))]
     for features, w in batches:
