@@ -7,8 +7,10 @@ import scipy.stats
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tests.test_math import mixture_data
 from tfgmm import _independent
 from tfgmm import _math
+from tfgmm import model as model_lib
 
 tfd = tfp.distributions
 
@@ -29,12 +31,6 @@ def random_posterior(rng, k, d, dtype=tf.float64, a_low=2.0):
       tf.constant(rng.uniform(0.5, 30.0, (k, d)), dtype),
       tf.constant(rng.uniform(a_low, 15.0, (k, d)), dtype),
       tf.constant(rng.uniform(0.5, 10.0, (k, d)), dtype))
-
-
-def mixture_data(rng, n, d, k=3, spread=4.0):
-  means = rng.normal(0, spread, (k, d))
-  labels = rng.integers(k, size=n)
-  return means[labels] + rng.normal(size=(n, d)) * rng.uniform(0.5, 1.5, d)
 
 
 def e_step(x, q):
@@ -635,15 +631,8 @@ def test_float32_tracks_float64(rng):
 
 def test_shape_free_traces_run_restarts(rng):
   """Traced once with every dimension unknown, as the model compiles them."""
-  dtype = tf.float64
-  vector, matrix = (tf.TensorSpec([None, None], dtype),
-                    tf.TensorSpec([None, None, None], dtype))
-  q_spec = _math.Posterior(vector, matrix, matrix, matrix, matrix)
-  prior_spec = _math.Posterior(
-      tf.TensorSpec([], dtype), tf.TensorSpec([None], dtype),
-      tf.TensorSpec([], dtype), tf.TensorSpec([], dtype),
-      tf.TensorSpec([None], dtype))
-  x_spec = tf.TensorSpec([None, None], dtype)
+  x_spec, q_spec, prior_spec = model_lib._shape_free_signature(  # pylint: disable=protected-access
+      _independent, tf.float64, batched=True)
   int_spec = tf.TensorSpec([], tf.int32)
   cavi = tf.function(_independent.cavi, autograph=False, input_signature=(
       x_spec, q_spec, prior_spec, int_spec, tf.TensorSpec([], tf.float64),

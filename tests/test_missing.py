@@ -10,34 +10,14 @@ from sklearn.metrics import adjusted_rand_score
 
 import tfgmm
 from tests.test_export import run_plain_tf
+from tests.test_math import make_prior
+from tests.test_math import mixture_data
+from tests.test_math import random_posterior
 from tfgmm import _math
 from tfgmm import _missing
+from tfgmm import model as model_lib
 
 NAN = np.nan
-
-
-def make_prior(d, dtype=tf.float64, alpha0=0.5, m0=0.3, beta0=0.7, a0=1.5,
-               b0=0.8):
-  return _math.Posterior(tf.constant(alpha0, dtype),
-                         tf.constant(np.full(d, m0), dtype),
-                         tf.constant(beta0, dtype), tf.constant(a0, dtype),
-                         tf.constant(np.full(d, b0), dtype))
-
-
-def random_posterior(rng, k, d, dtype=tf.float64):
-  """Per-feature beta and a, as missing values make them."""
-  return _math.Posterior(
-      tf.constant(rng.uniform(1.0, 20.0, k), dtype),
-      tf.constant(rng.normal(0, 2, (k, d)), dtype),
-      tf.constant(rng.uniform(0.5, 30.0, (k, d)), dtype),
-      tf.constant(rng.uniform(2.0, 15.0, (k, d)), dtype),
-      tf.constant(rng.uniform(0.5, 10.0, (k, d)), dtype))
-
-
-def mixture_data(rng, n, d, k=3, spread=4.0):
-  means = rng.normal(0, spread, (k, d))
-  labels = rng.integers(k, size=n)
-  return means[labels] + rng.normal(size=(n, d)) * rng.uniform(0.5, 1.5, d)
 
 
 def punch_holes(rng, x, fraction):
@@ -548,15 +528,8 @@ def test_float32_tracks_float64(rng):
 
 def test_shape_free_traces_run_restarts(rng):
   """Traced once with every dimension unknown, as the model compiles them."""
-  dtype = tf.float64
-  vector, matrix = (tf.TensorSpec([None, None], dtype),
-                    tf.TensorSpec([None, None, None], dtype))
-  q_spec = _math.Posterior(vector, matrix, matrix, matrix, matrix)
-  prior_spec = _math.Posterior(
-      tf.TensorSpec([], dtype), tf.TensorSpec([None], dtype),
-      tf.TensorSpec([], dtype), tf.TensorSpec([], dtype),
-      tf.TensorSpec([None], dtype))
-  x_spec = tf.TensorSpec([None, None], dtype)
+  x_spec, q_spec, prior_spec = model_lib._shape_free_signature(  # pylint: disable=protected-access
+      _math, tf.float64, batched=True)
   int_spec = tf.TensorSpec([], tf.int32)
   cavi = tf.function(_missing.cavi, autograph=False, input_signature=(
       x_spec, q_spec, prior_spec, int_spec, tf.TensorSpec([], tf.float64),

@@ -636,34 +636,10 @@ def _complete_rows_log_prob(x, q):
           * tf.math.log1p(tf.expand_dims(shrink, -2) * maha))     # [B, K]
 
 
-def predictive_joint_log_prob(x, q, log_mean_weights=None):
-  """log(E[pi_k] St_k(x_n)), [B, K]; logsumexp over k is log p(x).
-
-  Args:
-    x: [B, D].
-    q: `FullPosterior`.
-    log_mean_weights: log E[pi], [K]; None computes the Dirichlet one from q
-      (see `_math.log_expected_weights` for the stick-breaking prior).
-
-  Returns:
-    [B, K] in x's dtype.
-  """
-  if log_mean_weights is None:
-    log_mean_weights = _math.log_expected_weights(
-        tf.cast(q.weight_concentration, tf.float64))              # [K]
-  return (tf.expand_dims(tf.cast(log_mean_weights, x.dtype), -2)
-          + predictive_component_log_prob(x, q))                  # [B, K]
-
-
-def predictive_log_prob(x, q, log_mean_weights=None):
-  """Exact posterior predictive log density log p(x | data), [B]."""
-  return tf.reduce_logsumexp(
-      predictive_joint_log_prob(x, q, log_mean_weights), -1)
-
-
-def predictive_responsibilities(x, q, log_mean_weights=None):
-  """p(z = k | x, data), consistent with `predictive_log_prob`, [B, K]."""
-  return tf.nn.softmax(predictive_joint_log_prob(x, q, log_mean_weights), -1)
+# The exact posterior predictive: a multivariate Student-t mixture.
+(predictive_joint_log_prob, predictive_log_prob,
+ predictive_responsibilities) = _math.predictive_functions(
+     predictive_component_log_prob)
 
 
 def sample_predictive(n, seed, q, log_mean_weights=None):

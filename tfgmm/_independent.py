@@ -489,31 +489,10 @@ def predictive_component_log_prob(x, q):
   return tf.expand_dims(norm, -2) + tf.reduce_sum(kernel, -1)     # [B, K]
 
 
-def predictive_joint_log_prob(x, q, log_mean_weights=None):
-  """log(E[pi_k] p_k(x_n)), [B, K]; logsumexp over k is log p(x).
-
-  Args:
-    x: [B, D].
-    q: `Posterior`.
-    log_mean_weights: log E[pi_k], [K] (or [R, K]) (note: the log of the
-      expected weight, not `log_rho`'s E[log pi_k]); None for q's Dirichlet.
-  """
-  if log_mean_weights is None:
-    log_mean_weights = _math.log_expected_weights(
-        tf.cast(q.weight_concentration, tf.float64))              # [K]
-  return (tf.expand_dims(tf.cast(log_mean_weights, x.dtype), -2)
-          + predictive_component_log_prob(x, q))                  # [B, K]
-
-
-def predictive_log_prob(x, q, log_mean_weights=None):
-  """Approximate posterior predictive log density log p(x | data), [B]."""
-  return tf.reduce_logsumexp(
-      predictive_joint_log_prob(x, q, log_mean_weights), -1)
-
-
-def predictive_responsibilities(x, q, log_mean_weights=None):
-  """p(z = k | x, data) under the approximate predictive, [B, K]."""
-  return tf.nn.softmax(predictive_joint_log_prob(x, q, log_mean_weights), -1)
+# The (variance-matched, approximate) posterior predictive.
+(predictive_joint_log_prob, predictive_log_prob,
+ predictive_responsibilities) = _math.predictive_functions(
+     predictive_component_log_prob)
 
 
 def sample_predictive(n, seed, q, log_mean_weights=None):
@@ -566,48 +545,7 @@ def sample_predictive(n, seed, q, log_mean_weights=None):
 
 def sampled_log_likelihood(x, q, seed, prior_concentration=None,
                            weight_prior="dirichlet"):
-  """log sum_k pi_k N(x_n | mu_k, 1 / tau_k) at one draw from q per row, [B].
-
-  The TFP blog's estimator of E_q[log p(x_n | pi, mu, tau)] on this model's
-  q: per row, log pi = g - logsumexp(g) with g_k ~ ExpGamma(alpha_k) (a
-  Dirichlet draw in log space; under the stick-breaking prior each stick is
-  log v = g1 - logsumexp(g1, g2) with g ~ ExpGamma(g1), ExpGamma(g2)),
-  log tau ~ ExpGamma(a, b) and
-  mu = m + eps / sqrt(lambda), independently of tau. All draws are
-  reparameterised (ExpGamma by implicit gradients), so the gradient flows
-  to q's parameters; by Jensen its mean is at least logsumexp_k log_rho.
-  Imports TensorFlow Probability lazily: training-only.
-
-  Args:
-    x: [B, D].
-    q: `Posterior` in x's dtype.
-    seed: shape [2] int seed.
-    prior_concentration: gamma0 (stick-breaking prior only).
-    weight_prior: "dirichlet" or "dirichlet_process".
-
-  Returns:
-    [B] (or [R, B]) log-likelihoods.
-  """
-  import tensorflow_probability as tfp  # pylint: disable=import-outside-toplevel
-  tfd = tfp.distributions
-  seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int32), 3)
-  rows = tf.shape(x)[0]
-  lead_rank = q.weight_concentration.shape.rank - 1
-  log_pi = _math.sampled_log_weights(rows, q.weight_concentration, seeds[0],
-                                     prior_concentration,
-                                     weight_prior)                # [B, R.., K]
-  log_tau = tfd.ExpGamma(q.precision_concentration,
-                         rate=q.precision_rate).sample(
-                             rows, seed=seeds[1])                 # [B, K, D]
-  eps = tf.random.stateless_normal(tf.shape(log_tau), seeds[2],
-                                   dtype=x.dtype)                 # [B, K, D]
-  mu = q.mean_loc + eps * tf.math.rsqrt(q.mean_precision)         # [B, K, D]
-  rows_x = tf.reshape(x, tf.concat(
-      [[rows], tf.ones([lead_rank + 1], tf.int32), tf.shape(x)[-1:]], 0))
-  component = 0.5 * tf.reduce_sum(
-      log_tau - _LOG_2PI - tf.exp(log_tau) * tf.square(rows_x - mu),
-      -1)                                                         # [B, K]
-  ll = tf.reduce_logsumexp(log_pi + component, -1)                # [B]
-  if lead_rank:
-    ll = tf.transpose(ll, list(range(1, lead_rank + 1)) + [0])    # [R, B]
-  return ll
+  """The blog's one-draw estimator with this q: mu = m + eps / sqrt(lambda),
+  independent of tau; see `_math.sampled_log_likelihood`. [B] (or [R, B])."""
+  return _math.sampled_log_likelihood(x, q, seed, prior_concentration,
+                                      weight_prior, independent=True)

@@ -499,28 +499,40 @@ def predictive_component_log_prob(x, q):
   return norm + tf.reduce_sum(kernel, -1)                         # [B, K]
 
 
-def predictive_joint_log_prob(x, q, log_mean_weights=None):
-  """log(E[pi_k] StudentT_k(x_n)), [B, K]; logsumexp over k is log p(x).
+def predictive_functions(component_log_prob):
+  """A family's mixture predictive from its per-component log density.
 
-  `log_mean_weights` is log E[pi], [K]; None computes the Dirichlet one from
-  q (see `log_expected_weights` for the stick-breaking prior).
+  Args:
+    component_log_prob: maps (x [B, D], q) to log p_k(x_n), [B, K].
+
+  Returns:
+    (joint, log_prob, responsibilities): functions of
+    (x, q, log_mean_weights=None) giving log(E[pi_k] p_k(x_n)) [B, K], its
+    logsumexp over k, log p(x | data) [B], and p(z = k | x, data) [B, K].
+    `log_mean_weights` is log E[pi], [K]; None computes the Dirichlet one
+    from q (see `log_expected_weights` for the stick-breaking prior).
   """
-  if log_mean_weights is None:
-    log_mean_weights = log_expected_weights(
-        tf.cast(q.weight_concentration, tf.float64))
-  return (tf.cast(log_mean_weights, x.dtype)
-          + predictive_component_log_prob(x, q))
+
+  def joint(x, q, log_mean_weights=None):
+    if log_mean_weights is None:
+      log_mean_weights = log_expected_weights(
+          tf.cast(q.weight_concentration, tf.float64))            # [K]
+    return (tf.expand_dims(tf.cast(log_mean_weights, x.dtype), -2)
+            + component_log_prob(x, q))                           # [B, K]
+
+  def log_prob(x, q, log_mean_weights=None):
+    return tf.reduce_logsumexp(joint(x, q, log_mean_weights), -1)  # [B]
+
+  def responsibilities(x, q, log_mean_weights=None):
+    return tf.nn.softmax(joint(x, q, log_mean_weights), -1)       # [B, K]
+
+  return joint, log_prob, responsibilities
 
 
-def predictive_log_prob(x, q, log_mean_weights=None):
-  """Exact posterior predictive log density log p(x | data), [B]."""
-  return tf.reduce_logsumexp(
-      predictive_joint_log_prob(x, q, log_mean_weights), -1)
-
-
-def predictive_responsibilities(x, q, log_mean_weights=None):
-  """p(z = k | x, data), consistent with `predictive_log_prob`, [B, K]."""
-  return tf.nn.softmax(predictive_joint_log_prob(x, q, log_mean_weights), -1)
+# The exact posterior predictive of this model: a Student-t mixture.
+(predictive_joint_log_prob, predictive_log_prob,
+ predictive_responsibilities) = predictive_functions(
+     predictive_component_log_prob)
 
 
 def map_chunks(fn, x, chunk):
@@ -731,41 +743,54 @@ def sampled_log_weights(rows, weight_concentration, seed,
 
 
 def sampled_log_likelihood(x, q, seed, prior_concentration=None,
-                           weight_prior="dirichlet"):
+                           weight_prior="dirichlet", independent=False):
   """log sum_k pi_k N(x_n | mu_k, 1 / tau_k) at one draw from q per row, [B].
 
   The TFP blog's estimator of E_q[log p(x_n | pi, mu, tau)], on this model's
-  q: per row, log pi = g - logsumexp(g) with g_k ~ ExpGamma(alpha_k) (a
-  Dirichlet draw in log space; under the stick-breaking prior each stick is
-  log v = g1 - logsumexp(g1, g2) with g ~ ExpGamma(g1), ExpGamma(g2)),
-  log tau ~ ExpGamma(a, b) and
-  mu = m + eps / sqrt(beta tau). All draws are reparameterised, so the
-  gradient flows to q's parameters; by Jensen its mean is at least the
-  analytic `log_rho` bound term.
+  q: per row, log pi from `sampled_log_weights`, log tau ~ ExpGamma(a, b) and
+  mu = m + eps / sqrt(beta tau) (conjugate) or m + eps / sqrt(lambda)
+  (`independent`: the blog's own q(mu) q(tau)). All draws are
+  reparameterised, so the gradient flows to q's parameters; by Jensen its
+  mean is at least the analytic `log_rho` bound term. NaN entries of x are
+  missing values: their per-feature terms are left out. Imports TensorFlow
+  Probability lazily: training only.
 
   Args:
     x: [B, D].
-    q: `Posterior`.
+    q: `Posterior` (optionally with a leading restart axis R).
     seed: shape [2] int seed.
     prior_concentration: gamma0 (stick-breaking prior only).
     weight_prior: "dirichlet" or "dirichlet_process".
+    independent: q(mu) has its own precision lambda (`_independent`).
 
   Returns:
-    [B] log-likelihoods.
+    [B] (or [R, B]) log-likelihoods.
   """
   import tensorflow_probability as tfp  # pylint: disable=import-outside-toplevel
-  tfd = tfp.distributions
   seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int32), 3)
-  b = tf.shape(x)[0]
-  log_pi = sampled_log_weights(b, q.weight_concentration, seeds[0],
-                               prior_concentration, weight_prior)  # [B, K]
-  log_tau = tfd.ExpGamma(q.precision_concentration,
-                         rate=q.precision_rate).sample(b, seed=seeds[1])
+  rows = tf.shape(x)[0]
+  lead_rank = q.weight_concentration.shape.rank - 1
+  log_pi = sampled_log_weights(rows, q.weight_concentration, seeds[0],
+                               prior_concentration, weight_prior)  # [B, R.., K]
+  log_tau = tfp.distributions.ExpGamma(
+      q.precision_concentration, rate=q.precision_rate).sample(
+          rows, seed=seeds[1])                                    # [B, K, D]
   eps = tf.random.stateless_normal(tf.shape(log_tau), seeds[2],
                                    dtype=x.dtype)                 # [B, K, D]
-  mu = q.mean_loc + eps * tf.exp(-0.5 * (tf.math.log(q.mean_precision)
-                                         + log_tau))              # [B, K, D]
+  log_mean_precision = tf.math.log(q.mean_precision)
+  if not independent:
+    log_mean_precision = log_mean_precision + log_tau
+  mu = q.mean_loc + eps * tf.exp(-0.5 * log_mean_precision)       # [B, K, D]
+  observed = tf.cast(tf.logical_not(tf.math.is_nan(x)), x.dtype)  # [B, D]
+  filled = tf.where(observed > 0, x, tf.zeros_like(x))            # [B, D]
+  row_shape = tf.concat([[rows], tf.ones([lead_rank + 1], tf.int32),
+                         tf.shape(x)[-1:]], 0)
+  filled = tf.reshape(filled, row_shape)                          # [B, 1, D]
+  observed = tf.reshape(observed, row_shape)                      # [B, 1, D]
   component = 0.5 * tf.reduce_sum(
-      log_tau - _LOG_2PI - tf.exp(log_tau) * tf.square(x[:, None, :] - mu),
-      -1)                                                         # [B, K]
-  return tf.reduce_logsumexp(log_pi + component, -1)              # [B]
+      observed * (log_tau - _LOG_2PI
+                  - tf.exp(log_tau) * tf.square(filled - mu)), -1)  # [B, K]
+  ll = tf.reduce_logsumexp(log_pi + component, -1)                # [B]
+  if lead_rank:
+    ll = tf.transpose(ll, list(range(1, lead_rank + 1)) + [0])    # [R, B]
+  return ll

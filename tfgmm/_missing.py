@@ -435,87 +435,12 @@ def predictive_component_log_prob(x, q):
   return norm + tf.reduce_sum(kernel * observed[:, None, :], -1)  # [B, K]
 
 
-def predictive_joint_log_prob(x, q, log_mean_weights=None):
-  """log(E[pi_k] p_k(x_obs)), [B, K]; logsumexp over k is log p(x_obs).
-
-  Args:
-    x: [B, D]; missing entries NaN.
-    q: `Posterior`.
-    log_mean_weights: log E[pi_k], [K] (or [R, K]) (the log of the expected
-      weight, not `log_rho`'s E[log pi_k]); None for q's Dirichlet.
-  """
-  if log_mean_weights is None:
-    log_mean_weights = _math.log_expected_weights(
-        tf.cast(q.weight_concentration, tf.float64))              # [K]
-  return (tf.expand_dims(tf.cast(log_mean_weights, x.dtype), -2)
-          + predictive_component_log_prob(x, q))                  # [B, K]
+# The exact predictive of each row's observed features (0 for a row with
+# every feature missing: the marginal of nothing).
+(predictive_joint_log_prob, predictive_log_prob,
+ predictive_responsibilities) = _math.predictive_functions(
+     predictive_component_log_prob)
 
 
-def predictive_log_prob(x, q, log_mean_weights=None):
-  """Exact posterior predictive log density of the observed features, [B].
-
-  0 for a row with every feature missing. In data units, the standardisation's
-  log-Jacobian is -sum over the row's OBSERVED features of log scale_d.
-  """
-  return tf.reduce_logsumexp(
-      predictive_joint_log_prob(x, q, log_mean_weights), -1)
-
-
-def predictive_responsibilities(x, q, log_mean_weights=None):
-  """p(z = k | x_obs, data), [B, K]; E[pi] for a row with nothing observed."""
-  return tf.nn.softmax(predictive_joint_log_prob(x, q, log_mean_weights), -1)
-
-
-# ------------------------------------------------- the seed blog's estimator
-
-
-def sampled_log_likelihood(x, q, seed, prior_concentration=None,
-                           weight_prior="dirichlet"):
-  """log sum_k pi_k prod_{d observed} N(x_nd | mu_kd, 1 / tau_kd), one draw
-  from q per row, [B].
-
-  `_math.sampled_log_likelihood`'s estimator (the TFP blog's) with the
-  per-feature terms of the missing entries left out: per row,
-  log pi = g - logsumexp(g) with g_k ~ ExpGamma(alpha_k) (under the
-  stick-breaking prior each stick is log v = g1 - logsumexp(g1, g2)),
-  log tau ~ ExpGamma(a, b), mu = m + eps / sqrt(beta tau). Reparameterised
-  draws, so the gradient flows to q; by Jensen its mean is at least
-  logsumexp_k log_rho. Imports TensorFlow Probability lazily: training-only.
-
-  Args:
-    x: [B, D]; missing entries NaN.
-    q: `Posterior` in x's dtype.
-    seed: shape [2] int seed.
-    prior_concentration: gamma0 (stick-breaking prior only).
-    weight_prior: "dirichlet" or "dirichlet_process".
-
-  Returns:
-    [B] (or [R, B]) log-likelihoods.
-  """
-  import tensorflow_probability as tfp  # pylint: disable=import-outside-toplevel
-  tfd = tfp.distributions
-  seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int32), 3)
-  rows = tf.shape(x)[0]
-  lead_rank = q.weight_concentration.shape.rank - 1
-  log_pi = _math.sampled_log_weights(rows, q.weight_concentration, seeds[0],
-                                     prior_concentration,
-                                     weight_prior)                # [B, R.., K]
-  log_tau = tfd.ExpGamma(q.precision_concentration,
-                         rate=q.precision_rate).sample(
-                             rows, seed=seeds[1])                 # [B, K, D]
-  eps = tf.random.stateless_normal(tf.shape(log_tau), seeds[2],
-                                   dtype=x.dtype)                 # [B, K, D]
-  mu = q.mean_loc + eps * tf.exp(-0.5 * (tf.math.log(q.mean_precision)
-                                         + log_tau))              # [B, K, D]
-  observed, x0 = observed_and_filled(x)                           # [B, D]
-  row_shape = tf.concat([[rows], tf.ones([lead_rank + 1], tf.int32),
-                         tf.shape(x)[-1:]], 0)
-  x0 = tf.reshape(x0, row_shape)                                  # [B, 1, D]
-  observed = tf.reshape(observed, row_shape)                      # [B, 1, D]
-  component = 0.5 * tf.reduce_sum(
-      observed * (log_tau - _LOG_2PI
-                  - tf.exp(log_tau) * tf.square(x0 - mu)), -1)    # [B, K]
-  ll = tf.reduce_logsumexp(log_pi + component, -1)                # [B]
-  if lead_rank:
-    ll = tf.transpose(ll, list(range(1, lead_rank + 1)) + [0])    # [R, B]
-  return ll
+# `_math`'s estimator leaves out the terms of missing (NaN) entries.
+sampled_log_likelihood = _math.sampled_log_likelihood
