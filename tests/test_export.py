@@ -107,3 +107,19 @@ def test_export_refuses_to_replace_other_files(tmp_path, blog):
   (tmp_path / "empty").mkdir()
   model.export(tmp_path / "empty")
   assert (tmp_path / "empty" / "saved_model.pb").exists()
+
+
+def test_versioned_export_uses_the_tf_serving_layout(tmp_path, blog):
+  x, _ = blog
+  model = tfgmm.fit(x, 3, seed=0, n_init=1)
+  first = model.export(tmp_path / "gmm", version=1)
+  second = model.export(tmp_path / "gmm", version=2)
+  assert first == str(tmp_path / "gmm" / "1")
+  assert sorted(os.listdir(tmp_path / "gmm")) == ["1", "2"]
+  assert os.path.exists(os.path.join(second, "saved_model.pb"))
+  out = run_plain_tf(second, x[:20], tmp_path)
+  np.testing.assert_allclose(out["serving_default"]["log_prob"],
+                             model.log_prob(x[:20]), rtol=1e-5)
+  for bad, error in ((-1, ValueError), (1.5, TypeError), ("2", TypeError)):
+    with pytest.raises(error, match="version"):
+      model.export(tmp_path / "other", version=bad)

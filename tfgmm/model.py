@@ -2,6 +2,7 @@
 
 import functools
 import math
+import os
 
 import keras
 import numpy as np
@@ -1157,11 +1158,12 @@ class BayesianGMM(keras.Model):
     return cls(**config)
 
   def export(self, filepath, format="tf_saved_model", verbose=None,
-             input_signature=None, **kwargs):
+             input_signature=None, version=None, **kwargs):
     """Writes a SavedModel with the mixture's serving signatures.
 
     With `format="tf_saved_model"` (the default) the SavedModel at `filepath`
-    has these signatures, each with one named output, loadable with plain
+    (or, with `version=N`, at `filepath/N`, the layout TF Serving loads) has
+    these signatures, each with one named output, loadable with plain
     TensorFlow (no tfgmm, no TFP):
 
     - `serving_default`: `x` float32 [None, D] -> `log_prob` float32 [None]
@@ -1169,13 +1171,23 @@ class BayesianGMM(keras.Model):
     - `assign`: `x` -> `labels` int32 [None]
     - `sample`: `n` int32 scalar, `seed` int64 scalar -> `samples` [n, D]
 
-    Other formats go to `keras.Model.export`.
+    NaN entries of `x` are missing values when the model was built with
+    `missing="marginalize"`. Other formats go to `keras.Model.export`.
+
+    Returns:
+      The SavedModel's directory.
     """
     if format != "tf_saved_model":
+      if version is not None:
+        raise ValueError("`version` applies to format='tf_saved_model'. "
+                         f"Received: format={format!r}, version={version!r}.")
       return super().export(filepath, format=format, verbose=verbose,
                             input_signature=input_signature, **kwargs)
     from tfgmm import export as export_lib  # pylint: disable=import-outside-toplevel
     self._check_initialized("export")
+    if version is not None:
+      version = _validation.check_non_negative_int("version", version)
+      filepath = os.path.join(os.fspath(filepath), str(version))
     return export_lib.export_saved_model(self, filepath)
 
 
