@@ -251,3 +251,27 @@ def test_split_moves_refill_a_component_emptied_by_a_bad_seed(monkeypatch):
   assert scores[0][1] < 0.7 and scores[0][2] < 0.01
   assert scores[1][1] > 0.99 and scores[1][2] > 0.3
   assert scores[1][0] > scores[0][0] + 0.5
+
+
+def test_merge_moves_fold_a_duplicate_component(monkeypatch):
+  """Seeds at both ends of one cluster leave two components sharing it,
+  which CAVI drains only slowly: a merge move folds them and raises the
+  bound."""
+  rng = np.random.default_rng(3)
+  labels = np.repeat([0, 1, 2], [1000, 300, 300])
+  x = (np.array([[0.0, 0.0], [8.0, 0.0], [0.0, 8.0]])[labels]
+       + rng.normal(size=(1600, 2)))
+  ends = [int(np.argmin(x[:1000, 0])), int(np.argmax(x[:1000, 0]))]
+  monkeypatch.setattr(tfgmm._init, "kmeans_plusplus",  # pylint: disable=protected-access
+                      lambda z, k, rng, **_: z[ends + [1100, 1400]])
+  results = {}
+  for merges in (0, 1):
+    model = tfgmm.BayesianGMM(4, 2, seed=0, weight_prior="dirichlet_process",
+                              weight_concentration=0.5)
+    bound = model.initialize(x, n_init=1, births=0, merges=merges,
+                             max_iter=30)
+    results[merges] = (bound, model.effective_components(0.01).size,
+                       adjusted_rand_score(labels, model.assign(x)))
+  assert results[0][1] == 4 and results[0][2] < 0.95
+  assert results[1][1] == 3 and results[1][2] > 0.97
+  assert results[1][0] > results[0][0] + 0.01

@@ -112,3 +112,48 @@ def split_proposals(x, responsibilities, log_likelihood, n_proposals,
     proposal[side, empty[0]] = responsibilities[side, k]
     proposal[side, k] = 0.0
   return proposals
+
+
+def merge_proposals(responsibilities, n_proposals, min_overlap=0.3,
+                    min_share=0.1, sample_weight=None):
+  """Merge moves that fold a duplicate component into its twin.
+
+  CAVI converges slowly, or stops, where two components share one cluster:
+  the smaller drains only a little per iteration. Each proposal gives one
+  pair's responsibilities to the larger component and empties the smaller
+  (Hughes and Sudderth 2013). The pairs are the live components whose
+  responsibilities overlap most (the cosine similarity of their
+  responsibility columns), at least `min_overlap`. A merge is kept only if
+  it raises the bound.
+
+  Args:
+    responsibilities: current r, [n, K].
+    n_proposals: at most this many proposals.
+    min_overlap: pairs with a smaller cosine similarity are not proposed.
+    min_share: components with fewer soft counts than this share of an even
+      split (n / K) are empty already, not candidates.
+    sample_weight: optional row weights [n].
+
+  Returns:
+    [P, n, K] initial responsibilities, or None when no live pair overlaps.
+  """
+  w = (np.ones(responsibilities.shape[0]) if sample_weight is None
+       else sample_weight)
+  counts = w @ responsibilities                                    # [K]
+  live = np.flatnonzero(
+      counts >= max(1.0, min_share * w.sum() / counts.size))
+  weighted = responsibilities[:, live] * np.sqrt(w)[:, None]       # [n, L]
+  gram = weighted.T @ weighted                                     # [L, L]
+  norms = np.sqrt(np.diag(gram))
+  overlap = np.triu(gram / np.outer(norms, norms), 1)              # [L, L]
+  order = np.argsort(overlap, axis=None)[::-1][:n_proposals]
+  pairs = [live[list(np.unravel_index(i, overlap.shape))] for i in order
+           if overlap.flat[i] >= min_overlap]
+  if not pairs:
+    return None
+  proposals = np.repeat(responsibilities[None], len(pairs), 0)
+  for proposal, (j, k) in zip(proposals, pairs):
+    keep, drop = (j, k) if counts[j] >= counts[k] else (k, j)
+    proposal[:, keep] += proposal[:, drop]
+    proposal[:, drop] = 0.0
+  return proposals

@@ -528,7 +528,7 @@ class BayesianGMM(keras.Model):
 
   def initialize(self, x, *, n_init=1, num_examples=None,
                  sample_size=_INIT_SAMPLE_SIZE, max_iter=100, tol=1e-5,
-                 births=3, seed=None, sample_weight=None):
+                 births=3, merges=3, seed=None, sample_weight=None):
     """Sets q from data: standardisation, k-means++ restarts, CAVI on a sample.
 
     One float64 streaming pass learns the per-feature location and scale
@@ -549,6 +549,11 @@ class BayesianGMM(keras.Model):
         component (less than one point), up to `n_init` proposals refill it
         by splitting a live one (see `_init.split_proposals`); the best is
         kept only if it raises the bound. 0 turns them off.
+      merges: then at most this many rounds of merge moves: up to `n_init`
+        pairs of components with overlapping responsibilities are merged
+        (see `_init.merge_proposals`); the best is kept only if it raises
+        the bound. They remove the duplicates CAVI drains only slowly
+        (most useful with the Dirichlet-process prior). 0 turns them off.
       seed: int; defaults to the model's seed.
       sample_weight: weights of an array's rows, [N] (a dataset carries its
         own as (x, y, w) elements). They enter the standardisation, the
@@ -563,6 +568,7 @@ class BayesianGMM(keras.Model):
     sample_size = _validation.check_positive_int("sample_size", sample_size)
     max_iter = _validation.check_positive_int("max_iter", max_iter)
     births = _validation.check_non_negative_int("births", births)
+    merges = _validation.check_non_negative_int("merges", merges)
     _validation.check_positive("tol", tol, ())
     seed = self.seed if seed is None else seed
     try:
@@ -602,24 +608,33 @@ class BayesianGMM(keras.Model):
     best_q, best_bound, trace = self._best_of(
         z, tf.one_hot(labels, self.n_components, dtype=dtype), max_iter, tol,
         w)
-    for _ in range(births):
-      # Split moves: a component that CAVI emptied takes half of a poorly
-      # fitting one; kept only if the bound improves.
-      log_rho = tf.cast(self._family.log_rho(z, best_q,
-                                             self._log_weights(best_q)),
+
+    def responsibilities(q):
+      log_rho = tf.cast(self._family.log_rho(z, q, self._log_weights(q)),
                         tf.float64)                               # [n, K]
-      resp = _init.split_proposals(
-          z64, tf.nn.softmax(log_rho, -1).numpy(),
-          tf.reduce_logsumexp(log_rho, -1).numpy(), n_init,
-          sample_weight=w64)
-      if resp is None:
-        break
-      q, bound, more = self._best_of(z, tf.constant(resp, dtype), max_iter,
-                                     tol, w)
-      if bound <= best_bound + tol:
-        break
-      best_q, best_bound = q, bound
-      trace = np.concatenate([trace, more], 0)
+      return (tf.nn.softmax(log_rho, -1).numpy(),
+              tf.reduce_logsumexp(log_rho, -1).numpy())
+
+    # Split moves: a component that CAVI emptied takes half of a poorly
+    # fitting one. Merge moves: a duplicate folds into its twin. Each round
+    # keeps its best proposal only if the bound improves; a kind of move
+    # stops at its first round that does not.
+    kinds = [
+        (births, lambda q: _init.split_proposals(
+            z64, *responsibilities(q), n_init, sample_weight=w64)),
+        (merges, lambda q: _init.merge_proposals(
+            responsibilities(q)[0], n_init, sample_weight=w64))]
+    for rounds, propose in kinds:
+      for _ in range(rounds):
+        resp = propose(best_q)
+        if resp is None:
+          break
+        q, bound, more = self._best_of(z, tf.constant(resp, dtype), max_iter,
+                                       tol, w)
+        if bound <= best_bound + tol:
+          break
+        best_q, best_bound = q, bound
+        trace = np.concatenate([trace, more], 0)
     self.initialization_history = history_dict(
         trace, self._mean_row_log_det(z, w))
     # Scale the best restart's statistics from the sample's n rows to N.
