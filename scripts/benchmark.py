@@ -70,8 +70,12 @@ FULL_DATASETS = ("aniso", "corr10d-1e5", "corr10d-1e6")
 ALL_DATASETS = ("blog", "far", "aniso", "10d-1e4", "10d-1e5", "10d-1e6",
                 "50d-1e5", "corr10d-1e5", "corr10d-1e6")
 QUICK_DATASETS = ("blog", "far", "aniso", "10d-1e4")
-DIAG_METHODS = ("tfgmm", "tfgmm-sampled", "tfgmm-dp", "GM(n_init=1)",
-                "GM(n_init=5)", "BGM")
+DIAG_METHODS = ("tfgmm", "tfgmm-sampled", "tfgmm-dp", "tfgmm-indep",
+                "tfgmm-nan20", "GM(n_init=1)", "GM(n_init=5)", "BGM")
+# The model options' rows (DP prior, independent prior, missing values) run
+# on DP_DATASETS only.
+OPTION_METHODS = ("tfgmm-dp", "tfgmm-indep", "tfgmm-nan20")
+MISSING_FRACTION = 0.2
 FULL_METHODS = ("tfgmm-full", "GM-full(n_init=1)", "GM-full(n_init=5)",
                 "BGM-full")
 ALL_METHODS = DIAG_METHODS + FULL_METHODS
@@ -461,6 +465,26 @@ def fit_tfgmm_dp(data, sampled_epochs, seed):
                           weight_concentration=DP_WEIGHT_CONCENTRATION)
 
 
+def fit_tfgmm_independent(data, sampled_epochs, seed):
+  """`tfgmm.fit` with the seed blog's independent prior on the means."""
+  del sampled_epochs
+  return _fit_tfgmm_timed(data, data.n_components, seed=seed,
+                          mean_prior="independent")
+
+
+def fit_tfgmm_missing(data, sampled_epochs, seed):
+  """`tfgmm.fit(missing="marginalize")` with 20% of training entries NaN.
+
+  Scored on the complete held-out rows, against the true mixture.
+  """
+  del sampled_epochs
+  holes = data.x_train.copy()
+  holes[np.random.default_rng(seed).random(holes.shape)
+        < MISSING_FRACTION] = np.nan
+  return _fit_tfgmm_timed(dataclasses.replace(data, x_train=holes),
+                          data.n_components, seed=seed, missing="marginalize")
+
+
 def fit_tfgmm_sampled(data, sampled_epochs, seed):
   """`tfgmm.fit(method="sampled")` with the seed blog's settings."""
   return _fit_tfgmm_timed(data, data.n_components, method="sampled",
@@ -505,6 +529,8 @@ FITTERS = {
     "tfgmm": (fit_tfgmm, _tfgmm_scorer),
     "tfgmm-sampled": (fit_tfgmm_sampled, _tfgmm_scorer),
     "tfgmm-dp": (fit_tfgmm_dp, _tfgmm_scorer),
+    "tfgmm-indep": (fit_tfgmm_independent, _tfgmm_scorer),
+    "tfgmm-nan20": (fit_tfgmm_missing, _tfgmm_scorer),
     "GM(n_init=1)": (_sklearn_fitter(False, 1), _sklearn_scorer),
     "GM(n_init=5)": (_sklearn_fitter(False, 5), _sklearn_scorer),
     "BGM": (_sklearn_fitter(True), _sklearn_scorer),
@@ -562,13 +588,13 @@ def methods_for(name, methods):
   """The methods that run on dataset `name`, in order (tfgmm first).
 
   Diagonal datasets run the diagonal methods (tfgmm-sampled only on the
-  small 2-D sets, tfgmm-dp only on 10d-1e5); full-covariance datasets run
-  the full ones.
+  small 2-D sets, the model options' rows only on 10d-1e5);
+  full-covariance datasets run the full ones.
   """
   family = FULL_METHODS if covariance_type_of(name) == "full" else DIAG_METHODS
   return [m for m in methods if m in family
           and (m != "tfgmm-sampled" or name in SAMPLED_DATASETS)
-          and (m != "tfgmm-dp" or name in DP_DATASETS)]
+          and (m not in OPTION_METHODS or name in DP_DATASETS)]
 
 
 def run_dataset(name, methods, sampled_epochs, seed):
