@@ -71,10 +71,11 @@ ALL_DATASETS = ("blog", "far", "aniso", "10d-1e4", "10d-1e5", "10d-1e6",
                 "50d-1e5", "corr10d-1e5", "corr10d-1e6")
 QUICK_DATASETS = ("blog", "far", "aniso", "10d-1e4")
 DIAG_METHODS = ("tfgmm", "tfgmm-sampled", "tfgmm-dp", "tfgmm-indep",
-                "tfgmm-nan20", "GM(n_init=1)", "GM(n_init=5)", "BGM")
-# The model options' rows (DP prior, independent prior, missing values) run
-# on DP_DATASETS only.
-OPTION_METHODS = ("tfgmm-dp", "tfgmm-indep", "tfgmm-nan20")
+                "tfgmm-nan20", "tfgmm-w2", "GM(n_init=1)", "GM(n_init=5)",
+                "BGM")
+# The model options' rows (DP prior, independent prior, missing values,
+# sample weights) run on DP_DATASETS only.
+OPTION_METHODS = ("tfgmm-dp", "tfgmm-indep", "tfgmm-nan20", "tfgmm-w2")
 MISSING_FRACTION = 0.2
 FULL_METHODS = ("tfgmm-full", "GM-full(n_init=1)", "GM-full(n_init=5)",
                 "BGM-full")
@@ -485,6 +486,15 @@ def fit_tfgmm_missing(data, sampled_epochs, seed):
                           data.n_components, seed=seed, missing="marginalize")
 
 
+def fit_tfgmm_weighted(data, sampled_epochs, seed):
+  """`tfgmm.fit` of every other training row with sample weight 2."""
+  del sampled_epochs
+  half = data.x_train[::2]
+  return _fit_tfgmm_timed(dataclasses.replace(data, x_train=half),
+                          data.n_components, seed=seed,
+                          sample_weight=np.full(len(half), 2.0))
+
+
 def fit_tfgmm_sampled(data, sampled_epochs, seed):
   """`tfgmm.fit(method="sampled")` with the seed blog's settings."""
   return _fit_tfgmm_timed(data, data.n_components, method="sampled",
@@ -531,6 +541,7 @@ FITTERS = {
     "tfgmm-dp": (fit_tfgmm_dp, _tfgmm_scorer),
     "tfgmm-indep": (fit_tfgmm_independent, _tfgmm_scorer),
     "tfgmm-nan20": (fit_tfgmm_missing, _tfgmm_scorer),
+    "tfgmm-w2": (fit_tfgmm_weighted, _tfgmm_scorer),
     "GM(n_init=1)": (_sklearn_fitter(False, 1), _sklearn_scorer),
     "GM(n_init=5)": (_sklearn_fitter(False, 5), _sklearn_scorer),
     "BGM": (_sklearn_fitter(True), _sklearn_scorer),

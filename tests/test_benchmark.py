@@ -107,8 +107,8 @@ def test_methods_follow_the_covariance_type():
   assert benchmark.methods_for("aniso", methods) == [
       "tfgmm-full", "GM-full(n_init=1)", "GM-full(n_init=5)", "BGM-full"]
   assert benchmark.methods_for("10d-1e5", methods) == [
-      "tfgmm", "tfgmm-dp", "tfgmm-indep", "tfgmm-nan20", "GM(n_init=1)",
-      "GM(n_init=5)", "BGM"]
+      "tfgmm", "tfgmm-dp", "tfgmm-indep", "tfgmm-nan20", "tfgmm-w2",
+      "GM(n_init=1)", "GM(n_init=5)", "BGM"]
   assert "tfgmm-nan20" not in benchmark.methods_for("10d-1e4", methods)
   assert "tfgmm-full" not in benchmark.methods_for("blog", methods)
   args = benchmark.parse_args(["--quick"])
