@@ -324,7 +324,7 @@ def _global_target(stats, prior, scale, weight_prior):
   """
   p64 = cast_posterior(prior, tf.float64)
   counts, sum_x, sum_xx = [tf.cast(t, tf.float64) for t in stats]
-  s = tf.cast(scale, tf.float64)
+  s = _math.as_float64(scale)
   m0 = p64.mean_loc                                               # [D]
   prior_cov = _gram(p64.scale_tril)                               # [D, D]
   alpha = (_math.weight_offset(p64.weight_concentration, weight_prior)
@@ -381,7 +381,7 @@ def natural_update(q, stats, prior, scale=1.0, step_size=1.0,
   """
   dtype = q.mean_loc.dtype
   q64 = cast_posterior(q, tf.float64)
-  rho = tf.cast(step_size, tf.float64)
+  rho = _math.as_float64(step_size)
   alpha_hat, beta_hat, m_hat, nu_hat, cov_hat = _global_target(
       stats, prior, scale, weight_prior)
   old_weight = (1.0 - rho) * q64.mean_precision                   # [K]

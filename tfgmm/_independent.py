@@ -129,7 +129,7 @@ def _mix(old, new, step_size):
 def _statistics64(stats, scale):
   """The statistics in float64, scaled by s: (s N [K, 1], s S1, s S2)."""
   counts, sum_x, sum_xx = [tf.cast(t, tf.float64) for t in stats]
-  s = tf.cast(scale, tf.float64)
+  s = _math.as_float64(scale)
   return s * counts[..., None], s * sum_x, s * sum_xx
 
 
@@ -188,7 +188,7 @@ def update_mean_factor(q, stats, prior, scale=1.0, step_size=1.0):
   """
   counts, sum_x, _ = _statistics64(stats, scale)
   q64 = _mean_step64(_cast(q, tf.float64), _cast(prior, tf.float64), counts,
-                     sum_x, tf.cast(step_size, tf.float64))
+                     sum_x, _math.as_float64(step_size))
   return _cast(q64, q.mean_loc.dtype)
 
 
@@ -209,7 +209,7 @@ def update_precision_factor(q, stats, prior, scale=1.0, step_size=1.0):
   counts, sum_x, sum_xx = _statistics64(stats, scale)
   q64 = _precision_step64(_cast(q, tf.float64), _cast(prior, tf.float64),
                           counts, sum_x, sum_xx,
-                          tf.cast(step_size, tf.float64))
+                          _math.as_float64(step_size))
   return _cast(q64, q.mean_loc.dtype)
 
 
@@ -261,7 +261,7 @@ def natural_update(q, stats, prior, scale=1.0, step_size=1.0,
   dtype = q.mean_loc.dtype
   q64, p64 = _cast(q, tf.float64), _cast(prior, tf.float64)
   counts, sum_x, sum_xx = _statistics64(stats, scale)
-  rho = tf.cast(step_size, tf.float64)
+  rho = _math.as_float64(step_size)
   alpha = tf.broadcast_to(
       _mix(q64.weight_concentration,
            _math.weight_offset(p64.weight_concentration, weight_prior)

@@ -82,6 +82,16 @@ class Statistics(NamedTuple):
   sum_xx: tf.Tensor
 
 
+def as_float64(value):
+  """A float64 tensor of a tensor or a Python number.
+
+  `tf.cast` of a Python float converts it to float32 first, losing digits.
+  """
+  if tf.is_tensor(value):
+    return tf.cast(value, tf.float64)
+  return tf.constant(value, tf.float64)
+
+
 def cast_posterior(q, dtype):
   """Casts every field of a `Posterior` to `dtype`."""
   return Posterior(*[tf.cast(t, dtype) for t in q])
@@ -306,8 +316,8 @@ def natural_update(q, stats, prior, scale=1.0, step_size=1.0,
   dtype = q.mean_loc.dtype
   q64, p64 = cast_posterior(q, tf.float64), cast_posterior(prior, tf.float64)
   counts, sum_x, sum_xx = [tf.cast(t, tf.float64) for t in stats]
-  s = tf.cast(scale, tf.float64)
-  rho = tf.cast(step_size, tf.float64)
+  s = as_float64(scale)
+  rho = as_float64(step_size)
   shape = tf.shape(q64.mean_loc)
 
   def mix(old, new):

@@ -302,8 +302,8 @@ def natural_update(q, stats, prior, scale=1.0, step_size=1.0,
   p64 = _math.cast_posterior(prior, tf.float64)
   counts, feature_counts, sum_x, sum_xx = [
       tf.cast(t, tf.float64) for t in as_masked_statistics(stats)]
-  s = tf.cast(scale, tf.float64)
-  rho = tf.cast(step_size, tf.float64)
+  s = _math.as_float64(scale)
+  rho = _math.as_float64(step_size)
   alpha = ((1.0 - rho) * q64.weight_concentration
            + rho * (_math.weight_offset(p64.weight_concentration,
                                         weight_prior) + s * counts))  # [K]
