@@ -188,8 +188,9 @@ def test_sampled_estimator_averages_above_analytic_bound(rng):
   """Jensen: E_q[log p(x | theta)] >= logsumexp_k log_rho[k]."""
   q = random_posterior(rng, 3, 2)
   x = tf.constant(rng.normal(0, 2, (20, 2)))
-  draws = tf.stack([_math.sampled_log_likelihood(x, q, tf.constant([i, 0]))
-                    for i in range(2000)])                         # [S, B]
+  # One draw per row: 2000 copies of x give 2000 independent draws each.
+  draws = tf.reshape(_math.sampled_log_likelihood(
+      tf.tile(x, [2000, 1]), q, tf.constant([1, 0])), [2000, 20])  # [S, B]
   mean, error = tf.reduce_mean(draws, 0), tf.math.reduce_std(draws, 0) / np.sqrt(2000)
   analytic = tf.reduce_logsumexp(_math.log_rho(x, q), -1)
   assert np.all(mean.numpy() >= analytic.numpy() - 4 * error.numpy())
