@@ -784,25 +784,80 @@ class BayesianGMM(keras.Model):
     return tf.maximum(tf.cast(batch_fraction, tf.float64),
                       tf.pow(t + 2.0, -0.7))
 
-  def train_step(self, data):
-    z, w = self._batch_terms(data)                                # [B, D], [B]
+  def _natural_update(self, z, w):
+    """One natural-gradient step on a batch in model units; (mean_ll, kl)."""
     n_total = tf.cast(self.num_examples, self._dtype)
     rows = tf.cast(tf.shape(z)[0], self._dtype)
+    q = self.posterior()
+    family = self._family
+    lr = family.log_rho(z, q, self._log_weights(q))               # [B, K]
+    ll = tf.reduce_logsumexp(lr, -1)                              # [B]
+    # s = N / B with weighted statistics: unbiased for the full data's.
+    stats = family.sufficient_statistics(z, tf.exp(lr - ll[:, None]), w)
+    kl = self._kl(q)
+    rho = self._natural_step_size(rows / n_total)
+    self.assign_posterior(
+        family.natural_update(q, stats, self._prior, n_total / rows, rho,
+                              self.weight_prior))
+    self.natural_steps.assign_add(1)
+    return self._mean_log_likelihood(ll + self._row_log_det(z), w), kl
+
+  def natural_step(self, x, sample_weight=None):
+    """One closed-form natural-gradient step of q on a batch of features.
+
+    For a mixture inside a larger model: the outer model's `train_step`
+    computes the features (e.g. an encoder's outputs), updates its own
+    weights with its optimizer, and calls this for the mixture's (set
+    `mixture.trainable = False` so the optimizer leaves them alone). The
+    features' gradient is stopped: the step only moves q. Works eagerly and
+    inside `tf.function`; the mixture must be initialised (for example
+    `mixture.initialize(encoder(x_sample))` before training).
+
+    Args:
+      x: features in data units, [B, D].
+      sample_weight: optional weights, [B].
+
+    Returns:
+      dict of scalar tensors: `expected_log_likelihood` (the batch's mean,
+      data units) and `kl` (KL / total weight) before the step.
+    """
+    z = self._to_model_units(tf.stop_gradient(x))                 # [B, D]
+    w = (tf.ones(tf.shape(z)[:1], self._dtype) if sample_weight is None
+         else tf.reshape(tf.cast(sample_weight, self._dtype), [-1]))
+    mean_ll, kl = self._natural_update(z, w)
+    return {"expected_log_likelihood": mean_ll,
+            "kl": kl / tf.cast(self.total_weight, self._dtype)}
+
+  def negative_elbo(self, x, sample_weight=None):
+    """The loss the gradient method minimises, on a batch; differentiable.
+
+    KL / W - (N / (B W)) sum_b w_b logsumexp_k log_rho[b, k] (data units):
+    the negative evidence lower bound per data point, differentiable with
+    respect to q's variables and to `x`. Add it to an outer model's loss to
+    train the mixture (and what produces `x`) by gradient.
+
+    Args:
+      x: [B, D] in data units.
+      sample_weight: optional weights, [B].
+
+    Returns:
+      A scalar tensor.
+    """
+    z = self._to_model_units(x)                                   # [B, D]
+    w = (tf.ones(tf.shape(z)[:1], self._dtype) if sample_weight is None
+         else tf.reshape(tf.cast(sample_weight, self._dtype), [-1]))
+    q = self.posterior()
+    ll = tf.reduce_logsumexp(
+        self._family.log_rho(z, q, self._log_weights(q)), -1)     # [B]
+    return (self._kl(q) / tf.cast(self.total_weight, self._dtype)
+            - self._mean_log_likelihood(ll + self._row_log_det(z), w))
+
+  def train_step(self, data):
+    z, w = self._batch_terms(data)                                # [B, D], [B]
+    rows = tf.cast(tf.shape(z)[0], self._dtype)
     if self.method == "natural":
-      q = self.posterior()
-      family = self._family
-      lr = family.log_rho(z, q, self._log_weights(q))             # [B, K]
-      ll = tf.reduce_logsumexp(lr, -1)                            # [B]
-      # s = N / B with weighted statistics: unbiased for the full data's.
-      stats = family.sufficient_statistics(z, tf.exp(lr - ll[:, None]), w)
-      kl = self._kl(q)
-      rho = self._natural_step_size(rows / n_total)
-      self.assign_posterior(
-          family.natural_update(q, stats, self._prior, n_total / rows, rho,
-                                self.weight_prior))
-      self.natural_steps.assign_add(1)
-      return self._record(
-          self._mean_log_likelihood(ll + self._row_log_det(z), w), kl, rows)
+      mean_ll, kl = self._natural_update(z, w)
+      return self._record(mean_ll, kl, rows)
     with tf.GradientTape() as tape:
       q = self.posterior()
       if self.method == "sampled":
