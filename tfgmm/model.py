@@ -386,9 +386,13 @@ class BayesianGMM(keras.Model):
               "raw_dof", "raw_scale_tril") if family is _full else
              ("log_weight_concentration", "mean_loc", "log_mean_precision",
               "log_precision_concentration", "log_precision_rate"))
+    # Under a `tf.distribute` strategy the natural step assigns q in replica
+    # context, the same value on every replica (see `_natural_update`):
+    # "only_first_replica" takes replica 0's and mirrors it.
     self._raw_variables = [
         self.add_weight(shape=value.shape, name=name,
-                        initializer=keras.initializers.Constant(value.numpy()))
+                        initializer=keras.initializers.Constant(value.numpy()),
+                        aggregation="only_first_replica")
         for name, value in zip(names, raw)]
     self.feature_loc = self.add_weight(shape=(d,), initializer="zeros",
                                        dtype="float64", trainable=False,
@@ -406,7 +410,8 @@ class BayesianGMM(keras.Model):
                                         name="total_weight")
     self.natural_steps = self.add_weight(shape=(), initializer="zeros",
                                          dtype="int64", trainable=False,
-                                         name="natural_steps")
+                                         name="natural_steps",
+                                         aggregation="only_first_replica")
     self._initialized = self.add_weight(shape=(), initializer="zeros",
                                         dtype="int32", trainable=False,
                                         name="initialized")
@@ -759,6 +764,33 @@ class BayesianGMM(keras.Model):
       return z, tf.ones(tf.shape(z)[:1], self._dtype)
     return z, tf.reshape(tf.cast(sample_weight, self._dtype), [-1])
 
+  @staticmethod
+  def _replica_context():
+    """The replica context of a step run by a `tf.distribute` strategy with
+    more than one replica, else None (one device, or cross-replica code)."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+      return None
+    return context
+
+  def _replica_sum(self, values):
+    """A nest of tensors summed over the replicas (all-reduce); unchanged
+    outside a multi-replica step."""
+    context = self._replica_context()
+    if context is None:
+      return values
+    # One all-reduce per dtype (the strategies pack a batch into one tensor),
+    # in the order of first appearance: the same on every worker.
+    flat = tf.nest.flatten(values)
+    summed = list(flat)
+    for dtype in dict.fromkeys(t.dtype for t in flat):
+      index = [i for i, t in enumerate(flat) if t.dtype == dtype]
+      reduced = context.all_reduce(tf.distribute.ReduceOp.SUM,
+                                   [flat[i] for i in index])
+      for i, t in zip(index, reduced):
+        summed[i] = t
+    return tf.nest.pack_sequence_as(values, summed)
+
   def _mean_log_likelihood(self, log_likelihood, sample_weight):
     """(N / (B W)) sum_b w_b ll_b, the batch's estimate of the mean per unit
     of weight over all N rows (total weight W); the plain mean if unweighted.
@@ -769,13 +801,32 @@ class BayesianGMM(keras.Model):
 
   def _record(self, mean_ll, kl, rows):
     """Updates the trackers with a batch's mean log-likelihood (data units)
-    and KL."""
+    and KL.
+
+    Under a `tf.distribute` strategy `mean_ll` and `rows` are the replica's
+    slice's: every replica records the global batch's (the row-weighted mean
+    of the slices' means), as one device would.
+    """
     kl_per_point = kl / tf.cast(self.total_weight, self._dtype)
     rows = tf.cast(rows, self._dtype)
+    if self._replica_context() is not None:
+      # multiply_no_nan: a replica with no rows (a last global batch smaller
+      # than the replicas) has a NaN mean.
+      total, rows = self._replica_sum((tf.math.multiply_no_nan(mean_ll, rows),
+                                       rows))
+      mean_ll = total / rows
     self.loss_tracker.update_state(kl_per_point - mean_ll, sample_weight=rows)
     self.log_likelihood_tracker.update_state(mean_ll, sample_weight=rows)
     self.kl_tracker.update_state(kl_per_point, sample_weight=rows)
-    return {m.name: m.result() for m in self.metrics}
+    results = {m.name: m.result() for m in self.metrics}
+    strategy = tf.distribute.get_strategy()
+    if (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+        and strategy.num_replicas_in_sync > len(
+            strategy.extended.worker_devices)):
+      # Keras 3 reduces a multi-worker step's outputs along their axis 0,
+      # which scalars lack (tensorflow/tensorflow#72388): give them one.
+      results = {name: value[None] for name, value in results.items()}
+    return results
 
   def _natural_step_size(self, batch_fraction):
     if self.step_size is not None:
@@ -785,7 +836,13 @@ class BayesianGMM(keras.Model):
                       tf.pow(t + 2.0, -0.7))
 
   def _natural_update(self, z, w):
-    """One natural-gradient step on a batch in model units; (mean_ll, kl)."""
+    """One natural-gradient step on a batch in model units; (mean_ll, kl).
+
+    Under a `tf.distribute` strategy z is the replica's slice of the global
+    batch: the slices' statistics and rows are summed over the replicas, so
+    every replica takes the global batch's step (and assigns the same q).
+    The returned mean log-likelihood is the slice's.
+    """
     n_total = tf.cast(self.num_examples, self._dtype)
     rows = tf.cast(tf.shape(z)[0], self._dtype)
     q = self.posterior()
@@ -794,6 +851,7 @@ class BayesianGMM(keras.Model):
     ll = tf.reduce_logsumexp(lr, -1)                              # [B]
     # s = N / B with weighted statistics: unbiased for the full data's.
     stats = family.sufficient_statistics(z, tf.exp(lr - ll[:, None]), w)
+    stats, rows = self._replica_sum((stats, rows))
     kl = self._kl(q)
     rho = self._natural_step_size(rows / n_total)
     self.assign_posterior(
@@ -873,6 +931,10 @@ class BayesianGMM(keras.Model):
       # The Jacobian term is constant in q: data units for the metrics.
       mean_ll = self._mean_log_likelihood(ll + self._row_log_det(z), w)
       loss = kl / tf.cast(self.total_weight, self._dtype) - mean_ll
+      if self._replica_context() is not None:
+        # The optimizer sums the replicas' gradients: weigh each replica's
+        # estimate by its share of the global batch.
+        loss = loss * rows / self._replica_sum(rows)
     variables = self.trainable_variables
     self.optimizer.apply_gradients(zip(tape.gradient(loss, variables),
                                        variables))
