@@ -6,6 +6,7 @@ Examples:
   python scripts/train.py --demo --export saved_models/demo --plots plots
   python scripts/train.py data.csv -k 4 --columns height,weight --plots out
   python scripts/train.py data.npy -k 3 --method gradient --batch-size 1024
+  python scripts/train.py data.npy -k 3 --seed 0 --resume backups/run1
 
 Input: a `.npy` file holding a numeric [N, D] (or [N]) array, or a delimited
 text file (CSV) of numbers. A CSV's first row is taken as a header when it
@@ -14,8 +15,14 @@ blank lines and lines starting with "#" are skipped. `--columns` picks columns
 by header name or 0-based index.
 
 Training: full-data CAVI in tfgmm's compiled loop (fast; no progress bar) for
-the default `--method natural` without `--batch-size` or `--tensorboard`;
-otherwise minibatch `model.fit`, with Keras' progress bar.
+the default `--method natural` without `--batch-size`, `--tensorboard` or
+`--resume`; otherwise minibatch `model.fit`, with Keras' progress bar.
+
+Crash and resume: `--resume DIR` backs the training state up in DIR at the
+end of every epoch (a `keras.callbacks.BackupAndRestore` whose backups are
+committed atomically). After a crash or kill, the same command line resumes
+from the last completed epoch and ends with the same parameters, bit for bit,
+as a run never interrupted; a finished run deletes DIR. See `_fit_resumable`.
 
 Exit status: 0 on success; 2 on bad arguments or unreadable data; 1 when
 training or writing results fails; 130 when interrupted. Errors are one line
@@ -24,10 +31,16 @@ ones).
 """
 
 import argparse
+import hashlib
 import importlib.util
+import inspect
+import json
 import math
 import os
+import re
+import shutil
 import sys
+import tempfile
 import traceback
 
 import numpy as np
@@ -257,8 +270,8 @@ def build_parser():
       prog=PROG,
       description="Fit a Bayesian Gaussian mixture (tfgmm) to a CSV or .npy "
                   "file and print the posterior.",
-      epilog="Full-data CAVI runs for --method natural without --batch-size "
-             "or --tensorboard; anything else trains with minibatch "
+      epilog="Full-data CAVI runs for --method natural without --batch-size, "
+             "--tensorboard or --resume; anything else trains with minibatch "
              "model.fit and shows Keras' progress bar.")
   parser.add_argument("data", nargs="?",
                       help="a .npy array [N, D] or a CSV file of numbers "
@@ -285,6 +298,14 @@ def build_parser():
                            "data) to this directory")
   parser.add_argument("--tensorboard", metavar="LOGDIR",
                       help="log training to TensorBoard in LOGDIR")
+  parser.add_argument("--resume", metavar="DIR",
+                      help="back up the training state in DIR after every "
+                           "epoch (keras.callbacks.BackupAndRestore); after "
+                           "a crash or kill, rerunning the same command "
+                           "resumes from the last completed epoch and ends "
+                           "with the same parameters as an uninterrupted "
+                           "run. Without --seed, the seed is kept in DIR. "
+                           "A finished run deletes DIR")
   parser.add_argument("--debug", action="store_true",
                       help="show the full traceback of an unexpected error")
   csv = parser.add_argument_group("data file options")
@@ -389,6 +410,8 @@ def _tensorboard_available():
 
 def _check_outputs(args):
   """Fails early, before training, on output paths that cannot work."""
+  if args.resume is not None:
+    _check_resume_dir(args)
   if args.export is not None:
     path = args.export
     if os.path.exists(path) and not os.path.isdir(path):
@@ -409,6 +432,308 @@ def _check_outputs(args):
   if args.tensorboard is not None and not _tensorboard_available():
     raise UsageError("--tensorboard needs the tensorboard package "
                      "(pip install tensorboard)")
+
+
+# ------------------------------------------------------------------ resume
+#
+# `--resume DIR` trains through `model.fit` with a subclass of
+# `keras.callbacks.BackupAndRestore` and makes three things hold that Keras
+# 3.15's callback alone does not:
+#
+# 1. Backups are atomic. Keras writes `latest.weights.h5` in place and then
+#    `training_metadata.json`: a kill during the first write leaves a corrupt
+#    file (the next run fails to load it), and a kill between the two leaves
+#    weights one epoch ahead of the recorded epoch (the next run silently
+#    trains that epoch twice). Here each backup is a directory
+#    DIR/epoch-NNNNNNNN holding the weights (model and optimizer variables)
+#    and `state.json`, written under a temporary name and renamed into place
+#    in one step; older backups are deleted after it.
+# 2. Backups are per epoch. With an integer `save_freq`, Keras records the
+#    batch but restores only the epoch: a run killed after batch b of epoch e
+#    restarts epoch e from batch 0 with weights that already saw b + 1 of its
+#    batches, so they are applied twice and the result differs from an
+#    uninterrupted run. Per-epoch backups lose at most one epoch of work and
+#    resume exactly: `make_dataset` draws each epoch's order from
+#    (seed, epoch) and `fit`'s `EpochSeed` callback tells it the epoch Keras
+#    resumes at.
+# 3. What lives outside variables is resumed too: the loss history (so
+#    `n_epochs`, `training_history`, the plots and the convergence test see
+#    every epoch, not only those after the restart; the `BoundConvergence`
+#    state is replayed from it) and the seed.
+#
+# The initialised model is backed up as epoch 0 before training, so a restart
+# never re-initialises: it loads that state instead of relying on k-means++
+# and the restarts' CAVI giving the same bits in a new process (they do, for
+# the same seed on the same machine, but loading is exact by construction,
+# and skips the initialisation's cost). Each backup also records the run
+# (flags and a SHA-256 of the data): a backup of a different run is an error,
+# not silently mixed in.
+
+_CHECKPOINT_PREFIX = "epoch-"
+_STAGING_PREFIX = ".staging-"
+_WEIGHTS_FILE = "model.weights.h5"
+_STATE_FILE = "state.json"
+_STATE_FORMAT = 1
+
+
+def _is_backup_entry(name):
+  """Whether `name` (an entry of a --resume directory) is one of ours."""
+  return bool(re.fullmatch(re.escape(_CHECKPOINT_PREFIX) + r"\d{8}", name)
+              or name.startswith(_STAGING_PREFIX))
+
+
+def _inside(path, directory):
+  path, directory = os.path.realpath(path), os.path.realpath(directory)
+  return os.path.commonpath([path, directory]) == directory
+
+
+def _check_resume_dir(args):
+  """--resume DIR: a new or empty directory, or one of our backups."""
+  path = args.resume
+  if os.path.exists(path) and not os.path.isdir(path):
+    raise UsageError(f"--resume {path!r} exists and is not a directory")
+  if os.path.isdir(path):
+    foreign = sorted(name for name in os.listdir(path)
+                     if not _is_backup_entry(name))
+    if foreign:
+      # A finished run deletes the directory: never one that is not ours.
+      raise UsageError(f"--resume {path!r} holds files that are not a "
+                       f"{PROG} backup (e.g. {foreign[0]!r}); a finished run "
+                       "deletes this directory, so give a new or empty one")
+  for flag, other in (("--export", args.export), ("--plots", args.plots),
+                      ("--tensorboard", args.tensorboard)):
+    if other is not None and _inside(other, path):
+      raise UsageError(f"{flag} {other!r} is inside --resume {path!r}, "
+                       "which a finished run deletes")
+  if args.export is not None and _inside(path, args.export):
+    raise UsageError(f"--resume {path!r} is inside --export "
+                     f"{args.export!r}, which the export replaces")
+
+
+def _run_identity(args, x):
+  """What must match for a backup to be resumed: the flags and the data."""
+  data = np.ascontiguousarray(x, dtype=np.float64)
+  return {
+      "components": args.components,
+      "method": args.method,
+      "batch_size": args.batch_size,
+      "epochs": args.epochs,
+      "data_shape": list(data.shape),
+      "data_sha256": hashlib.sha256(data.tobytes()).hexdigest(),
+  }
+
+
+def _read_checkpoint(path):
+  """A backup directory's state, or None if it is not a complete backup."""
+  try:
+    with open(os.path.join(path, _STATE_FILE), encoding="utf-8") as f:
+      state = json.load(f)
+    complete = (
+        state["format"] == _STATE_FORMAT
+        and os.path.basename(path) == f"{_CHECKPOINT_PREFIX}{state['epoch']:08d}"
+        and all(key in state for key in ("run", "seed", "history",
+                                         "initialization_history"))
+        and os.path.isfile(os.path.join(path, _WEIGHTS_FILE)))
+  except (OSError, ValueError, KeyError, TypeError):
+    return None
+  return state if complete else None
+
+
+def _latest_checkpoint(directory):
+  """(path, state) of the newest complete backup in `directory`, or None."""
+  if not os.path.isdir(directory):
+    return None
+  names = sorted((name for name in os.listdir(directory)
+                  if name.startswith(_CHECKPOINT_PREFIX)
+                  and _is_backup_entry(name)), reverse=True)
+  for name in names:
+    path = os.path.join(directory, name)
+    state = _read_checkpoint(path)
+    if state is not None:
+      return path, state
+  return None
+
+
+def _commit_checkpoint(model, directory, state):
+  """Writes a backup of `model` and `state` atomically, then drops the rest.
+
+  The weights and state are written to a staging directory that is renamed to
+  DIR/epoch-NNNNNNNN once complete: a kill at any point leaves either the
+  previous backup or the new one, never a partial one. (This guards against
+  the process dying, not the machine: nothing is fsync'ed.)
+  """
+  os.makedirs(directory, exist_ok=True)
+  final = os.path.join(directory, f"{_CHECKPOINT_PREFIX}{state['epoch']:08d}")
+  staging = tempfile.mkdtemp(prefix=_STAGING_PREFIX, dir=directory)
+  try:
+    model.save_weights(os.path.join(staging, _WEIGHTS_FILE))
+    with open(os.path.join(staging, _STATE_FILE), "w", encoding="utf-8") as f:
+      json.dump(state, f)
+    if os.path.isdir(final):  # not expected: epochs only move forward
+      shutil.rmtree(final)
+    os.replace(staging, final)
+  finally:
+    if os.path.isdir(staging):
+      shutil.rmtree(staging, ignore_errors=True)
+  for name in os.listdir(directory):
+    if name != os.path.basename(final) and _is_backup_entry(name):
+      shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
+
+
+def _resume_plan(args, x):
+  """Reads --resume DIR before training; rejects another run's backup.
+
+  Returns:
+    dict: `run` (the run's identity), `latest` ((path, state) of the newest
+    backup, or None) and `seed` (the seed to use: the backup's, else --seed,
+    else None for a random one).
+
+  Raises:
+    UsageError: DIR holds a backup of a run with other flags, data or seed.
+  """
+  run = _run_identity(args, x)
+  latest = _latest_checkpoint(args.resume)
+  seed = args.seed
+  if latest is not None:
+    state = latest[1]
+    different = []
+    for key, value in run.items():
+      name = "data" if key.startswith("data") else key
+      if state["run"].get(key) != value and name not in different:
+        different.append(name)
+    if args.seed is not None and state["seed"] != args.seed:
+      different.append("seed")
+    if different:
+      raise UsageError(f"--resume {args.resume!r} holds the backup of a "
+                       f"different run (its {', '.join(different)} differ); "
+                       "rerun that run's command, or delete the directory "
+                       "to start over")
+    seed = state["seed"]
+  return {"run": run, "latest": latest, "seed": seed}
+
+
+def _history_lists(history):
+  return {key: [float(v) for v in values] for key, values in history.items()}
+
+
+def _fit_resumable(args, x, plan, callbacks, keras, tfgmm):
+  """`tfgmm.fit`'s minibatch path, backed up per epoch in --resume DIR.
+
+  The same steps as `tfgmm.fit` (model, `initialize` with its `n_init`,
+  `make_dataset` with the model's seed, `compile`, `fit` with
+  `BoundConvergence(tol)`), so a run never interrupted ends where
+  `tfgmm.fit` with the same arguments does; and a run resumed after a kill
+  ends there too.
+  """
+  from tfgmm import api  # pylint: disable=import-outside-toplevel
+  n, d = x.shape
+  batch_size = args.batch_size or min(n, api._MAX_BATCH)  # pylint: disable=protected-access
+  epochs = args.epochs or api._MAX_EPOCHS[args.method]  # pylint: disable=protected-access
+  defaults = inspect.signature(tfgmm.fit).parameters
+  tol, n_init = defaults["tol"].default, defaults["n_init"].default
+
+  model = tfgmm.BayesianGMM(args.components, d, method=args.method,
+                            seed=plan["seed"])
+  model.compile()
+  if model.optimizer is not None:
+    # Its slots exist before any backup, so every backup holds them.
+    model.optimizer.build(model.trainable_variables)
+  if plan["latest"] is None:
+    model.initialize(x, n_init=n_init)
+    state = {"format": _STATE_FORMAT, "run": plan["run"], "seed": model.seed,
+             "initialization_history": _history_lists(
+                 model.initialization_history),
+             "epoch": 0, "history": {key: [] for key in model.training_history}}
+    _commit_checkpoint(model, args.resume, state)
+    print(f"Backing up the training state in {args.resume} after every "
+          "epoch; if interrupted, run the same command again to resume.",
+          flush=True)
+  else:
+    path, state = plan["latest"]
+    model.load_weights(os.path.join(path, _WEIGHTS_FILE))
+    model.initialization_history = {
+        key: list(values)
+        for key, values in state["initialization_history"].items()}
+    print(f"Resuming from the backup in {args.resume}: {state['epoch']} of "
+          f"{epochs} epochs done (seed {model.seed}).", flush=True)
+  identity = {key: state[key] for key in ("format", "run", "seed",
+                                           "initialization_history")}
+  dataset = tfgmm.make_dataset(x, batch_size, seed=model.seed,
+                               missing=model.missing)
+  model.fit(dataset, epochs=epochs, verbose=1,
+            callbacks=[_backup_callback(keras, args.resume, identity),
+                       _resumable_convergence(tfgmm, tol)]
+            + list(callbacks or []))
+  return model
+
+
+def _backup_callback(keras, directory, identity):
+  """A `keras.callbacks.BackupAndRestore` with atomic per-epoch backups."""
+
+  class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """Backs up weights, optimizer, epoch and loss history in one commit.
+
+    Keras' `on_train_begin` calls `_load_model`, its `on_epoch_end` calls
+    `_save_model`, and its `on_train_end` deletes the directory; those two
+    methods are replaced to read and write `_commit_checkpoint`'s backups.
+    """
+
+    def __init__(self):
+      super().__init__(directory, save_freq="epoch")
+      self._history = {}
+
+    def _load_model(self):
+      model = self.model
+      if model.optimizer is not None and not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+      self._history = {key: [] for key in model.training_history}
+      latest = _latest_checkpoint(self.backup_dir)
+      if latest is None:
+        return
+      path, state = latest
+      model.load_weights(os.path.join(path, _WEIGHTS_FILE))
+      for key in self._history:
+        self._history[key] = [float(v) for v in state["history"][key]]
+        # `BayesianGMM.fit` appends this run's epochs to these.
+        model.training_history[key] = list(self._history[key])
+      model.n_epochs = state["epoch"]
+      self._current_epoch = state["epoch"]
+      model._initial_epoch = state["epoch"]  # pylint: disable=protected-access
+
+    def on_epoch_end(self, epoch, logs=None):
+      logs = logs or {}
+      for key, values in self._history.items():
+        values.append(float(logs[key]))
+      super().on_epoch_end(epoch, logs)
+
+    def _save_model(self):
+      _commit_checkpoint(self.model, self.backup_dir,
+                         dict(identity, epoch=self._current_epoch,
+                              history=self._history))
+
+  return AtomicBackupAndRestore()
+
+
+def _resumable_convergence(tfgmm, tol):
+  """`BoundConvergence(tol)` that picks up where the interrupted run was."""
+
+  class ResumableBoundConvergence(tfgmm.BoundConvergence):
+    """Replays the restored epochs' losses at the start of training.
+
+    Must come after the backup callback, whose `on_train_begin` restores the
+    history. If the replay finds the run had already converged (it was killed
+    after its last backup but before cleaning up), no epoch is run.
+    """
+
+    def on_train_begin(self, logs=None):
+      super().on_train_begin(logs)
+      restored = list(self.model.training_history.get(self.monitor, []))
+      for epoch, value in enumerate(restored):
+        self.on_epoch_end(epoch, {self.monitor: value})
+      if restored and self.model.stop_training:
+        self.model._initial_epoch = self.params["epochs"]  # pylint: disable=protected-access
+
+  return ResumableBoundConvergence(tol)
 
 
 # -------------------------------------------------------------------- main
@@ -449,6 +774,7 @@ def main(argv=None):
                            args.delimiter)
       source = args.data
     _check_outputs(args)
+    plan = _resume_plan(args, x) if args.resume is not None else None
   except OSError as e:
     where = e.filename if e.filename is not None else args.data
     return _error(f"cannot read {where!r}: {e.strerror or e}")
@@ -456,9 +782,13 @@ def main(argv=None):
     return _error(_first_line(e))
 
   try:
-    return _run(args, x, names, source)
+    return _run(args, x, names, source, plan)
   except KeyboardInterrupt:
     print(file=sys.stderr)
+    if args.resume is not None and os.path.isdir(args.resume):
+      return _error(f"interrupted; the training state is backed up in "
+                    f"{args.resume!r}: run the same command again to resume",
+                    130)
     return _error("interrupted", 130)
   except Exception as e:  # pylint: disable=broad-exception-caught
     if args.debug:
@@ -467,14 +797,14 @@ def main(argv=None):
                   "(rerun with --debug for the traceback)", 1)
 
 
-def _run(args, x, names, source):
+def _run(args, x, names, source, plan=None):
   import keras  # pylint: disable=import-outside-toplevel
   import tfgmm  # pylint: disable=import-outside-toplevel
   from tfgmm import plotting  # pylint: disable=import-outside-toplevel
 
   n, d = x.shape
   use_keras = (args.batch_size is not None or args.tensorboard is not None
-               or args.method != "natural")
+               or args.method != "natural" or args.resume is not None)
   callbacks = None
   if args.tensorboard is not None:
     callbacks = [keras.callbacks.TensorBoard(log_dir=args.tensorboard)]
@@ -485,10 +815,13 @@ def _run(args, x, names, source):
         f"{d} feature{'s' if d != 1 else ''} ({', '.join(names)}), method "
         f"{args.method!r}, {how}.", flush=True)
   try:
-    model = tfgmm.fit(x, args.components, method=args.method,
-                      batch_size=args.batch_size, max_epochs=args.epochs,
-                      seed=args.seed, callbacks=callbacks,
-                      verbose=1 if use_keras else 0)
+    if args.resume is not None:
+      model = _fit_resumable(args, x, plan, callbacks, keras, tfgmm)
+    else:
+      model = tfgmm.fit(x, args.components, method=args.method,
+                        batch_size=args.batch_size, max_epochs=args.epochs,
+                        seed=args.seed, callbacks=callbacks,
+                        verbose=1 if use_keras else 0)
   except (ValueError, TypeError) as e:
     if args.debug:
       raise

@@ -336,3 +336,203 @@ def test_usage_errors_exit_2(cli, capsys, args):
 def test_help_exits_0(cli, capsys):
   assert cli.main(["--help"]) == 0
   assert "--components" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------- resume
+# In-process: a crash is a KeyboardInterrupt raised right after a backup is
+# committed (as Ctrl-C would); tests/test_resume.py kills real processes.
+
+def exported_posterior(path):
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  loaded = tf.saved_model.load(str(path))
+  return {name: variable.numpy()
+          for name, variable in loaded.posterior_fields.items()}
+
+
+def assert_same_posterior(path_a, path_b):
+  a, b = exported_posterior(path_a), exported_posterior(path_b)
+  assert sorted(a) == sorted(b)
+  for name in a:
+    np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+def summary_lines(out):
+  """The printed results: the posterior table, epochs and bound."""
+  start = out.index("Posterior (mean ± sd)")
+  end = out.index("\n", out.index("Final bound", start))
+  return out[start:end].splitlines()
+
+
+def crash_after_backup(cli, monkeypatch, epoch):
+  """Makes the next run stop (KeyboardInterrupt) once backup `epoch` is in."""
+  commit = cli._commit_checkpoint  # pylint: disable=protected-access
+
+  def commit_then_crash(model, directory, state):
+    commit(model, directory, state)
+    if state["epoch"] == epoch:
+      raise KeyboardInterrupt
+
+  monkeypatch.setattr(cli, "_commit_checkpoint", commit_then_crash)
+
+
+class _Tee:
+  """A stdout that also keeps what is written (capsys is per test)."""
+
+  def __init__(self, stream, sink):
+    self.stream, self.sink = stream, sink
+
+  def write(self, text):
+    self.sink.append(text)
+    return self.stream.write(text)
+
+  def flush(self):
+    self.stream.flush()
+
+  def isatty(self):
+    return False
+
+  def __getattr__(self, name):
+    return getattr(self.stream, name)
+
+
+# Full-batch CAVI through model.fit (--resume), converging in a few epochs.
+CONVERGING = ["--demo", "--seed", "0"]
+
+
+@pytest.fixture(scope="module")
+def converging_run(cli, tmp_path_factory):
+  """(export, output, epochs) of an uninterrupted converging --resume run."""
+  tmp = tmp_path_factory.mktemp("converging")
+  captured = []
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(sys, "stdout", _Tee(sys.stdout, captured))
+    assert cli.main(CONVERGING + ["--resume", str(tmp / "backup"),
+                                  "--export", str(tmp / "export")]) == 0
+  out = "".join(captured)
+  epochs = int(out.split("Epochs: ")[1].split()[0])
+  # BoundConvergence stops after two calm epochs: epoch 1 is never calm.
+  assert "(converged)" in out and 2 < epochs < 300
+  assert not (tmp / "backup").exists()          # deleted when finished
+  return tmp / "export", out, epochs
+
+
+def test_help_documents_resume(cli, capsys):
+  assert cli.main(["--help"]) == 0
+  out = capsys.readouterr().out
+  assert "--resume DIR" in out and "BackupAndRestore" in out
+
+
+def test_resume_without_interruption_matches_a_plain_run(cli, tmp_path,
+                                                         capsys):
+  common = ["--demo", "--method", "gradient", "--batch-size", "500",
+            "--epochs", "3", "--seed", "0"]
+  assert cli.main(common + ["--export", str(tmp_path / "plain")]) == 0
+  plain = capsys.readouterr().out
+  backup = tmp_path / "backup"
+  assert cli.main(common + ["--export", str(tmp_path / "resumable"),
+                            "--resume", str(backup)]) == 0
+  resumable = capsys.readouterr().out
+  assert f"Backing up the training state in {backup}" in resumable
+  assert summary_lines(plain) == summary_lines(resumable)
+  assert_same_posterior(tmp_path / "plain", tmp_path / "resumable")
+  assert not backup.exists()
+
+
+def test_crash_then_resume_converges_at_the_same_epoch(cli, converging_run,
+                                                       tmp_path, capsys,
+                                                       monkeypatch):
+  # Crash one epoch before the end: between the two calm epochs that stop
+  # training, so the resumed run must replay the convergence test's state.
+  reference, reference_out, epochs = converging_run
+  args = CONVERGING + ["--resume", str(tmp_path / "backup")]
+  export = ["--export", str(tmp_path / "export"), "--plots",
+            str(tmp_path / "plots")]
+  crash_after_backup(cli, monkeypatch, epochs - 1)
+  assert cli.main(args + export) == 130
+  captured = capsys.readouterr()
+  assert "run the same command again to resume" in captured.err
+  assert os.listdir(tmp_path / "backup") == [f"epoch-{epochs - 1:08d}"]
+  monkeypatch.undo()
+  assert cli.main(args + export) == 0
+  out = capsys.readouterr().out
+  assert f"Resuming from the backup in {tmp_path / 'backup'}: {epochs - 1} " \
+         "of 300 epochs done (seed 0)." in out
+  assert f"Epoch {epochs}/300" in out and f"Epoch {epochs - 1}/300" not in out
+  assert summary_lines(out) == summary_lines(reference_out)   # same n_epochs
+  assert_same_posterior(reference, tmp_path / "export")
+  assert_png(tmp_path / "plots" / "training.png")
+  assert not (tmp_path / "backup").exists()
+
+
+def test_killed_after_the_last_backup_trains_no_more(cli, converging_run,
+                                                     tmp_path, capsys,
+                                                     monkeypatch):
+  import keras  # pylint: disable=import-outside-toplevel
+  reference, reference_out, epochs = converging_run
+  args = CONVERGING + ["--resume", str(tmp_path / "backup")]
+
+  def crash(self, logs=None):
+    raise KeyboardInterrupt
+
+  monkeypatch.setattr(keras.callbacks.BackupAndRestore, "on_train_end", crash)
+  assert cli.main(args) == 130
+  assert os.listdir(tmp_path / "backup") == [f"epoch-{epochs:08d}"]
+  monkeypatch.undo()
+  capsys.readouterr()
+  assert cli.main(args + ["--export", str(tmp_path / "export")]) == 0
+  out = capsys.readouterr().out
+  assert f"{epochs} of 300 epochs done" in out and "Epoch " not in out
+  assert summary_lines(out) == summary_lines(reference_out)
+  assert_same_posterior(reference, tmp_path / "export")
+  assert not (tmp_path / "backup").exists()
+
+
+def test_resume_refuses_another_runs_backup(cli, tmp_path, capsys,
+                                            monkeypatch):
+  backup = tmp_path / "backup"
+  args = ["--demo", "--seed", "3", "--epochs", "5", "--resume", str(backup)]
+  crash_after_backup(cli, monkeypatch, 1)
+  assert cli.main(args) == 130
+  monkeypatch.undo()
+  capsys.readouterr()
+  for changed, fragment in [
+      (["--demo", "--seed", "3", "--epochs", "6"], "its epochs differ"),
+      (["--demo", "--seed", "4", "--epochs", "5"], "its seed differ"),
+      (["--demo", "--seed", "3", "--epochs", "5", "-k", "2"],
+       "its components differ"),
+      (["--demo", "--seed", "3", "--epochs", "5", "--columns", "1,0"],
+       "its data differ"),
+  ]:
+    assert cli.main(changed + ["--resume", str(backup)]) == 2
+    assert_one_line_error(capsys, "holds the backup of a different run",
+                          fragment)
+  assert os.listdir(backup) == ["epoch-00000001"]
+  # Without --seed, the backup's seed is used.
+  assert cli.main(["--demo", "--epochs", "5", "--resume", str(backup)]) == 0
+  assert "1 of 5 epochs done (seed 3)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("layout, fragment", [
+    ("foreign", "not a train.py backup"),
+    ("file", "not a directory"),
+    ("plots-inside", "inside --resume"),
+    ("inside-export", "inside --export"),
+])
+def test_resume_directory_errors_exit_2(cli, tmp_path, capsys, layout,
+                                        fragment):
+  backup = tmp_path / "backup"
+  args = ["--demo", "--resume", str(backup)]
+  if layout == "foreign":
+    backup.mkdir()
+    (backup / "notes.txt").write_text("keep me")
+  elif layout == "file":
+    backup.write_text("keep me")
+  elif layout == "plots-inside":
+    args += ["--plots", str(backup / "plots")]
+  else:
+    args = ["--demo", "--export", str(tmp_path), "--resume",
+            str(tmp_path / "backup")]
+  assert cli.main(args) == 2
+  assert_one_line_error(capsys, fragment)
+  if layout == "foreign":
+    assert (backup / "notes.txt").read_text() == "keep me"
