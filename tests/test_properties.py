@@ -158,6 +158,7 @@ def check_fitted(model, x):
         and "log_weight_concentration" in variable.path):
       # Known bug, see test_an_empty_stick_keeps_finite_variables: an empty
       # component's stick count rounds to 0 in float32 and its log is -inf.
+      # Remove this exception with the fix.
       continue
     _assert_finite(f"variable {variable.path}", variable.numpy())
   for history in ("training_history", "initialization_history"):
@@ -166,6 +167,7 @@ def check_fitted(model, x):
       _assert_finite(f"{history}[{key!r}]", values)
   for key, value in model.posterior_mean().items():
     _assert_finite(f"posterior_mean()[{key!r}]", value)
+  _assert_finite("elbo(x)", model.elbo(x))
   _assert_finite("log_prob(x)", model.log_prob(x))
   _assert_finite("sample(10)", model.sample(10, seed=1))
   r = model.responsibilities(x).numpy()
