@@ -5,11 +5,9 @@ its codes) and scripts/examples/anomaly_scores.py (the mixture's density as
 the anomaly-score head of a Keras model, served as one SavedModel).
 """
 
-import importlib.util
 import json
 import math
 import os
-import pathlib
 import re
 import subprocess
 import sys
@@ -20,17 +18,8 @@ import pytest
 
 pytest.importorskip("sklearn")
 
-EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "scripts" / "examples"
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def load_script(name):
-  """A script of scripts/examples as a module (the folder is not a package)."""
-  spec = importlib.util.spec_from_file_location(
-      f"tfgmm_example_{name}", EXAMPLES / f"{name}.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+from tests.test_examples import PNG_SIGNATURE  # noqa: E402
+from tests.test_examples import load_script  # noqa: E402
 
 
 @pytest.fixture(scope="module")
