@@ -254,12 +254,6 @@ def test_log_prob_is_affine_equivariant_float64(case):
   _equivariance("float64", *case)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Bug: a float32 model casts float64 data to float32 before removing the "
-    "offset (BayesianGMM._to_model_units and model._predict), so log_prob, "
-    "responsibilities, elbo and minibatch training see data rounded to "
-    "float32's spacing at the offset (0.0625 at 1e6); full-data CAVI "
-    "standardises in float64 (data.standardized_tensor)."))
 @_settings(4, phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate])
 @hypothesis.example(case=(0, 200, 2, 2, -3.0, np.full(2, 1e6)))
 @hypothesis.given(case=affine_maps())
@@ -419,11 +413,6 @@ def test_more_components_than_rows(n, k, family, weight_prior):
 # ------------------------------------------------------------ known bugs
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Bug: BayesianGMM.initialize keeps unit scale for a constant feature "
-    "only when its float64 variance is exactly 0 (std > 0), which holds only "
-    "when the column's mean is exact: a column of 0.1 gets scale 1.5e-16, "
-    "adding -log(scale) = 36 nats to log_prob and the bound."))
 def test_a_constant_column_is_constant_whatever_its_value():
   base = np.random.default_rng(0).normal(size=(150, 1))
   results = []
@@ -436,11 +425,6 @@ def test_a_constant_column_is_constant_whatever_its_value():
   np.testing.assert_allclose(results[2], results[0], atol=1e-8)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Bug: under the Dirichlet-process prior an empty component's stick count "
-    "c_k (prior value 0) rounds to 0 in float32, and "
-    "unconstrained_from_posterior stores log 0 = -inf in the "
-    "log_weight_concentration variable."))
 def test_an_empty_stick_keeps_finite_variables():
   x = _distinct_points_data(3, 20, 2)
   model = _fit(x, 12, "float32", weight_prior="dirichlet_process")
@@ -448,11 +432,6 @@ def test_an_empty_stick_keeps_finite_variables():
     _assert_finite(f"variable {variable.path}", variable.numpy())
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Bug: method='sampled' draws log pi with TFP's ExpGamma, whose "
-    "reparameterised gradient is NaN where exp(draw) underflows (draws below "
-    "about -87 in float32); an empty component's concentration 1 / K reaches "
-    "that for K >= 10, and the NaN gradient makes every parameter NaN."))
 def test_sampled_method_with_empty_components_is_finite():
   x = np.random.default_rng(0).normal(size=(150, 1))
   model = _fit(x, 20, "float32", method="sampled", max_epochs=2)

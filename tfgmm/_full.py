@@ -724,7 +724,8 @@ def unconstrained_from_posterior(q):
   raw_tril = tf.linalg.set_diag(
       tf.linalg.band_part(q.scale_tril, -1, 0),
       tf.math.log(tf.linalg.diag_part(q.scale_tril)))             # [K, D, D]
-  return FullUnconstrained(tf.math.log(q.weight_concentration), q.mean_loc,
+  return FullUnconstrained(_math.log_weight_field(q.weight_concentration),
+                           q.mean_loc,
                            tf.math.log(q.mean_precision),
                            tf.math.log(q.dof - (d - 1.0)), raw_tril)
 

@@ -40,6 +40,7 @@ import math
 import sys
 from typing import NamedTuple
 
+import numpy as np
 import tensorflow as tf
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -388,9 +389,22 @@ def posterior_from_unconstrained(*raw):
                    tf.exp(mean_precision), tf.exp(concentration), tf.exp(rate))
 
 
+def log_weight_field(weight_concentration):
+  """log of q's weight field, [K], finite where the field is 0.
+
+  Under the Dirichlet-process prior the field holds stick counts c_k, and an
+  empty component's count is 0 (or rounds to 0 in float32): its logarithm
+  would be -inf in an unconstrained variable, whose gradient steps then make
+  NaN. The smallest normal number stands in for 0; exp maps it back to a
+  count no computation can tell from 0.
+  """
+  tiny = np.finfo(weight_concentration.dtype.as_numpy_dtype).tiny
+  return tf.math.log(tf.maximum(weight_concentration, tiny))      # [K]
+
+
 def unconstrained_from_posterior(q):
   """The inverse of `posterior_from_unconstrained`, a tuple of tensors."""
-  return (tf.math.log(q.weight_concentration), q.mean_loc,
+  return (log_weight_field(q.weight_concentration), q.mean_loc,
           tf.math.log(q.mean_precision),
           tf.math.log(q.precision_concentration),
           tf.math.log(q.precision_rate))
@@ -723,13 +737,42 @@ def cavi(x, q, prior, max_iter, tol, chunk, weight_prior="dirichlet",
 # ------------------------------------------------- the seed blog's estimator
 
 
+def log_gamma_draws(rows, concentration, seed):
+  """Reparameterised draws of log G, G ~ Gamma(a, 1), [B, *a.shape].
+
+  ```none
+  log G(a) = log G(a + 1) + log(U) / a,   U ~ Uniform(0, 1)
+  ```
+
+  (Marsaglia and Tsang 2000, section 6). TFP's ExpGamma(a) is drawn directly
+  only at a + 1 >= 1: at small a its draws reach below log of the smallest
+  float (a = 1 / 20 gives log G < -87 often), where its reparameterised
+  gradient is NaN. The boost keeps every term finite and differentiable:
+  d/da of log(U) / a is -log(U) / a^2. Needs TFP.
+
+  Args:
+    rows: B, the number of draws.
+    concentration: a > 0, any shape.
+    seed: shape [2] int seed.
+  """
+  import tensorflow_probability as tfp  # pylint: disable=import-outside-toplevel
+  gamma_seed, uniform_seed = tf.unstack(
+      tf.random.experimental.stateless_split(seed, 2))
+  boosted = tfp.distributions.ExpGamma(concentration + 1.0, rate=1.0).sample(
+      rows, seed=gamma_seed)                                      # [B, ...]
+  uniform = tf.random.stateless_uniform(
+      tf.shape(boosted), uniform_seed, dtype=boosted.dtype)       # [0, 1)
+  return boosted + tf.math.log1p(-uniform) / concentration        # [B, ...]
+
+
 def sampled_log_weights(rows, weight_concentration, seed,
                         prior_concentration=None, weight_prior="dirichlet"):
   """One reparameterised draw of log pi from q per row, [B, R..., K].
 
   Dirichlet: log pi = g - logsumexp(g), g_k ~ ExpGamma(alpha_k) (a Dirichlet
   draw in log space). Sticks: log v = h1 - logsumexp(h1, h2) with
-  h ~ ExpGamma(g1), ExpGamma(g2), then `stick_log_weights`. Needs TFP.
+  h ~ ExpGamma(g1), ExpGamma(g2), then `stick_log_weights`. The log-Gamma
+  draws come from `log_gamma_draws`. Needs TFP.
 
   Args:
     rows: B, the number of draws.
@@ -738,15 +781,13 @@ def sampled_log_weights(rows, weight_concentration, seed,
     prior_concentration: gamma0 (stick-breaking prior only).
     weight_prior: "dirichlet" or "dirichlet_process".
   """
-  import tensorflow_probability as tfp  # pylint: disable=import-outside-toplevel
-  exp_gamma = tfp.distributions.ExpGamma
   if weight_prior == "dirichlet":
-    log_gamma = exp_gamma(weight_concentration, rate=1.0).sample(
-        rows, seed=seed)                                          # [B, R.., K]
+    log_gamma = log_gamma_draws(rows, weight_concentration,
+                                seed)                             # [B, R.., K]
     return log_gamma - tf.reduce_logsumexp(log_gamma, -1, keepdims=True)
   g1, g2 = stick_concentrations(weight_concentration, prior_concentration)
-  log_gamma = exp_gamma(tf.stack([g1, g2]), rate=1.0).sample(
-      rows, seed=seed)                                            # [B, 2, R.., K]
+  log_gamma = log_gamma_draws(rows, tf.stack([g1, g2]),
+                              seed)                               # [B, 2, R.., K]
   log_total = tf.reduce_logsumexp(log_gamma, 1)                   # [B, R.., K]
   return stick_log_weights(log_gamma[:, 0] - log_total,
                            log_gamma[:, 1] - log_total)
@@ -776,15 +817,13 @@ def sampled_log_likelihood(x, q, seed, prior_concentration=None,
   Returns:
     [B] (or [R, B]) log-likelihoods.
   """
-  import tensorflow_probability as tfp  # pylint: disable=import-outside-toplevel
   seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int32), 3)
   rows = tf.shape(x)[0]
   lead_rank = q.weight_concentration.shape.rank - 1
   log_pi = sampled_log_weights(rows, q.weight_concentration, seeds[0],
                                prior_concentration, weight_prior)  # [B, R.., K]
-  log_tau = tfp.distributions.ExpGamma(
-      q.precision_concentration, rate=q.precision_rate).sample(
-          rows, seed=seeds[1])                                    # [B, K, D]
+  log_tau = (log_gamma_draws(rows, q.precision_concentration, seeds[1])
+             - tf.math.log(q.precision_rate))                     # [B, K, D]
   eps = tf.random.stateless_normal(tf.shape(log_tau), seeds[2],
                                    dtype=x.dtype)                 # [B, K, D]
   log_mean_precision = tf.math.log(q.mean_precision)

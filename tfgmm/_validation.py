@@ -33,6 +33,20 @@ def check_non_negative_int(name, value):
   return check_int(name, value, 0)
 
 
+def check_seed(name, value):
+  """None, or an int >= 0 (bools rejected)."""
+  return None if value is None else check_int(name, value, 0)
+
+
+def check_bool(name, value):
+  """A bool (numpy bools too)."""
+  if not isinstance(value, (bool, np.bool_)):
+    raise TypeError(f"Expected `{name}` to be a bool. "
+                    f"Received: {name}={_describe(value)} "
+                    f"of type {type(value).__name__}.")
+  return bool(value)
+
+
 def check_positive(name, value, shape=None):
   """A finite, strictly positive float or array (broadcastable to shape)."""
   array = check_finite_number(name, value, shape)
@@ -101,7 +115,12 @@ def check_data(x, n_features=None, name="x", dtype=np.float32,
   if isinstance(x, (str, bytes)):
     raise TypeError(f"Expected `{name}` to be a numeric array. "
                     f"Received: {name}={_describe(x)}.")
-  array = np.asarray(x)
+  try:
+    array = np.asarray(x)
+  except ValueError as error:  # ragged nested lists
+    raise ValueError(f"Expected `{name}` to be a rectangular array "
+                     f"(n_samples, n_features). Received: {name}="
+                     f"{_describe(x)}: {error}") from None
   if array.dtype.kind not in "biuf":
     raise TypeError(f"Expected `{name}` to be a numeric array. "
                     f"Received: {name} with dtype {array.dtype}"

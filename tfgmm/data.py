@@ -38,9 +38,10 @@ def make_dataset(x, batch_size, *, shuffle=True, seed=None,
                                 allow_nan=missing == "marginalize")
   n = data.shape[0]
   weights = _validation.check_sample_weight(sample_weight, n)
+  shuffle = _validation.check_bool("shuffle", shuffle)
+  seed = _validation.check_seed("seed", seed)
   if seed is None:
     seed = int(np.random.default_rng().integers(2**31 - 1))
-  seed = int(seed)
   epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
   rows = tf.constant(data)
   num_batches = -(-n // batch_size)
@@ -98,16 +99,21 @@ class DatasetSummary:
     variance: per-feature (weighted, population) variance, float64 [D].
     sample: rows kept for initialisation, float64 [n, D].
     sample_weight: their weights, float64 [n], or None if unweighted.
+    constant: whether each feature takes one value only, bool [D]. Its
+      variance may still be a rounding residue (a column of 0.1 has a
+      float64 mean that is not exactly 0.1); then `mean` is that value.
   """
 
   def __init__(self, num_examples, total_weight, mean, variance, sample,
-               sample_weight):
+               sample_weight, constant=None):
     self.num_examples = num_examples
     self.total_weight = total_weight
     self.mean = mean
     self.variance = variance
     self.sample = sample
     self.sample_weight = sample_weight
+    self.constant = (np.zeros(np.shape(mean), bool) if constant is None
+                     else constant)
 
 
 def summarize(data, n_features, sample_size, seed=None, name="x",
@@ -185,7 +191,8 @@ class _Moments:
   """Running weighted count, mean and M2 per feature (Chan et al. 1983).
 
   NaN entries are skipped: each feature's moments are over its observed
-  entries.
+  entries. The smallest and largest observed value of each feature (rows
+  of positive weight) tell constant features apart from rounding residues.
   """
 
   def __init__(self, n_features):
@@ -195,6 +202,8 @@ class _Moments:
     self.count = np.zeros(n_features)
     self.mean = np.zeros(n_features)
     self.m2 = np.zeros(n_features)
+    self.low = np.full(n_features, np.inf)
+    self.high = np.full(n_features, -np.inf)
 
   def add(self, batch, weights=None):
     """Merges a batch [b, D] with optional weights [b]."""
@@ -209,6 +218,10 @@ class _Moments:
     self._total_weight += weights.sum()
     observed = ~np.isnan(batch)                                   # [b, D]
     filled = np.where(observed, batch, 0.0)
+    counted = observed & (weights > 0)[:, None]                   # [b, D]
+    self.low = np.minimum(self.low, np.where(counted, batch, np.inf).min(0))
+    self.high = np.maximum(self.high,
+                           np.where(counted, batch, -np.inf).max(0))
     n_b = weights @ observed                                      # [D]
     if not n_b.any():
       return
@@ -228,10 +241,12 @@ class _Moments:
                        f"at least once. Received: feature {int(unseen[0])} "
                        "is missing (NaN) in every row.")
     total = float(self._total_weight)
+    constant = self.low == self.high                              # [D]
     return DatasetSummary(self.rows, total if self.weighted else self.rows,
-                          self.mean, self.m2 / np.where(self.count > 0,
-                                                        self.count, 1.0),
-                          sample, sample_weight if self.weighted else None)
+                          np.where(constant, self.low, self.mean),
+                          self.m2 / np.where(self.count > 0, self.count, 1.0),
+                          sample, sample_weight if self.weighted else None,
+                          constant)
 
 
 def standardized_tensor(x, loc, scale, dtype, chunk=1 << 16):

@@ -1,7 +1,6 @@
 """`BayesianGMM`: the variational posterior of a Gaussian mixture as a Keras model."""
 
 import functools
-import math
 import os
 
 import keras
@@ -41,7 +40,24 @@ def _row_log_det(z, scale):
   same for every row.
   """
   observed = tf.cast(tf.logical_not(tf.math.is_nan(z)), z.dtype)  # [B, D]
-  return -tf.linalg.matvec(observed, tf.math.log(scale))          # [B]
+  log_scale = tf.cast(tf.math.log(scale), z.dtype)                # [D]
+  return -tf.linalg.matvec(observed, log_scale)                   # [B]
+
+
+def _standardize(x, loc, scale, dtype):
+  """(x - loc) / scale computed in float64, then cast to `dtype`, [N, D].
+
+  A float32 model still removes the offset at float64 precision: casting
+  x = 1e6 + z to float32 first would round z to float32's spacing at 1e6
+  (0.0625) before the subtraction.
+
+  Args:
+    x: data in data units, [N, D], any float dtype.
+    loc, scale: the standardisation, float64 [D].
+    dtype: the model's dtype.
+  """
+  z = (tf.cast(x, tf.float64) - loc) / scale                      # [N, D]
+  return tf.cast(z, dtype)
 
 
 def _family_ranks(family):
@@ -140,11 +156,12 @@ def _statistics_compiled(family, x, q, chunk, log_weights, sample_weight=None):
 @functools.lru_cache(maxsize=None)
 def _compiled_predict(family, name, dtype):
   """`_predict(family, name, ...)` traced once per output, family and dtype."""
-  x, q, _ = _shape_free_signature(family, dtype, batched=False)
-  features = tf.TensorSpec([None], dtype)
+  _, q, _ = _shape_free_signature(family, dtype, batched=False)
+  features = tf.TensorSpec([None], tf.float64)
   return tf.function(
       functools.partial(_predict, family, name), autograph=False,
-      input_signature=(x, q, tf.TensorSpec([None], tf.float64), features,
+      input_signature=(tf.TensorSpec([None, None], tf.float64), q,
+                       tf.TensorSpec([None], tf.float64), features,
                        features, tf.TensorSpec([], tf.int32)))
 
 
@@ -154,13 +171,13 @@ def _predict(family, name, x, q, log_mean_weights, loc, scale, chunk):
   Args:
     family: the model's math module (`_math`, `_independent`, `_full`).
     name: "log_prob" ([N]) or "log_responsibilities" ([N, K]).
-    x: data in data units, [N, D], q's dtype.
+    x: data in data units, [N, D], any float dtype.
     q: `Posterior` in standardised units.
     log_mean_weights: log E[pi], [K] (any float dtype).
-    loc, scale: the standardisation, [D] each, q's dtype.
+    loc, scale: the standardisation, float64 [D] each.
     chunk: rows per chunk.
   """
-  z = (x - loc) / scale                                           # [N, D]
+  z = _standardize(x, loc, scale, q.mean_loc.dtype)               # [N, D]
   if name == "log_prob":
     return _math.map_chunks(
         lambda rows: (family.predictive_log_prob(rows, q, log_mean_weights)
@@ -482,12 +499,12 @@ class BayesianGMM(keras.Model):
       variable.assign(value)
 
   def _standardization(self):
-    dtype = self._dtype
-    return (tf.cast(self.feature_loc, dtype), tf.cast(self.feature_scale, dtype))
+    """The standardisation (loc, scale), float64 tensors [D] each."""
+    return (tf.convert_to_tensor(self.feature_loc),
+            tf.convert_to_tensor(self.feature_scale))
 
   def _to_model_units(self, x):
-    loc, scale = self._standardization()
-    return (tf.cast(x, self._dtype) - loc) / scale
+    return _standardize(x, *self._standardization(), self._dtype)
 
   def _row_log_det(self, z):
     """log |dz/dx| of each row of z (model units), [B]; see `_row_log_det`."""
@@ -589,8 +606,9 @@ class BayesianGMM(keras.Model):
       total_weight *= total / summary.num_examples
     if self.standardize:
       std = np.sqrt(summary.variance)
-      # A constant feature keeps unit scale: its rows all sit at the mean.
-      scale = np.where(std > 0, std, 1.0)
+      # A constant feature keeps unit scale: its rows all sit at the mean
+      # (its float64 variance may be a rounding residue, not exactly 0).
+      scale = np.where((std > 0) & ~summary.constant, std, 1.0)
       self.feature_loc.assign(summary.mean)
       self.feature_scale.assign(scale)
     dtype = self._dtype
@@ -1046,17 +1064,36 @@ class BayesianGMM(keras.Model):
     Differentiable with respect to `inputs`; usable symbolically inside a
     larger Keras model before the mixture is fitted.
     """
+    try:
+      dims = tuple(inputs.shape)   # TensorShape or a KerasTensor's tuple
+    except (TypeError, ValueError):
+      dims = None                  # unknown rank
+    if dims is not None and (len(dims) != 2
+                             or dims[1] not in (None, self.n_features)):
+      raise ValueError(f"Expected `inputs` of shape [N, {self.n_features}]. "
+                       f"Received: inputs.shape={tuple(inputs.shape)}.")
     if tf.executing_eagerly() and not isinstance(inputs, keras.KerasTensor):
       self._check_initialized("call")
+      # Eager calls fail early on NaN/Inf, like `log_prob` (a graph-mode
+      # call inside a larger model adds no check to its graph).
+      bad = tf.logical_not(tf.math.is_finite(inputs))
+      if self._allow_nan:
+        bad = tf.logical_and(bad, tf.logical_not(tf.math.is_nan(inputs)))
+      if bool(tf.reduce_any(bad)):
+        row, column = tf.where(bad)[0].numpy()
+        raise ValueError(
+            f"Expected `inputs` to be finite. Received: inputs[{row}, "
+            f"{column}]={float(inputs[row, column])!r}.")
     loc, scale = self._standardization()
     q = self.posterior()
-    return _predict(self._family, "log_prob", tf.cast(inputs, self._dtype), q,
+    return _predict(self._family, "log_prob", inputs, q,
                     self._log_mean_weights(q), loc, scale, self._chunk())
 
   def _inference_input(self, x, what):
     self._check_initialized(what)
+    # float64 whatever the model's dtype: see `_standardize`.
     array = _validation.check_data(x, self.n_features, "x",
-                                   dtype=self.compute_dtype,
+                                   dtype="float64",
                                    allow_nan=self._allow_nan)
     return tf.constant(array)
 
@@ -1100,6 +1137,7 @@ class BayesianGMM(keras.Model):
         softmax(log responsibilities / T) (T = 1 samples the posterior).
       seed: int seed for T > 0; defaults to the model's seed.
     """
+    seed = _validation.check_seed("seed", seed)
     _validation.check_finite_number("temperature", temperature, ())
     if temperature < 0:
       raise ValueError(f"Expected `temperature` >= 0. "
@@ -1116,13 +1154,14 @@ class BayesianGMM(keras.Model):
     """n draws from the posterior predictive in data units, [n, D]."""
     self._check_initialized("sample")
     n = _validation.check_positive_int("n", n)
+    seed = _validation.check_seed("seed", seed)
     seed = self.seed if seed is None else seed
     loc, scale = self._standardization()
     q = self.posterior()
     z = self._family.sample_predictive(
         tf.constant(n, tf.int32), tf.constant([seed, 2], tf.int64), q,
         tf.cast(self._log_mean_weights(q), self._dtype))
-    return loc + scale * z
+    return tf.cast(loc + scale * tf.cast(z, tf.float64), self._dtype)
 
   def elbo(self, x, sample_weight=None):
     """The evidence lower bound of `x` as a data set, in data units (scalar).
@@ -1137,7 +1176,7 @@ class BayesianGMM(keras.Model):
     """
     self._check_initialized("elbo")
     q = self.posterior()
-    total, weight = 0.0, 0.0
+    total = 0.0
     if isinstance(x, tf.data.Dataset):
       batches = ((data_lib.unpack_batch(b), data_lib.unpack_sample_weight(b))
                  for b in x)
