@@ -1,5 +1,7 @@
 """SavedModel export with serving signatures that load with plain TensorFlow."""
 
+import ctypes
+import errno
 import os
 import shutil
 import tempfile
@@ -40,7 +42,7 @@ class _MixtureModule(tf.Module):
 
     def predict(name, x):
       return model_lib._predict(  # pylint: disable=protected-access
-          family, name, tf.cast(x, dtype), posterior(), self.log_mean_weights,
+          family, name, x, posterior(), self.log_mean_weights,
           self.feature_loc, self.feature_scale, chunk)
 
     x_spec = tf.TensorSpec([None, d], tf.float32, name="x")
@@ -65,7 +67,7 @@ class _MixtureModule(tf.Module):
       z = family.sample_predictive(
           n, tf.stack([seed, tf.constant(2, tf.int64)]), posterior(),
           self.log_mean_weights)                                  # [n, D]
-      x = self.feature_loc + self.feature_scale * z
+      x = self.feature_loc + self.feature_scale * tf.cast(z, tf.float64)
       return {"samples": tf.cast(x, tf.float32)}
 
     self.log_prob = log_prob
@@ -82,12 +84,68 @@ class _MixtureModule(tf.Module):
     }
 
 
+class ExportPathError(FileExistsError, ValueError):
+  """`filepath` holds something other than a SavedModel: not replaced.
+
+  Both a `FileExistsError` (what it is) and a `ValueError` (bad input).
+  """
+
+
+_STAGING_PREFIXES = (".tfgmm-export-", ".tfgmm-old-")
+_RENAME_EXCHANGE = 2  # linux/fs.h
+
+
+def _exchange(first, second):
+  """Swaps two existing paths in one atomic step; False where unsupported.
+
+  Linux's renameat2(RENAME_EXCHANGE) (kernel 3.15; ext4, xfs, btrfs, tmpfs,
+  overlayfs): at every instant each name holds one complete directory.
+  """
+  try:
+    libc = ctypes.CDLL(None, use_errno=True)
+    renameat2 = libc.renameat2
+  except (OSError, AttributeError):
+    return False
+  at_fdcwd = -100
+  result = renameat2(at_fdcwd, os.fsencode(first), at_fdcwd,
+                     os.fsencode(second), _RENAME_EXCHANGE)
+  if result == 0:
+    return True
+  code = ctypes.get_errno()
+  if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+    return False
+  raise OSError(code, os.strerror(code), second)
+
+
+def _remove_stale_staging(parent):
+  """Deletes staging directories left in `parent` by exports that died."""
+  for name in os.listdir(parent):
+    prefix = next((p for p in _STAGING_PREFIXES if name.startswith(p)), None)
+    if prefix is None:
+      continue
+    pid = name[len(prefix):].split("-", 1)[0]
+    if not pid.isdigit() or int(pid) == os.getpid():
+      continue
+    try:
+      os.kill(int(pid), 0)
+    except ProcessLookupError:
+      shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+    except PermissionError:
+      pass  # alive, someone else's
+
+
 def export_saved_model(model, path):
   """Writes `model`'s serving SavedModel to directory `path`, atomically.
 
-  The SavedModel is written to a temporary directory beside `path` and moved
-  into place once complete, so an interrupted export never leaves a partial
-  model at `path`.
+  The SavedModel is written to a staging directory beside `path`
+  (`.tfgmm-export-<pid>-*`) and swapped into place once complete, so a
+  killed export never leaves a partial model at `path`: before the swap
+  `path` holds the previous export (or nothing), after it the new one. An
+  existing export is replaced by one atomic exchange of the two directories
+  (Linux renameat2); where the filesystem lacks it, by two renames, between
+  which `path` is briefly absent (never partial). Staging directories of
+  exports whose process died are removed by the next export to the same
+  parent directory.
 
   Args:
     model: an initialised `BayesianGMM`.
@@ -98,30 +156,34 @@ def export_saved_model(model, path):
     `path`.
 
   Raises:
-    FileExistsError: `path` holds something other than a SavedModel.
+    ExportPathError (a FileExistsError and a ValueError): `path` holds
+      something other than a SavedModel.
   """
   path = os.fspath(path)
   if os.path.exists(path) and not (
       os.path.isdir(path) and (not os.listdir(path) or os.path.exists(
           os.path.join(path, "saved_model.pb")))):
-    raise FileExistsError(
+    raise ExportPathError(
         f"Expected `filepath` to be a new path, an empty directory or an "
         f"existing SavedModel. Received: filepath={path!r}, which holds other "
         "files; refusing to replace it.")
   parent = os.path.dirname(os.path.abspath(path))
   os.makedirs(parent, exist_ok=True)
+  _remove_stale_staging(parent)
   module = _MixtureModule(model)
-  staging = tempfile.mkdtemp(prefix=".tfgmm-export-", dir=parent)
+  pid = os.getpid()
+  staging = tempfile.mkdtemp(prefix=f".tfgmm-export-{pid}-", dir=parent)
   try:
     tf.saved_model.save(module, staging, signatures=module.signatures())
-    if os.path.isdir(path):
-      old = tempfile.mkdtemp(prefix=".tfgmm-old-", dir=parent)
+    if not os.path.isdir(path):
+      os.replace(staging, path)
+    elif not _exchange(staging, path):
+      old = tempfile.mkdtemp(prefix=f".tfgmm-old-{pid}-", dir=parent)
       os.replace(path, os.path.join(old, "model"))
       os.replace(staging, path)
       shutil.rmtree(old, ignore_errors=True)
-    else:
-      os.replace(staging, path)
   finally:
+    # After an exchange, staging holds the previous export.
     if os.path.isdir(staging):
       shutil.rmtree(staging, ignore_errors=True)
   return path
