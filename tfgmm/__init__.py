@@ -8,6 +8,9 @@ The public API:
 - `BoundConvergence`: the Keras callback that stops when the bound settles.
 - `tfgmm.mcmc`: NUTS, HMC and random-walk Metropolis on the collapsed model
   (loaded on first use: it imports TensorFlow Probability).
+- `tfgmm.metrics`: label matching (Hungarian), accuracy, ARI, log loss,
+  held-out log-likelihood, fit comparison (loaded on first use).
+- `tfgmm.plotting`: matplotlib figures of fits (loaded on first use).
 - `tfgmm.sklearn`: scikit-learn's `BayesianGaussianMixture` face (import it
   explicitly; needs `pip install tfgmm[sklearn]`).
 """
@@ -30,8 +33,12 @@ __all__ = [
 ]
 
 
+_LAZY_MODULES = ("mcmc", "metrics", "plotting")
+
+
 def __getattr__(name):
-  # `tfgmm.mcmc` on first use, so `import tfgmm` does not import TFP.
-  if name == "mcmc":
-    return importlib.import_module("tfgmm.mcmc")
+  # Submodules on first use: `import tfgmm` does not import TFP (mcmc),
+  # scipy.optimize (metrics) or matplotlib (plotting).
+  if name in _LAZY_MODULES:
+    return importlib.import_module(f"tfgmm.{name}")
   raise AttributeError(f"module 'tfgmm' has no attribute {name!r}")
