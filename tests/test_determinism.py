@@ -38,3 +38,15 @@ def test_minibatch_natural_fit_is_deterministic(blog):
     params.append([t.numpy() for t in model.posterior()])
   for a, b in zip(*params):
     np.testing.assert_array_equal(a, b)
+
+
+def test_map_fit_is_deterministic(blog):
+  x = blog[0][::3]
+  fits = [tfgmm.fit(x, 3, method="map", seed=11, n_init=8) for _ in range(2)]
+  for name in ("weights", "means", "precisions", "restart_log_posteriors",
+               "history"):
+    np.testing.assert_array_equal(getattr(fits[0], name),
+                                  getattr(fits[1], name), err_msg=name)
+  np.testing.assert_array_equal(fits[0].sample(5), fits[1].sample(5))
+  np.testing.assert_array_equal(fits[0].assign(x, temperature=1.0),
+                                fits[1].assign(x, temperature=1.0))

@@ -466,3 +466,56 @@ def test_compare_fits_of_two_seeds_agree(fits):
 def test_bad_input_raises_naming_the_argument(call, error, message):
   with pytest.raises(error, match=message):
     call()
+
+
+def test_assignment_uncertainty_closed_forms():
+  p = np.array([[1.0, 0.0, 0.0],
+                [1 / 3, 1 / 3, 1 / 3],
+                [0.5, 0.5, 0.0],
+                [0.2, 0.3, 0.5],
+                [0.4, 0.4, 0.2]])
+  labels, max_p, entropy = metrics.assignment_uncertainty(p)
+  np.testing.assert_array_equal(labels, [0, 0, 0, 2, 0])   # ties: the first
+  assert labels.dtype == np.int64
+  np.testing.assert_allclose(max_p, [1.0, 1 / 3, 0.5, 0.5, 0.4])
+  h = lambda *q: -sum(v * np.log(v) for v in q)  # noqa: E731
+  np.testing.assert_allclose(
+      entropy, [0.0, np.log(3), np.log(2), h(0.2, 0.3, 0.5), h(0.4, 0.4, 0.2)],
+      rtol=1e-12, atol=1e-15)
+
+
+def test_assignment_uncertainty_binary_entropy_and_bounds():
+  q = np.linspace(0.0, 1.0, 101)
+  labels, max_p, entropy = metrics.assignment_uncertainty(
+      np.stack([q, 1 - q], 1).astype(np.float32))
+  with np.errstate(divide="ignore", invalid="ignore"):
+    expected = -np.nan_to_num(q * np.log(q)) - np.nan_to_num(
+        (1 - q) * np.log1p(-q))
+  np.testing.assert_allclose(entropy, expected, atol=1e-6)
+  np.testing.assert_allclose(max_p, np.maximum(q, 1 - q), atol=1e-7)
+  np.testing.assert_array_equal(labels, np.where(q >= 0.5, 0, 1))  # tie: 0
+  assert entropy.max() == pytest.approx(np.log(2)) and entropy.min() == 0.0
+  empty = metrics.assignment_uncertainty(np.zeros((0, 3)))
+  assert [a.shape for a in empty] == [(0,), (0,), (0,)]
+
+
+def test_assignment_uncertainty_of_responsibilities(data, fits):
+  model, x = fits[0], data[0]
+  labels, max_p, entropy = metrics.assignment_uncertainty(
+      model.responsibilities(x))                                  # a tensor
+  np.testing.assert_array_equal(labels, model.assign(x).numpy())
+  assert np.all((max_p >= 1 / 3 - 1e-6) & (max_p <= 1))
+  assert np.all((entropy >= 0) & (entropy <= np.log(3) + 1e-9))
+
+
+@pytest.mark.parametrize("probabilities, error, message", [
+    (np.array([0.5, 0.5]), ValueError, r"probabilities.shape=\(2,\)"),
+    (np.zeros((3, 0)), ValueError, "at least one column"),
+    (np.array([["a", "b"]]), TypeError, "numeric array"),
+    (np.array([[0.5, np.nan]]), ValueError, r"probabilities\[0, 1\]=nan"),
+    (np.array([[1.5, -0.5]]), ValueError, r"probabilities\[0, 1\]=-0.5"),
+    (np.array([[0.5, 0.4], [0.5, 0.5]]), ValueError, "row 0 sums to"),
+])
+def test_assignment_uncertainty_errors(probabilities, error, message):
+  with pytest.raises(error, match=message):
+    metrics.assignment_uncertainty(probabilities)

@@ -1,20 +1,25 @@
-"""`tfgmm.fit`: one call from data to a fitted `BayesianGMM`."""
+"""`tfgmm.fit`: one call from data to a fitted `BayesianGMM` (or MAP point
+estimates with method="map")."""
 
+import keras
 import tensorflow as tf
 
 from tfgmm import _validation
 from tfgmm import callbacks as callbacks_lib
 from tfgmm import data as data_lib
+from tfgmm import map as map_lib
 from tfgmm import model as model_lib
 
-_MAX_EPOCHS = {"natural": 300, "gradient": 1000, "sampled": 1000}
+METHODS = model_lib.METHODS + ("map",)
+_MAX_EPOCHS = {"natural": 300, "gradient": 1000, "sampled": 1000, "map": 300}
+_N_INIT = {"natural": 5, "gradient": 5, "sampled": 5, "map": 100}
 _MAX_BATCH = 1 << 16
 
 
-def fit(x, n_components, *, method="natural", n_init=5, batch_size=None,
+def fit(x, n_components, *, method="natural", n_init=None, batch_size=None,
         max_epochs=None, tol=1e-5, seed=None, callbacks=None, verbose=0,
         num_examples=None, sample_weight=None, **model_kwargs):
-  """Fits a `BayesianGMM` to data and returns it.
+  """Fits a `BayesianGMM` to data and returns it (method="map": a `MAPMixture`).
 
   Initialisation runs `n_init` k-means++ restarts of CAVI on a sample of up
   to 20,000 rows, keeps the best bound, and refills components that CAVI
@@ -36,11 +41,13 @@ def fit(x, n_components, *, method="natural", n_init=5, batch_size=None,
     batch_size: rows per minibatch; None picks min(N, 65536) when minibatches
       are used.
     max_epochs: at most this many passes over the data; None picks 300
-      (natural) or 1000 (gradient, sampled).
-    tol: convergence tolerance on the bound, nats per data point.
+      (natural, map) or 1000 (gradient, sampled).
+    tol: convergence tolerance on the bound (map: the log posterior), nats
+      per data point.
     seed: int seed of initialisation, shuffling and sampling.
     callbacks: Keras callbacks; when given, training goes through `model.fit`.
-    verbose: Keras verbosity (0 silent, 1 progress bar, 2 one line per epoch).
+    verbose: Keras verbosity (0 silent, 1 progress bar, 2 one line per
+      epoch); with method "map", > 0 prints one summary line.
     num_examples: N for a dataset input, if known (saves a counting pass
       only where standardisation is off).
     sample_weight: non-negative weight per row of an array `x`, [N] (a
@@ -48,18 +55,34 @@ def fit(x, n_components, *, method="natural", n_init=5, batch_size=None,
       standardisation, the statistics and the bound: an integer weight
       counts a row that many times, a zero drops it.
     **model_kwargs: passed to `BayesianGMM` (priors, `covariance_type`,
-      `mean_prior`, `weight_prior`, `dtype`, `standardize`).
+      `mean_prior`, `weight_prior`, `dtype`, `standardize`); with method
+      "map", to `tfgmm.map.fit` (the same priors and settings, and
+      `sample_size`).
 
   Returns:
     The fitted `BayesianGMM`, components in decreasing-weight order, with
-    `converged`, `n_epochs` and `training_history` set.
+    `converged`, `n_epochs` and `training_history` set; with method "map",
+    a `tfgmm.map.MAPMixture` (weights, means and precisions in data units,
+    decreasing weight).
   """
   n_components = _validation.check_positive_int("n_components", n_components)
-  _validation.check_choice("method", method, model_lib.METHODS)
+  _validation.check_choice("method", method, METHODS)
   _validation.check_positive("tol", tol, ())
+  _check_callbacks(callbacks)
+  if isinstance(verbose, bool) or verbose not in ("auto", 0, 1, 2):
+    raise ValueError("Expected `verbose` to be 0, 1, 2 or 'auto'. "
+                     f"Received: verbose={verbose!r}.")
   if max_epochs is None:
     max_epochs = _MAX_EPOCHS[method]
   max_epochs = _validation.check_positive_int("max_epochs", max_epochs)
+  if n_init is None:
+    n_init = _N_INIT[method]
+  if method == "map":
+    return _fit_map(x, n_components, n_init=n_init, batch_size=batch_size,
+                    max_epochs=max_epochs, tol=tol, seed=seed,
+                    callbacks=callbacks, verbose=verbose,
+                    num_examples=num_examples, sample_weight=sample_weight,
+                    **model_kwargs)
   if batch_size is not None:
     batch_size = _validation.check_positive_int("batch_size", batch_size)
   if isinstance(x, tf.data.Dataset):
@@ -113,3 +136,41 @@ def _fit_cavi(model, x, max_epochs, tol, sample_weight=None):
   model.n_epochs += history.shape[0]
   model.converged = bool(converged)
   model.sort_components()
+
+
+def _fit_map(x, n_components, *, n_init, batch_size, max_epochs, tol, seed,
+             callbacks, verbose, num_examples, sample_weight, **options):
+  """method="map": checks what MAP-EM does not take, then `map_lib.fit`."""
+  for name, value in (("batch_size", batch_size), ("callbacks", callbacks),
+                      ("num_examples", num_examples)):
+    if value is not None and not (name == "callbacks" and not value):
+      raise ValueError(
+          f"`{name}` applies to the variational methods; method='map' runs "
+          "EM on all rows of an array (in chunks). Received: "
+          f"{name}={value!r}.")
+  unknown = sorted(set(options) - set(map_lib.OPTIONS))
+  if unknown:
+    raise ValueError(
+        f"method='map' does not take `{unknown[0]}`: it supports "
+        f"{', '.join(map_lib.OPTIONS)}. Received: "
+        f"{unknown[0]}={options[unknown[0]]!r}.")
+  result = map_lib.fit(x, n_components, n_init=n_init, max_iter=max_epochs,
+                       tol=tol, seed=seed, sample_weight=sample_weight,
+                       **options)
+  if verbose:
+    print(f"MAP: log posterior {result.log_posterior:.6g} (restart "
+          f"{result.best_restart} of {n_init}), {result.n_iter} EM "
+          f"iterations, converged={result.converged}, "
+          f"{int(result.active.sum())} of {n_components} components.")
+  return result
+
+
+def _check_callbacks(callbacks):
+  """None, or a list or tuple of Keras callbacks."""
+  if callbacks is None:
+    return
+  if not isinstance(callbacks, (list, tuple)) or not all(
+      isinstance(c, keras.callbacks.Callback) for c in callbacks):
+    raise TypeError("Expected `callbacks` to be a list of "
+                    "keras.callbacks.Callback. Received: "
+                    f"callbacks={callbacks!r}.")

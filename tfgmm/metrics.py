@@ -79,6 +79,7 @@ from tfgmm import _validation
 __all__ = [
     "FitComparison",
     "adjusted_rand_index",
+    "assignment_uncertainty",
     "canonical_order",
     "compare_fits",
     "heldout_log_likelihood",
@@ -347,6 +348,38 @@ def adjusted_rand_index(labels_true, labels_pred):
   if denominator == 0:
     return 1.0
   return numerator / denominator
+
+
+def assignment_uncertainty(probabilities):
+  """Each point's label, its probability and the entropy of its assignment.
+
+  ```none
+  label_n   = argmax_k p_nk                 (the first on ties)
+  max_p_n   = p_n,label_n                   in [1 / K, 1]
+  entropy_n = -sum_k p_nk log p_nk          in [0, log K] nats, 0 log 0 = 0
+  ```
+
+  Works on any assignment probabilities: `model.responsibilities(x)` (the
+  posterior given the fit), or `MCMCResult.assignment_probabilities(x)`
+  (averaged over posterior draws).
+
+  Args:
+    probabilities: p(z_n = k | ...), array-like [N, K] (numpy or tensor),
+      non-negative, each row summing to 1 within `ROW_SUM_ATOL` (rows are
+      renormalised).
+
+  Returns:
+    (labels, max_probability, entropy): numpy int64 [N], float64 [N] and
+    float64 [N].
+  """
+  p = _check_matrix("probabilities", probabilities)               # [N, K]
+  p = p / p.sum(1, keepdims=True)
+  labels = np.argmax(p, 1)                                        # [N]
+  max_probability = p[np.arange(p.shape[0]), labels]              # [N]
+  with np.errstate(divide="ignore", invalid="ignore"):
+    terms = np.where(p > 0, p * np.log(p), 0.0)                   # [N, K]
+  entropy = np.maximum(-terms.sum(1), 0.0)                        # [N]
+  return labels.astype(np.int64), max_probability, entropy
 
 
 def log_loss(labels_true, probabilities=None, *, log_probabilities=None):
