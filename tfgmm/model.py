@@ -778,9 +778,7 @@ class BayesianGMM(keras.Model):
     """A batch in the model's units, [B, D], and its sample weights, [B]."""
     x, _, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
     z = self._to_model_units(x)                                   # [B, D]
-    if sample_weight is None:
-      return z, tf.ones(tf.shape(z)[:1], self._dtype)
-    return z, tf.reshape(tf.cast(sample_weight, self._dtype), [-1])
+    return z, self._row_weights(z, sample_weight)
 
   @staticmethod
   def _replica_context():
@@ -898,9 +896,7 @@ class BayesianGMM(keras.Model):
       data units) and `kl` (KL / total weight) before the step.
     """
     z = self._to_model_units(tf.stop_gradient(x))                 # [B, D]
-    w = (tf.ones(tf.shape(z)[:1], self._dtype) if sample_weight is None
-         else tf.reshape(tf.cast(sample_weight, self._dtype), [-1]))
-    mean_ll, kl = self._natural_update(z, w)
+    mean_ll, kl = self._natural_update(z, self._row_weights(z, sample_weight))
     return {"expected_log_likelihood": mean_ll,
             "kl": kl / tf.cast(self.total_weight, self._dtype)}
 
@@ -920,13 +916,38 @@ class BayesianGMM(keras.Model):
       A scalar tensor.
     """
     z = self._to_model_units(x)                                   # [B, D]
-    w = (tf.ones(tf.shape(z)[:1], self._dtype) if sample_weight is None
-         else tf.reshape(tf.cast(sample_weight, self._dtype), [-1]))
+    mean_ll, kl = self._bound_terms(z, self._row_weights(z, sample_weight))
+    return kl / tf.cast(self.total_weight, self._dtype) - mean_ll
+
+  def _row_weights(self, z, sample_weight):
+    """The rows' weights, [B]: ones when `sample_weight` is None."""
+    if sample_weight is None:
+      return tf.ones(tf.shape(z)[:1], self._dtype)
+    return tf.reshape(tf.cast(sample_weight, self._dtype), [-1])
+
+  def _bound_terms(self, z, w, seed=None):
+    """The loss's two terms on a batch: (mean log-likelihood term, KL).
+
+    Differentiable with respect to q's variables and z. The first is the
+    (N / (B W))-scaled weighted sum of logsumexp_k log_rho in data units
+    (the Jacobian term is constant in q); with `seed` it is the sampled
+    method's one-draw estimate instead.
+
+    Args:
+      z: [B, D] in model units.
+      w: [B] row weights.
+      seed: shape [2] int seed for the sampled estimator, or None.
+    """
     q = self.posterior()
-    ll = tf.reduce_logsumexp(
-        self._family.log_rho(z, q, self._log_weights(q)), -1)     # [B]
-    return (self._kl(q) / tf.cast(self.total_weight, self._dtype)
-            - self._mean_log_likelihood(ll + self._row_log_det(z), w))
+    if seed is None:
+      ll = tf.reduce_logsumexp(
+          self._family.log_rho(z, q, self._log_weights(q)), -1)   # [B]
+    else:
+      ll = self._family.sampled_log_likelihood(
+          z, q, seed, self._prior.weight_concentration,
+          self.weight_prior)                                      # [B]
+    return (self._mean_log_likelihood(ll + self._row_log_det(z), w),
+            self._kl(q))
 
   def train_step(self, data):
     z, w = self._batch_terms(data)                                # [B, D], [B]
@@ -934,20 +955,12 @@ class BayesianGMM(keras.Model):
     if self.method == "natural":
       mean_ll, kl = self._natural_update(z, w)
       return self._record(mean_ll, kl, rows)
+    seed = None
+    if self.method == "sampled":
+      seed = tf.stack([tf.cast(self.seed, tf.int64),
+                       tf.cast(self.optimizer.iterations, tf.int64)])
     with tf.GradientTape() as tape:
-      q = self.posterior()
-      if self.method == "sampled":
-        seed = tf.stack([tf.cast(self.seed, tf.int64),
-                         tf.cast(self.optimizer.iterations, tf.int64)])
-        ll = self._family.sampled_log_likelihood(
-            z, q, seed, self._prior.weight_concentration,
-            self.weight_prior)                                    # [B]
-      else:
-        ll = tf.reduce_logsumexp(
-            self._family.log_rho(z, q, self._log_weights(q)), -1)  # [B]
-      kl = self._kl(q)
-      # The Jacobian term is constant in q: data units for the metrics.
-      mean_ll = self._mean_log_likelihood(ll + self._row_log_det(z), w)
+      mean_ll, kl = self._bound_terms(z, w, seed)
       loss = kl / tf.cast(self.total_weight, self._dtype) - mean_ll
       if self._replica_context() is not None:
         # The optimizer sums the replicas' gradients: weigh each replica's
