@@ -294,8 +294,10 @@ def build_parser():
   parser.add_argument("--export", metavar="PATH",
                       help="write a SavedModel to this directory")
   parser.add_argument("--plots", metavar="DIR",
-                      help="write training.png and density.png (1-D or 2-D "
-                           "data) to this directory")
+                      help="write training.png, density.png (1-D or 2-D "
+                           "data), posterior.png (weights and means) and "
+                           "assignments.png (assignment uncertainty) to this "
+                           "directory")
   parser.add_argument("--tensorboard", metavar="LOGDIR",
                       help="log training to TensorBoard in LOGDIR")
   parser.add_argument("--resume", metavar="DIR",
@@ -856,6 +858,14 @@ def _run(args, x, names, source, plan=None):
       elif d == 1:
         plotting.plot_density_1d(model, x, density, feature_names=names)
         written.append(density)
+      for name, plot in (("posterior.png", plotting.plot_posterior),
+                         ("assignments.png",
+                          plotting.plot_assignment_uncertainty)):
+        written.append(os.path.join(args.plots, name))
+        if plot is plotting.plot_posterior:
+          plot(model, path=written[-1], feature_names=names)
+        else:
+          plot(model, x, written[-1], feature_names=names)
       print("Plots: " + ", ".join(written))
       if d > 2:
         print(f"Note: no density plot for {d} features (only 1-D or 2-D "

@@ -64,8 +64,8 @@ def test_demo_exports_and_plots(cli, tmp_path, capsys):
   assert status == 0
   assert (export / "saved_model.pb").is_file()
   assert (export / "variables").is_dir()
-  assert_png(plots / "training.png")
-  assert_png(plots / "density.png")
+  for name in ("training", "density", "posterior", "assignments"):
+    assert_png(plots / f"{name}.png")
   assert "3000 points x 2 features" in out
   assert "(converged)" in out
   assert "Final bound (ELBO per point): -3.9" in out
@@ -109,8 +109,8 @@ def test_npy_input_one_feature(cli, tmp_path, capsys):
   out = capsys.readouterr().out
   assert status == 0
   assert "600 points x 1 feature (x0)" in out
-  assert_png(tmp_path / "plots" / "training.png")
-  assert_png(tmp_path / "plots" / "density.png")
+  for name in ("training", "density", "posterior", "assignments"):
+    assert_png(tmp_path / "plots" / f"{name}.png")
 
 
 def test_three_features_skip_the_density_plot(cli, tmp_path, capsys):
@@ -120,7 +120,8 @@ def test_three_features_skip_the_density_plot(cli, tmp_path, capsys):
   assert cli.main([str(path), "-k", "2", "--seed", "0",
                    "--plots", str(plots)]) == 0
   out = capsys.readouterr().out
-  assert_png(plots / "training.png")
+  for name in ("training", "posterior", "assignments"):
+    assert_png(plots / f"{name}.png")
   assert not (plots / "density.png").exists()
   assert "no density plot for 3 features" in out
 
