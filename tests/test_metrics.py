@@ -397,11 +397,11 @@ def test_compare_fits_of_two_seeds_agree(fits):
     (lambda: metrics.relabel([], []), ValueError,
      r"`labels_pred` to have at least one label"),
     (lambda: metrics.matched_accuracy([0, 0.5], [0, 1]), ValueError,
-     r"`labels_true` to hold integer labels\. Received: labels_true\[1\]=0.5"),
+     r"`labels_true` to be integer labels\. Received: labels_true\[1\]=0.5"),
     (lambda: metrics.adjusted_rand_index([0, 1], [0, np.nan]), ValueError,
      r"labels_pred\[1\]=nan"),
     (lambda: metrics.adjusted_rand_index(["a", "b"], [0, 1]), TypeError,
-     r"`labels_true` to hold integer labels"),
+     r"`labels_true` to be integer labels"),
     (lambda: metrics.log_loss([0, 1], [[0.5, 0.5], [np.nan, 0.5]]),
      ValueError, r"`probabilities` to be finite and >= 0\. "
      r"Received: probabilities\[1, 0\]=nan"),

@@ -85,6 +85,49 @@ def check_choice(name, value, choices):
   return value
 
 
+def numeric_array(name, value, ndim, *, what="a numeric array",
+                  dims=""):
+  """`value` as a numeric numpy array of rank `ndim`, without copying.
+
+  Tensors become numpy; strings, objects, complex numbers and ragged lists
+  are errors that name the argument and echo the value.
+
+  Args:
+    name: the argument's name in messages.
+    value: array-like.
+    ndim: the rank required.
+    what: how messages describe a valid value ("a numeric array").
+    dims: the axes' names in messages, e.g. " (n_samples, n_features)".
+
+  Returns:
+    A numpy array of kind bool, int, unsigned or float.
+  """
+  if isinstance(value, tf.data.Dataset):
+    raise TypeError(f"Expected `{name}` to be an array here, not a "
+                    "tf.data.Dataset.")
+  if isinstance(value, (tf.Tensor, tf.Variable)):
+    value = value.numpy()
+  if isinstance(value, (str, bytes)):
+    raise TypeError(f"Expected `{name}` to be {what}. "
+                    f"Received: {name}={_describe(value)}.")
+  try:
+    array = np.asarray(value)
+  except ValueError as error:  # ragged nested lists
+    raise ValueError(f"Expected `{name}` to be a rectangular array{dims}. "
+                     f"Received: {name}={_describe(value)}: {error}") from None
+  if array.dtype.kind not in "biuf":
+    raise TypeError(f"Expected `{name}` to be {what}. "
+                    f"Received: {name} with dtype {array.dtype}"
+                    f" ({_describe(value)}).")
+  if array.ndim != ndim:
+    hint = (" Use x.reshape(-1, 1) for one feature."
+            if ndim == 2 and array.ndim == 1 and "feature" in dims else "")
+    raise ValueError(f"Expected `{name}` with {ndim} dim"
+                     f"{'' if ndim == 1 else 's'}{dims}. "
+                     f"Received: {name}.shape={array.shape}.{hint}")
+  return array
+
+
 def check_data(x, n_features=None, name="x", dtype=np.float32,
                allow_nan=False):
   """Validates a data matrix and returns it as a numpy array of `dtype`.
@@ -107,28 +150,7 @@ def check_data(x, n_features=None, name="x", dtype=np.float32,
     TypeError: strings, objects, or other non-numeric data.
     ValueError: wrong rank or width, no rows, NaN (unless allowed) or Inf.
   """
-  if isinstance(x, tf.data.Dataset):
-    raise TypeError(f"Expected `{name}` to be an array here, not a "
-                    "tf.data.Dataset.")
-  if isinstance(x, (tf.Tensor, tf.Variable)):
-    x = x.numpy()
-  if isinstance(x, (str, bytes)):
-    raise TypeError(f"Expected `{name}` to be a numeric array. "
-                    f"Received: {name}={_describe(x)}.")
-  try:
-    array = np.asarray(x)
-  except ValueError as error:  # ragged nested lists
-    raise ValueError(f"Expected `{name}` to be a rectangular array "
-                     f"(n_samples, n_features). Received: {name}="
-                     f"{_describe(x)}: {error}") from None
-  if array.dtype.kind not in "biuf":
-    raise TypeError(f"Expected `{name}` to be a numeric array. "
-                    f"Received: {name} with dtype {array.dtype}"
-                    f" ({_describe(x)}).")
-  if array.ndim != 2:
-    hint = " Use x.reshape(-1, 1) for one feature." if array.ndim == 1 else ""
-    raise ValueError(f"Expected `{name}` with 2 dims (n_samples, n_features). "
-                     f"Received: {name}.shape={array.shape}.{hint}")
+  array = numeric_array(name, x, 2, dims=" (n_samples, n_features)")
   if array.shape[0] == 0:
     raise ValueError(f"Expected `{name}` to have at least one row. "
                      f"Received: {name}.shape={array.shape}.")

@@ -133,13 +133,8 @@ def _check_labels(name, labels, length=None, other=None):
   Returns:
     int64 numpy [N].
   """
-  array = _as_array(name, labels)
-  if array.dtype.kind not in "biuf":
-    raise TypeError(f"Expected `{name}` to hold integer labels. Received: "
-                    f"{name} with dtype {array.dtype} ({_describe(labels)}).")
-  if array.ndim != 1:
-    raise ValueError(f"Expected `{name}` with 1 dim. "
-                     f"Received: {name}.shape={array.shape}.")
+  array = _validation.numeric_array(name, labels, 1,
+                                    what="integer labels")
   if array.shape[0] == 0:
     raise ValueError(f"Expected `{name}` to have at least one label. "
                      f"Received: {name}.shape={array.shape}.")
@@ -149,7 +144,7 @@ def _check_labels(name, labels, length=None, other=None):
   if array.dtype.kind == "f":
     bad = np.flatnonzero(~np.isfinite(array) | (array != np.round(array)))
     if bad.size:
-      raise ValueError(f"Expected `{name}` to hold integer labels. "
+      raise ValueError(f"Expected `{name}` to be integer labels. "
                        f"Received: {name}[{bad[0]}]={float(array[bad[0]])!r}.")
   return array.astype(np.int64)
 
@@ -174,13 +169,8 @@ def _check_matrix(name, value, n_rows=None, rows_name=None, log_space=False):
   Returns:
     float64 numpy [N, K].
   """
-  array = _as_array(name, value)
-  if array.dtype.kind not in "biuf":
-    raise TypeError(f"Expected `{name}` to be a numeric array. Received: "
-                    f"{name} with dtype {array.dtype} ({_describe(value)}).")
-  if array.ndim != 2:
-    raise ValueError(f"Expected `{name}` with 2 dims (n_samples, "
-                     f"n_components). Received: {name}.shape={array.shape}.")
+  array = _validation.numeric_array(name, value, 2,
+                                    dims=" (n_samples, n_components)")
   if array.shape[1] == 0:
     raise ValueError(f"Expected `{name}` to have at least one column. "
                      f"Received: {name}.shape={array.shape}.")
