@@ -47,6 +47,24 @@ def check_bool(name, value):
   return bool(value)
 
 
+def check_prior(n_components, n_features, weight_concentration, mean_loc,
+                mean_precision, precision_concentration, precision_rate):
+  """The diagonal model's prior values; returns weight_concentration.
+
+  None for `weight_concentration` means 1 / K. `mean_loc` and
+  `precision_rate` are scalars or [D]; the rest scalars; all finite, and all
+  but `mean_loc` > 0.
+  """
+  if weight_concentration is None:
+    weight_concentration = 1.0 / n_components
+  check_positive("weight_concentration", weight_concentration, ())
+  check_finite_number("mean_loc", mean_loc, (n_features,))
+  check_positive("mean_precision", mean_precision, ())
+  check_positive("precision_concentration", precision_concentration, ())
+  check_positive("precision_rate", precision_rate, (n_features,))
+  return weight_concentration
+
+
 def check_positive(name, value, shape=None):
   """A finite, strictly positive float or array (broadcastable to shape)."""
   array = check_finite_number(name, value, shape)

@@ -780,14 +780,9 @@ def fit(x, n_components, *, n_init=100, max_iter=300, tol=1e-5, seed=None,
                      "tf.data.Dataset.")
   x = _validation.check_data(x, dtype=None)
   n, d = x.shape
-  if weight_concentration is None:
-    weight_concentration = 1.0 / n_components
-  _validation.check_positive("weight_concentration", weight_concentration, ())
-  _validation.check_finite_number("mean_loc", mean_loc, (d,))
-  _validation.check_positive("mean_precision", mean_precision, ())
-  _validation.check_positive("precision_concentration",
-                             precision_concentration, ())
-  _validation.check_positive("precision_rate", precision_rate, (d,))
+  weight_concentration = _validation.check_prior(
+      n_components, d, weight_concentration, mean_loc, mean_precision,
+      precision_concentration, precision_rate)
   sample_weight = _validation.check_sample_weight(sample_weight, n)
   seed = (int(np.random.default_rng().integers(2**31 - 1)) if seed is None
           else _validation.check_non_negative_int("seed", seed))

@@ -326,14 +326,9 @@ class BayesianGMM(keras.Model):
           "`degrees_of_freedom` and `scale_matrix` are the Wishart prior of "
           "covariance_type='full'. Received them with covariance_type="
           f"{covariance_type!r}.")
-    if weight_concentration is None:
-      weight_concentration = 1.0 / n_components
-    _validation.check_positive("weight_concentration", weight_concentration, ())
-    _validation.check_finite_number("mean_loc", mean_loc, (n_features,))
-    _validation.check_positive("mean_precision", mean_precision, ())
-    _validation.check_positive("precision_concentration",
-                               precision_concentration, ())
-    _validation.check_positive("precision_rate", precision_rate, (n_features,))
+    weight_concentration = _validation.check_prior(
+        n_components, n_features, weight_concentration, mean_loc,
+        mean_precision, precision_concentration, precision_rate)
     if step_size is not None:
       step = _validation.check_positive("step_size", step_size, ())
       if step > 1:
