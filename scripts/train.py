@@ -631,8 +631,8 @@ def _fit_resumable(args, x, plan, callbacks, keras, tfgmm):
   n, d = x.shape
   batch_size = args.batch_size or min(n, api._MAX_BATCH)  # pylint: disable=protected-access
   epochs = args.epochs or api._MAX_EPOCHS[args.method]  # pylint: disable=protected-access
-  defaults = inspect.signature(tfgmm.fit).parameters
-  tol, n_init = defaults["tol"].default, defaults["n_init"].default
+  tol = inspect.signature(tfgmm.fit).parameters["tol"].default
+  n_init = api._N_INIT[args.method]  # pylint: disable=protected-access
 
   model = tfgmm.BayesianGMM(args.components, d, method=args.method,
                             seed=plan["seed"])
