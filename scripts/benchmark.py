@@ -22,11 +22,22 @@ data for the diagonal model, aniso for the full one) includes the first-call
 tracing of tfgmm's compiled functions; they are traced once per family,
 dtype and weight prior, not per shape.
 
+`--stream` runs a separate benchmark instead: the 10-D, K = 10 recipe
+("10d-*") drawn on the fly through tf.data (stateless random ops seeded by
+(seed, batch index), so every epoch regenerates the same rows and no more
+than a few batches exist at once), fitted by natural-gradient SVI through
+`BayesianGMM.fit(dataset, epochs=...)`, each size (default 1e6 and 1e7 rows)
+in a fresh process. It reports time per epoch, peak RSS and its growth
+during the fit, and the held-out log-likelihood and ARI against the true
+mixture's on 100,000 rows.
+
 Usage:
 
   python scripts/benchmark.py            # everything (tens of minutes)
   python scripts/benchmark.py --quick    # smoke run, well under a minute
   python scripts/benchmark.py --datasets blog far --markdown
+  python scripts/benchmark.py --stream   # 1e6 and 1e7 streamed rows (~1 min)
+  python scripts/benchmark.py --stream --stream-sizes 1e6,1e7,3e7
 
 The helpers `true_log_prob`, `true_posterior_labels` and the `make_*`
 dataset builders import only numpy and scipy (`make_aniso_data` also
@@ -90,6 +101,23 @@ DP_WEIGHT_CONCENTRATION = 1.0
 _CHUNK_ROWS = 65_536
 _PROC_STATUS = "/proc/self/status"
 _PROC_CLEAR_REFS = "/proc/self/clear_refs"
+# --stream: sizes (full and --quick runs), epochs, rows per batch.
+STREAM_SIZES = "1e6,1e7"
+QUICK_STREAM_SIZES = "1e5,1e6"
+STREAM_EPOCHS = 2
+QUICK_STREAM_EPOCHS = 1
+STREAM_BATCH_ROWS = 65_536
+STREAM_MIXTURE_SEED = 107
+STREAM_DATA_SEED = 1_000
+STREAM_HELD_OUT = 100_000
+STREAM_HELD_OUT_SEED = 7_107
+STREAM_N_INIT = 5
+STREAM_INIT_BATCHES = 4
+# Targets: peak RSS growth at the largest N at most ratio x the smallest
+# N's plus slack; |dLL| at the largest N at most STREAM_NATS.
+STREAM_RSS_RATIO = 1.2
+STREAM_RSS_SLACK_MB = 32
+STREAM_NATS = 0.01
 
 
 # ------------------------------------------------------------------ the data
@@ -898,6 +926,323 @@ def print_report(args, revision, summaries):
   print(format_targets(evaluate_targets(summaries), args.markdown))
 
 
+# ------------------------------------------------------------------ streams
+#
+# `--stream`: the 10-D, K = 10 recipe ("10d-*") drawn on the fly through
+# tf.data, never held in memory, fitted by the natural-gradient method on
+# minibatches. Each size runs in a fresh subprocess (`--stream-worker`), so
+# its peak RSS is its own.
+
+
+def stream_mixture(seed=STREAM_MIXTURE_SEED):
+  """The streamed mixture: the "10d-*" recipe (D = K = 10, means U(-3, 3))."""
+  return random_mixture(10, 10, 3.0, np.random.default_rng(seed))
+
+
+def _diagonal_stddevs(mixture):
+  """sqrt of a diagonal mixture's variances, [K, D]; raises if not diagonal."""
+  covariances = mixture.covariances
+  variances = np.diagonal(covariances, axis1=1, axis2=2)
+  if not np.array_equal(covariances,
+                        variances[:, :, None] * np.eye(mixture.n_features)):
+    raise ValueError("Expected a diagonal mixture to stream.")
+  return np.sqrt(variances)
+
+
+def make_stream(mixture, n, batch_rows, seed):
+  """A `tf.data.Dataset` of n rows of `mixture`, drawn batch by batch.
+
+  Batch i (batch_rows rows; the last may be smaller) is a function of
+  (seed, i) only, through stateless random ops: labels from
+  stateless_categorical with seed (seed, 2i), noise from stateless_normal
+  with seed (seed, 2i + 1), x = mu_label + sigma_label * noise (float32).
+  Every pass regenerates the same rows, and at most a few batches (the
+  prefetch buffer) exist at any time.
+
+  Returns:
+    (dataset of float32 [B, D] batches with known cardinality, batches).
+  """
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  n_batches = -(-n // batch_rows)
+  log_weights = tf.constant(np.log(mixture.weights)[None], tf.float32)
+  means = tf.constant(mixture.means, tf.float32)                  # [K, D]
+  stddevs = tf.constant(_diagonal_stddevs(mixture), tf.float32)   # [K, D]
+  d = mixture.n_features
+
+  def batch(i):
+    rows = tf.minimum(tf.constant(batch_rows, tf.int64),
+                      tf.constant(n, tf.int64) - i * batch_rows)
+    stream_seed = tf.constant(seed, tf.int64)
+    labels = tf.random.stateless_categorical(
+        log_weights, tf.cast(rows, tf.int32),
+        seed=tf.stack([stream_seed, 2 * i]))[0]                   # [B]
+    noise = tf.random.stateless_normal(
+        tf.stack([rows, tf.constant(d, tf.int64)]),
+        seed=tf.stack([stream_seed, 2 * i + 1]))                  # [B, D]
+    return tf.gather(means, labels) + tf.gather(stddevs, labels) * noise
+
+  dataset = (tf.data.Dataset.range(n_batches)
+             .map(batch, num_parallel_calls=tf.data.AUTOTUNE)
+             .prefetch(2))
+  return dataset, n_batches
+
+
+def stream_labels(mixture, n, batch_rows, seed):
+  """The true labels of `make_stream`'s rows, int64 [n] (for tests)."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  log_weights = tf.constant(np.log(mixture.weights)[None], tf.float32)
+  return np.concatenate([
+      tf.random.stateless_categorical(
+          log_weights, min(batch_rows, n - i * batch_rows),
+          seed=tf.constant([seed, 2 * i], tf.int64))[0].numpy()
+      for i in range(-(-n // batch_rows))])
+
+
+def _epoch_timer():
+  """A Keras callback whose `seconds` lists each epoch's wall time."""
+  import keras  # pylint: disable=import-outside-toplevel
+
+  class EpochTimer(keras.callbacks.Callback):
+
+    def __init__(self):
+      super().__init__()
+      self.seconds = []
+      self._start = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+      self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+      self.seconds.append(time.perf_counter() - self._start)
+
+  return EpochTimer()
+
+
+def fit_stream(mixture, n, *, epochs, batch_rows, seed, data_seed,
+               n_init=STREAM_N_INIT, init_batches=STREAM_INIT_BATCHES):
+  """Fits a `BayesianGMM` to `make_stream`'s n rows: (model, info).
+
+  `initialize` reads only the stream's first `init_batches` batches (the
+  standardisation's moments, and the first 20,000 rows for the k-means++
+  restarts), told `num_examples=n`; then `model.fit(stream, epochs=epochs)`
+  takes natural-gradient steps with tfgmm's default step size
+  rho_t = max(B / N, (t + 2)^-0.7). (`tfgmm.fit` on a dataset would make a
+  full pass for the standardisation first.)
+  """
+  import tfgmm  # pylint: disable=import-outside-toplevel
+  stream, n_batches = make_stream(mixture, n, batch_rows, data_seed)
+  model = tfgmm.BayesianGMM(mixture.n_components, mixture.n_features,
+                            seed=seed)
+  start = time.perf_counter()
+  model.initialize(stream.take(init_batches), n_init=n_init, num_examples=n)
+  init_s = time.perf_counter() - start
+  timer = _epoch_timer()
+  model.compile()
+  model.fit(stream, epochs=epochs, verbose=0, callbacks=[timer])
+  return model, dict(init_s=init_s, epoch_s=list(timer.seconds),
+                     steps=int(model.natural_steps.numpy()),
+                     n_batches=n_batches)
+
+
+def run_stream_size(n, epochs, batch_rows, seed, n_init=STREAM_N_INIT):
+  """Fits the stream of n rows in this process and scores it: a result dict.
+
+  The held-out rows are drawn by numpy (`_sample_mixture`), independently of
+  the tf.data generator. Memory: peak RSS growth over the RSS before the
+  fit (`peak_memory_growth`), and the process's peak RSS (VmHWM) at the end.
+  """
+  mixture = stream_mixture()
+  x_test, y_test = _sample_mixture(mixture, STREAM_HELD_OUT,
+                                   np.random.default_rng(STREAM_HELD_OUT_SEED))
+  true_ll = true_log_prob(x_test, mixture)
+  result = dict(n=n, batch_rows=batch_rows, epochs=epochs,
+                true_ll=float(true_ll.mean()),
+                true_ari=adjusted_rand(
+                    y_test, true_posterior_labels(x_test, mixture)),
+                data_mb=n * mixture.n_features * 4 / 2**20)
+  result["rss_before_mb"] = (_status_kb("VmRSS") or math.nan) / 1024.0
+  with peak_memory_growth(result):
+    start = time.perf_counter()
+    model, info = fit_stream(mixture, n, epochs=epochs, batch_rows=batch_rows,
+                             seed=seed, data_seed=STREAM_DATA_SEED + n,
+                             n_init=n_init)
+    result["total_s"] = time.perf_counter() - start
+  result["peak_rss_mb"] = (_status_kb("VmHWM") or math.nan) / 1024.0
+  result.update(info)
+  result["epoch_mean_s"] = float(np.mean(info["epoch_s"]))
+  log_prob = np.asarray(model.log_prob(x_test), np.float64)
+  result["mean_ll"] = float(log_prob.mean())
+  result["d_ll"] = result["mean_ll"] - result["true_ll"]
+  result["ari"] = adjusted_rand(y_test, np.asarray(model.assign(x_test)))
+  result["d_ari"] = result["ari"] - result["true_ari"]
+  result["k_eff"] = len(model.effective_components(EFFECTIVE_WEIGHT))
+  result["finite"] = bool(np.isfinite(log_prob).all())
+  return result
+
+
+_WORKER_MARK = "STREAM-RESULT "
+
+
+def _stream_worker(args):
+  """`--stream-worker N`: one size in this process, printed as one JSON line."""
+  import json  # pylint: disable=import-outside-toplevel
+  import_libraries()
+  result = run_stream_size(args.stream_worker, args.stream_epochs,
+                           args.stream_batch_rows, args.seed)
+  print(_WORKER_MARK + json.dumps(result), flush=True)
+
+
+def _run_stream_subprocess(n, args):
+  """Runs one size in a fresh Python process; its result dict."""
+  import json  # pylint: disable=import-outside-toplevel
+  command = [sys.executable, os.path.abspath(__file__),
+             "--stream-worker", str(n),
+             "--stream-epochs", str(args.stream_epochs),
+             "--stream-batch-rows", str(args.stream_batch_rows),
+             "--seed", str(args.seed)]
+  done = subprocess.run(command, capture_output=True, text=True, check=False)
+  lines = [line for line in done.stdout.splitlines()
+           if line.startswith(_WORKER_MARK)]
+  if done.returncode != 0 or not lines:
+    sys.stderr.write(done.stderr[-5000:])
+    raise RuntimeError(f"The stream worker for N={n:,} failed "
+                       f"(exit {done.returncode}).")
+  return json.loads(lines[-1][len(_WORKER_MARK):])
+
+
+def run_stream(args):
+  """Runs every size of `args.stream_sizes`; their result dicts."""
+  results = []
+  for n in args.stream_sizes:
+    if args.stream_in_process:
+      import_libraries()
+      result = run_stream_size(n, args.stream_epochs, args.stream_batch_rows,
+                               args.seed)
+    else:
+      result = _run_stream_subprocess(n, args)
+    print(f"  stream N={n:,}: {result['total_s']:.1f} s, dLL "
+          f"{result['d_ll']:+.4f}, peak RSS {result['peak_rss_mb']:.0f} MB",
+          file=sys.stderr, flush=True)
+    results.append(result)
+  return results
+
+
+STREAM_COLUMNS = (
+    ("N", "{:,}", "n"), ("batch", "{:,}", "batch_rows"),
+    ("epochs", "{}", "epochs"), ("steps", "{}", "steps"),
+    ("init s", "{:.1f}", "init_s"), ("s/epoch", "{:.1f}", "epoch_mean_s"),
+    ("total s", "{:.1f}", "total_s"), ("data MB", "{:.0f}", "data_mb"),
+    ("peak RSS MB", "{:.0f}", "peak_rss_mb"),
+    ("RSS growth MB", "{:.0f}", "peak_mb"),
+    ("held-out LL", "{:.4f}", "mean_ll"), ("dLL", "{:+.4f}", "d_ll"),
+    ("ARI", "{:.4f}", "ari"), ("dARI", "{:+.4f}", "d_ari"),
+    ("Keff", "{}", "k_eff"),
+)
+
+
+def format_stream_table(results, markdown):
+  """The stream results as aligned text or Markdown."""
+  header = [title for title, _, _ in STREAM_COLUMNS]
+  cells = [[_cell(fmt, r.get(key)) for _, fmt, key in STREAM_COLUMNS]
+           for r in results]
+  if markdown:
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join(["---:"] * len(header)) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells])
+  widths = [max(len(r[i]) for r in [header] + cells)
+            for i in range(len(header))]
+  fmt = lambda row: "  ".join(  # noqa: E731
+      c.rjust(w) for c, w in zip(row, widths))
+  return "\n".join([fmt(header), "  ".join("-" * w for w in widths)]
+                   + [fmt(row) for row in cells])
+
+
+def _short(n):
+  """1000000 -> "1e6", 20000 -> "2e4"; other counts with thousands commas."""
+  exponent = len(str(n)) - 1
+  mantissa, rest = divmod(n, 10**exponent)
+  return f"{mantissa}e{exponent}" if rest == 0 and n >= 10 else f"{n:,}"
+
+
+def evaluate_stream_targets(results):
+  """[(name, status, detail)]: bounded RSS, accuracy at the largest N."""
+  targets = []
+  small, large = (min(results, key=lambda r: r["n"]),
+                  max(results, key=lambda r: r["n"]))
+  title = (f"RSS bounded: growth(N={_short(large['n'])}) <= "
+           f"{STREAM_RSS_RATIO} x growth(N={_short(small['n'])}) + "
+           f"{STREAM_RSS_SLACK_MB} MB")
+  if len(results) < 2 or any(math.isnan(r["peak_mb"]) for r in results):
+    targets.append((title, "SKIP", "needs two sizes and /proc (Linux)"))
+  else:
+    bound = STREAM_RSS_RATIO * small["peak_mb"] + STREAM_RSS_SLACK_MB
+    targets.append((
+        title, "PASS" if large["peak_mb"] <= bound else "FAIL",
+        f"{large['peak_mb']:.0f} MB vs {bound:.0f} MB; peak RSS "
+        f"{large['peak_rss_mb']:.0f} vs {small['peak_rss_mb']:.0f} MB; the "
+        f"rows would take {large['data_mb']:.0f} MB as float32"))
+  targets.append((
+      f"N={_short(large['n'])}: |dLL| <= {STREAM_NATS} nats",
+      "PASS" if abs(large["d_ll"]) <= STREAM_NATS else "FAIL",
+      f"dLL={large['d_ll']:+.4f} dARI={large['d_ari']:+.4f}"))
+  finite = all(r["finite"] and math.isfinite(r["mean_ll"]) for r in results)
+  targets.append(("no NaN", "PASS" if finite else "FAIL",
+                  "held-out log densities finite" if finite
+                  else "NaN or infinity in a held-out log density"))
+  return targets
+
+
+def print_stream_report(args, revision, results):
+  """Prints the stream run's header, table and targets."""
+  heading = "## " if args.markdown else "== "
+  bullet = "- " if args.markdown else ""
+  print(heading + "tfgmm stream benchmark")
+  for line in header_lines(args, revision)[:4]:
+    print(bullet + line)
+  truth = results[0]
+  print(f"{bullet}run: {'quick' if args.quick else 'full'}; seed "
+        f"{args.seed}; each size in "
+        f"{'this process' if args.stream_in_process else 'a fresh process'}")
+  print(f"{bullet}data: the 10d recipe (D=10, K=10, means U(-3,3), variances "
+        "U(0.5,2), weights U(1,4) normalised; mixture seed "
+        f"{STREAM_MIXTURE_SEED}) drawn on the fly by tf.data (stateless "
+        "random ops seeded by (seed, batch index)), float32; held-out "
+        f"{STREAM_HELD_OUT:,} rows drawn by numpy; true mixture held-out LL "
+        f"{truth['true_ll']:.4f}, ARI {truth['true_ari']:.4f}")
+  print(f"{bullet}fit: BayesianGMM(10, 10) natural-gradient SVI via "
+        "model.fit(stream, epochs), default step size max(B/N, "
+        f"(t+2)^-0.7); initialize(first {STREAM_INIT_BATCHES} batches, "
+        f"n_init={STREAM_N_INIT}, num_examples=N)")
+  print()
+  print(heading + "results")
+  print(format_stream_table(results, args.markdown))
+  print()
+  print("init s: initialize (moments of the first batches, k-means++ "
+        "restarts); s/epoch: mean over the epochs (the first includes "
+        "tracing); total s: init + epochs; data MB: what the N rows would "
+        "take as float32; peak RSS MB: the whole process's peak RSS during "
+        "the fit (VmHWM, reset before it; includes TensorFlow); RSS growth "
+        "MB: that peak minus the RSS before the fit; dLL: held-out mean "
+        "log-likelihood minus the true mixture's (nats); dARI: ARI minus "
+        "the true mixture's; Keff: "
+        f"components with expected weight >= {EFFECTIVE_WEIGHT}.")
+  print()
+  print(heading + "targets")
+  print(format_targets(evaluate_stream_targets(results), args.markdown))
+
+
+def parse_sizes(text):
+  """ "1e6,1e7" -> [1000000, 10000000]: positive integers."""
+  sizes = []
+  for part in text.split(","):
+    value = float(part)
+    if not value >= 1 or value != int(value):
+      raise argparse.ArgumentTypeError(
+          f"Expected positive integer sizes. Received: {part!r}.")
+    sizes.append(int(value))
+  return sizes
+
+
 def parse_args(argv=None):
   """The command line."""
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -919,7 +1264,37 @@ def parse_args(argv=None):
                       help="seed of every fit")
   parser.add_argument("--markdown", action="store_true",
                       help="print the report as Markdown")
+  stream = parser.add_argument_group(
+      "streams", "--stream: fit the 10-D, K=10 mixture drawn on the fly "
+      "through tf.data (never held in memory); report time per epoch, peak "
+      "RSS and held-out accuracy per size")
+  stream.add_argument("--stream", action="store_true",
+                      help="run the stream benchmark instead of the "
+                           "datasets")
+  stream.add_argument("--stream-sizes", type=parse_sizes, default=None,
+                      help=f"comma-separated row counts (default "
+                           f"{STREAM_SIZES}; {QUICK_STREAM_SIZES} with "
+                           "--quick)")
+  stream.add_argument("--stream-epochs", type=int, default=None,
+                      help=f"epochs per size (default {STREAM_EPOCHS}; "
+                           f"{QUICK_STREAM_EPOCHS} with --quick)")
+  stream.add_argument("--stream-batch-rows", type=int,
+                      default=STREAM_BATCH_ROWS,
+                      help=f"rows per batch (default {STREAM_BATCH_ROWS:,})")
+  stream.add_argument("--stream-in-process", action="store_true",
+                      help="run every size in this process instead of a "
+                           "fresh one each (faster start; the sizes then "
+                           "share one process's memory)")
+  stream.add_argument("--stream-worker", type=int, default=None,
+                      help=argparse.SUPPRESS)
   args = parser.parse_args(argv)
+  if args.stream_sizes is None:
+    args.stream_sizes = parse_sizes(QUICK_STREAM_SIZES if args.quick
+                                    else STREAM_SIZES)
+  if args.stream_epochs is None:
+    args.stream_epochs = QUICK_STREAM_EPOCHS if args.quick else STREAM_EPOCHS
+  if args.stream_epochs < 1 or args.stream_batch_rows < 1:
+    parser.error("--stream-epochs and --stream-batch-rows must be >= 1")
   if args.datasets is None:
     args.datasets = QUICK_DATASETS if args.quick else ALL_DATASETS
   # Run in canonical order so that the tfgmm fit on the blog data comes first
@@ -949,8 +1324,14 @@ def import_libraries():
 def main(argv=None):
   """Runs the benchmark and prints the report."""
   args = parse_args(argv)
+  if args.stream_worker is not None:
+    _stream_worker(args)
+    return
   # The revision whose tfgmm this process imports (read before any fit).
   revision = _git_revision()
+  if args.stream:
+    print_stream_report(args, revision, run_stream(args))
+    return
   import_libraries()
   summaries = [run_dataset(name, args.methods, args.sampled_epochs, args.seed)
                for name in args.datasets]

@@ -1,6 +1,8 @@
 """The benchmark script: its true-mixture helpers and a smoke run."""
 
+import contextlib
 import importlib.util
+import io
 import pathlib
 import re
 import subprocess
@@ -151,3 +153,91 @@ def test_quick_benchmark_runs_and_reports_targets():
   assert table["aniso", "GM-full(n_init=1)"]["/GM1"] == "1.00"
   assert table["aniso", "tfgmm-full"]["conv"] == "yes"
   assert re.search(r"(PASS|FAIL)  aniso: tfgmm-full", done.stdout)
+
+
+def test_stream_regenerates_the_mixtures_rows_batch_by_batch():
+  benchmark = load_benchmark()
+  mixture = benchmark.stream_mixture()
+  n, batch_rows = 30_000, 7_000                     # a ragged last batch
+  stream, n_batches = benchmark.make_stream(mixture, n, batch_rows, seed=3)
+  assert n_batches == 5 and int(stream.cardinality()) == 5
+  first = [b.numpy() for b in stream]
+  second = [b.numpy() for b in stream]
+  assert [b.shape for b in first] == [(7000, 10)] * 4 + [(2000, 10)]
+  for a, b in zip(first, second):                   # every epoch the same
+    np.testing.assert_array_equal(a, b)
+  other, _ = benchmark.make_stream(mixture, n, batch_rows, seed=4)
+  assert not np.array_equal(next(iter(other)).numpy(), first[0])
+  x = np.concatenate(first)
+  labels = benchmark.stream_labels(mixture, n, batch_rows, seed=3)
+  np.testing.assert_allclose(np.bincount(labels, minlength=10) / n,
+                             mixture.weights, atol=0.01)
+  variances = np.diagonal(mixture.covariances, axis1=1, axis2=2)
+  for k in range(10):
+    rows = x[labels == k]
+    np.testing.assert_allclose(rows.mean(0), mixture.means[k], atol=0.15)
+    np.testing.assert_allclose(rows.var(0), variances[k], rtol=0.2)
+  # The rows are the mixture's: their mean log density is its entropy's.
+  want = benchmark.true_log_prob(
+      benchmark._sample_mixture(  # pylint: disable=protected-access
+          mixture, n, np.random.default_rng(0))[0], mixture).mean()
+  assert abs(benchmark.true_log_prob(x, mixture).mean() - want) < 0.1
+
+
+def _stream_table(stdout):
+  """[{column: cell}] of the plain-text stream results table."""
+  lines = stdout.split("== results\n", 1)[1].split("\n\n", 1)[0].splitlines()
+  header = re.split(r"\s{2,}", lines[0].strip())
+  return [dict(zip(header, re.split(r"\s{2,}", line.strip())))
+          for line in lines[2:]]
+
+
+def test_stream_smoke_run_reports_memory_and_accuracy(monkeypatch, capsys):
+  benchmark = load_benchmark()
+  real_run = subprocess.run
+  workers = []
+
+  def run(command, **kwargs):
+    # The per-size workers run in this process (a fresh one would import
+    # TensorFlow again); everything else (git) runs for real.
+    if "--stream-worker" not in command:
+      return real_run(command, **kwargs)
+    assert command[:2] == [sys.executable, str(_SCRIPT)]
+    workers.append(command)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+      benchmark.main(command[2:])
+    return subprocess.CompletedProcess(command, 0, out.getvalue(), "")
+
+  monkeypatch.setattr(benchmark.subprocess, "run", run)
+  benchmark.main(["--stream", "--quick", "--stream-sizes", "2e4,1e5",
+                  "--stream-epochs", "1"])
+  stdout = capsys.readouterr().out
+  assert [c[c.index("--stream-worker") + 1] for c in workers] == [
+      "20000", "100000"]
+  rows = _stream_table(stdout)
+  assert [row["N"] for row in rows] == ["20,000", "100,000"]
+  for row in rows:
+    assert row["epochs"] == "1" and row["Keff"] == "10"
+    for column in ("s/epoch", "total s", "peak RSS MB", "RSS growth MB",
+                   "held-out LL", "dLL", "ARI", "dARI"):
+      assert np.isfinite(float(row[column])), (column, row)
+    assert float(row["peak RSS MB"]) > 0
+    # Even one epoch from a 20,000-row initialisation is close.
+    assert abs(float(row["dLL"])) < 0.05 and abs(float(row["dARI"])) < 0.02
+  assert rows[1]["steps"] == "2"                    # 100,000 / 65,536 rows
+  assert re.search(r"(PASS|FAIL)  RSS bounded: growth\(N=1e5\) <= 1.2 x "
+                   r"growth\(N=2e4\) \+ 32 MB", stdout)
+  assert re.search(r"(PASS|FAIL)  N=1e5: \|dLL\| <= 0.01 nats", stdout)
+  assert "PASS  no NaN" in stdout
+
+
+def test_stream_sizes_parse():
+  benchmark = load_benchmark()
+  args = benchmark.parse_args(["--stream"])
+  assert args.stream_sizes == [1_000_000, 10_000_000]
+  assert benchmark.parse_args(["--stream", "--quick"]).stream_sizes == [
+      100_000, 1_000_000]
+  assert benchmark.parse_sizes("2e4,100000") == [20_000, 100_000]
+  short = benchmark._short  # pylint: disable=protected-access
+  assert short(10_000_000) == "1e7" and short(25_000) == "25,000"
