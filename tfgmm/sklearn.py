@@ -51,9 +51,10 @@ order of the components. The differences:
   singular (a constant feature, N <= D). At the default 1e-6 the difference
   is negligible for data of unit order; `reg_covar=0` reproduces
   scikit-learn's updates exactly.
-- `tol` applies to the change of the lower bound per sample, as
-  scikit-learn's documentation says ("average gain"); scikit-learn's
-  Bayesian mixture applies it to its total bound, so it stops later.
+- `tol` applies to the change of the total lower bound, as scikit-learn's
+  Bayesian mixture does (its documentation says "average gain", but its
+  bound is a sum over the samples): the same `tol` stops after the same
+  iterations.
 - `lower_bound_` is the full evidence lower bound per sample, every constant
   included (comparable between models and data sets); scikit-learn's is a
   total with the constant terms dropped.
@@ -131,7 +132,8 @@ class BayesianGaussianMixture(sklearn_base.DensityMixin,
       'diag': tfgmm's Normal-Gamma prior per component and feature.
       scikit-learn's 'tied' and 'spherical' raise `NotImplementedError`.
   tol : float, default=1e-3
-      Convergence threshold on the change of the lower bound per sample.
+      Convergence threshold on the change of the total lower bound (as
+      scikit-learn's Bayesian mixture; `lower_bound_` is per sample).
   reg_covar : float, default=1e-6
       Non-negative, added to the diagonal of the prior's covariance (the
       Wishart W0^-1, or the Gamma rate as 2 b0).
@@ -398,8 +400,10 @@ default='kmeans'
     if self.max_iter == 0:
       q, history, converged = q0, np.zeros((0, 2)), False
     else:
+      # tfgmm's loop compares the bound per sample: tol / N is
+      # scikit-learn's threshold on the total.
       q, history, converged = model_lib.run_cavi(
-          z, q0, model.prior(), self.max_iter, self.tol,
+          z, q0, model.prior(), self.max_iter, self.tol / z.shape[0],
           model._estep_chunk(),  # pylint: disable=protected-access
           model.weight_prior, None, family)
       history, converged = history.numpy(), bool(converged)

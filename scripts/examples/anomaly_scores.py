@@ -56,6 +56,12 @@ import tensorflow as tf
 
 import tfgmm
 
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:
+  sys.path.insert(0, _HERE)
+
+import _common  # noqa: E402  pylint: disable=wrong-import-position
+
 PROG = "anomaly_scores.py"
 
 NORMAL_DIGITS = (0, 1, 2, 3, 4)
@@ -329,18 +335,6 @@ def format_report(split, scores, seconds):
 
 # -------------------------------------------------------------- arguments
 
-def _seed(text):
-  try:
-    value = int(text)
-  except ValueError:
-    raise argparse.ArgumentTypeError(
-        f"expected an integer, got {text!r}") from None
-  if not 0 <= value < 2**31 - 1:
-    raise argparse.ArgumentTypeError(
-        f"expected 0 <= seed < 2^31 - 1, got {value}")
-  return value
-
-
 def build_parser():
   parser = argparse.ArgumentParser(
       prog=PROG,
@@ -348,7 +342,7 @@ def build_parser():
                   "mixture fitted to the features of digits 0-4, export the "
                   "whole model as one SavedModel and check it serves the "
                   "same scores without tfgmm.")
-  parser.add_argument("--seed", type=_seed, default=0,
+  parser.add_argument("--seed", type=_common.seed, default=0,
                       help="seed of the split, the PCA and the mixture "
                            "(default: 0)")
   parser.add_argument("--export", metavar="DIR", default=DEFAULT_EXPORT,

@@ -61,6 +61,12 @@ import tensorflow as tf
 
 import tfgmm
 
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:
+  sys.path.insert(0, _HERE)
+
+import _common  # noqa: E402  pylint: disable=wrong-import-position
+
 PROG = "deep_clustering.py"
 
 N_COMPONENTS = 10           # K: one component per digit, if all goes well
@@ -425,35 +431,16 @@ def plot_latent_space(model, x, labels, rows, path):
 
 # -------------------------------------------------------------- arguments
 
-def _int_in(text, low, high, what):
-  try:
-    value = int(text)
-  except ValueError:
-    raise argparse.ArgumentTypeError(
-        f"expected an integer, got {text!r}") from None
-  if value < low or (high is not None and value >= high):
-    raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
-  return value
-
-
-def _epochs(text):
-  return _int_in(text, 0, None, "an integer >= 0")
-
-
-def _seed(text):
-  return _int_in(text, 0, 2**31 - 1, "0 <= seed < 2^31 - 1")
-
-
 def build_parser():
   parser = argparse.ArgumentParser(
       prog=PROG,
       description="Cluster scikit-learn's 8x8 digits with an autoencoder "
                   "whose codes a Bayesian Gaussian mixture models, and "
                   "compare with the mixture on raw pixels and PCA features.")
-  parser.add_argument("--seed", type=_seed, default=0,
+  parser.add_argument("--seed", type=_common.seed, default=0,
                       help="seed of the weights, shuffling and mixtures "
                            "(default: 0)")
-  parser.add_argument("--epochs", type=_epochs, nargs=2,
+  parser.add_argument("--epochs", type=_common.int_at_least(0), nargs=2,
                       metavar=("PRETRAIN", "JOINT"),
                       help="epochs of pretraining and of joint training "
                            f"(default: {EPOCHS[0]} {EPOCHS[1]}; with "

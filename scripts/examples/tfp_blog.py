@@ -48,6 +48,12 @@ import time
 
 import numpy as np
 
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:
+  sys.path.insert(0, _HERE)
+
+import _common  # noqa: E402  pylint: disable=wrong-import-position
+
 PROG = "tfp_blog.py"
 
 # The blog's data: N(0, I) points shifted to these centres, 1,000 each.
@@ -387,36 +393,17 @@ def plot_bounds(fits, results, init, path):
 
 # -------------------------------------------------------------- arguments
 
-def _int_in(text, low, high, what):
-  try:
-    value = int(text)
-  except ValueError:
-    raise argparse.ArgumentTypeError(
-        f"expected an integer, got {text!r}") from None
-  if value < low or (high is not None and value >= high):
-    raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
-  return value
-
-
-def _positive_int(text):
-  return _int_in(text, 1, None, "an integer >= 1")
-
-
-def _seed(text):
-  return _int_in(text, 0, 2**31 - 1, "0 <= seed < 2^31 - 1")
-
-
 def build_parser():
   parser = argparse.ArgumentParser(
       prog=PROG,
       description="Fit the 2019 TFP blog's Bayesian Gaussian mixture three "
                   "ways with tfgmm (the blog's SVI recipe, the same model "
                   "by CAVI, tfgmm's defaults) and compare them.")
-  parser.add_argument("--seed", type=_seed, default=BLOG_SEED,
+  parser.add_argument("--seed", type=_common.seed, default=BLOG_SEED,
                       help="seed of the data, initialisation, shuffling and "
                            f"sampling (default: {BLOG_SEED}, the blog's: "
                            "the same training points)")
-  parser.add_argument("--epochs", type=_positive_int, default=BLOG_EPOCHS,
+  parser.add_argument("--epochs", type=_common.positive_int, default=BLOG_EPOCHS,
                       metavar="E",
                       help="epochs of the blog recipe, fit (a) (default: "
                            f"{BLOG_EPOCHS}, the blog's; about a minute on "
