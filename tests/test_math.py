@@ -92,6 +92,31 @@ def test_cavi_bound_never_decreases(rng, d):
   assert bound[-1] > bound[0] + 0.01
 
 
+def test_cavi_races_restarts(rng):
+  """A restart far behind the leader is not waited for, and racing leaves
+  the leader's iterations unchanged."""
+  means = np.array([[0.0, 0.0], [8.0, 0.0], [0.0, 8.0]])
+  x = tf.constant(np.repeat(means, 200, 0) + rng.normal(size=(600, 2)))
+  prior = make_prior(2)
+  # The leader starts at the true clusters; the other with two components
+  # sharing the first cluster (one drains only slowly) and one covering two.
+  shared = np.concatenate([rng.integers(2, size=200), np.full(400, 2)])
+  resp0 = tf.constant(np.eye(3)[np.stack([np.repeat([0, 1, 2], 200),
+                                          shared])])  # [2, 600, 3]
+  q0 = _math.posterior_from_statistics(_math.sufficient_statistics(x, resp0),
+                                       prior)          # [2, 3, ...]
+  tol = tf.constant(1e-8, tf.float64)
+  _, slow, _ = _math.cavi(x, q0, prior, tf.constant(300), tol, 128)
+  _, fast, raced = _math.cavi(x, q0, prior, tf.constant(300), tol, 128,
+                              drop_margin=tf.constant(0.1, tf.float64),
+                              min_iter=tf.constant(3))
+  bound = (slow[:, 0] - slow[:, 1]).numpy()                 # [T, 2]
+  assert bound[2, 1] < bound[2, 0] - 0.1
+  assert bool(raced) and fast.shape[0] < slow.shape[0]
+  np.testing.assert_allclose(fast[..., 0], slow[:fast.shape[0], :, 0],
+                             rtol=1e-12)
+
+
 def test_log_rho_expanded_square_matches_direct_sum(rng):
   x = tf.constant(rng.normal(size=(7, 3)))
   q = random_posterior(rng, 4, 3)

@@ -241,7 +241,8 @@ def test_split_moves_refill_a_component_emptied_by_a_bad_seed(monkeypatch):
   labels = np.repeat([0, 1, 2], 400)
   x = rng.normal(0, 1.0, (3, 20))[labels] + rng.normal(size=(1200, 20))
   monkeypatch.setattr(tfgmm._init, "kmeans_plusplus",  # pylint: disable=protected-access
-                      lambda z, k, rng, **_: z[[0, 0, 500]])
+                      lambda z, k, rng, n_init, **_:
+                      np.stack([z[[0, 0, 500]]] * n_init))
   scores = {}
   for births in (0, 1):
     model = tfgmm.BayesianGMM(3, 20, seed=0)
@@ -263,7 +264,8 @@ def test_merge_moves_fold_a_duplicate_component(monkeypatch):
        + rng.normal(size=(1600, 2)))
   ends = [int(np.argmin(x[:1000, 0])), int(np.argmax(x[:1000, 0]))]
   monkeypatch.setattr(tfgmm._init, "kmeans_plusplus",  # pylint: disable=protected-access
-                      lambda z, k, rng, **_: z[ends + [1100, 1400]])
+                      lambda z, k, rng, n_init, **_:
+                      np.stack([z[ends + [1100, 1400]]] * n_init))
   results = {}
   for merges in (0, 1):
     model = tfgmm.BayesianGMM(4, 2, seed=0, weight_prior="dirichlet_process",

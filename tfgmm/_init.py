@@ -2,9 +2,12 @@
 
 import numpy as np
 
+# Responsibilities below this are left out of a split's principal axis.
+_NEGLIGIBLE = 1e-8
+
 
 def kmeans_plusplus(x, n_components, rng, n_local_trials=None,
-                    sample_weight=None):
+                    sample_weight=None, n_init=None):
   """Greedy k-means++ centres (Arthur and Vassilvitskii 2007), [K, D].
 
   Each new centre is chosen among `n_local_trials` candidate rows, each drawn
@@ -21,47 +24,66 @@ def kmeans_plusplus(x, n_components, rng, n_local_trials=None,
     n_local_trials: candidates per centre; None for 2 + int(log K).
     sample_weight: optional row weights [n]: draws and the total squared
       distance are weighted (a zero-weight row is never a centre).
+    n_init: None, or a number R of independent seedings drawn together:
+      each step measures every seeding's candidates in one pass over x.
 
   Returns:
-    centres: [K, D].
+    centres: [K, D], or [R, K, D] with `n_init`.
   """
   n = x.shape[0]
+  restarts = 1 if n_init is None else n_init
   if n_local_trials is None:
     n_local_trials = 2 + int(np.log(n_components))
   # Unweighted rows use the plain sums (and so the same random stream).
   w = sample_weight                                               # [n] or None
   weigh = (lambda d: d) if w is None else (lambda d: w * d)       # noqa: E731
   squared_norms = np.square(x).sum(1)                             # [n]
-  centres = np.empty((n_components, x.shape[1]), x.dtype)
-  centres[0] = x[rng.integers(n) if w is None else rng.choice(n, p=w / w.sum())]
-  nearest = _squared_distances(x, squared_norms, centres[:1])[0]  # [n]
+  centres = np.empty((restarts, n_components, x.shape[1]), x.dtype)
+  first = [rng.integers(n) if w is None else rng.choice(n, p=w / w.sum())
+           for _ in range(restarts)]
+  centres[:, 0] = x[first]
+  nearest = _squared_distances(x, squared_norms, x[first])        # [R, n]
+  candidates = np.empty((restarts, n_local_trials), np.int64)     # [R, T]
   for k in range(1, n_components):
-    total = weigh(nearest).sum()
-    if total > 0:
-      candidates = rng.choice(n, size=n_local_trials,
-                              p=weigh(nearest) / total)
-    elif w is None:
-      candidates = rng.integers(n, size=1)
-    else:
-      candidates = rng.choice(n, size=1, p=w / w.sum())
-    distances = np.minimum(nearest, _squared_distances(
-        x, squared_norms, x[candidates]))                          # [T, n]
-    best = int(np.argmin(weigh(distances).sum(1)))
-    centres[k] = x[candidates[best]]
-    nearest = distances[best]
-  return centres
+    for r in range(restarts):
+      total = weigh(nearest[r]).sum()
+      if total > 0:
+        candidates[r] = rng.choice(n, size=n_local_trials,
+                                   p=weigh(nearest[r]) / total)
+      elif w is None:
+        candidates[r] = rng.integers(n, size=1)
+      else:
+        candidates[r] = rng.choice(n, size=1, p=w / w.sum())
+    distances = np.minimum(nearest[:, None], _squared_distances(
+        x, squared_norms, x[candidates.ravel()]).reshape(
+            restarts, n_local_trials, n))                         # [R, T, n]
+    best = np.argmin(weigh(distances).sum(-1), -1)                # [R]
+    centres[:, k] = x[candidates[np.arange(restarts), best]]
+    nearest = distances[np.arange(restarts), best]
+  return centres[0] if n_init is None else centres
 
 
 def _squared_distances(x, squared_norms, centres):
   """|x_n - c_j|^2 for each centre and row, [J, n] (clamped at zero)."""
-  distances = (squared_norms[None, :] - 2.0 * centres @ x.T
-               + np.square(centres).sum(1)[:, None])
-  return np.maximum(distances, 0.0)
+  distances = centres @ x.T                                       # [J, n]
+  distances *= -2.0                   # in place: no [J, n] temporaries
+  distances += squared_norms
+  distances += np.square(centres).sum(1)[:, None]
+  return np.maximum(distances, 0.0, out=distances)
 
 
-def nearest_centre(x, centres):
-  """The index of each row's nearest centre, [n] int."""
-  return np.argmin(_squared_distances(x, np.square(x).sum(1), centres), 0)
+def nearest_centre(x, centres, chunk=8192):
+  """The index of each row's nearest centre: [n] int for centres [K, D],
+  [R, n] for R sets of centres [R, K, D] (measured in one pass over x)."""
+  flat = centres.reshape(-1, centres.shape[-1])                   # [R K, D]
+  labels = np.empty((flat.shape[0] // centres.shape[-2], x.shape[0]),
+                    np.int64)                                     # [R, n]
+  for start in range(0, x.shape[0], chunk):
+    rows = x[start:start + chunk]
+    distances = _squared_distances(rows, np.square(rows).sum(1), flat)
+    labels[:, start:start + chunk] = np.argmin(
+        distances.reshape(labels.shape[0], centres.shape[-2], -1), 1)
+  return labels.reshape(centres.shape[:-2] + x.shape[:1])
 
 
 def split_proposals(x, responsibilities, log_likelihood, n_proposals,
@@ -103,12 +125,15 @@ def split_proposals(x, responsibilities, log_likelihood, n_proposals,
   candidates = live[np.argsort(fit)[:n_proposals]]
   proposals = np.repeat(responsibilities[None], candidates.size, 0)
   for proposal, k in zip(proposals, candidates):
-    weight = weighted[:, k]                                        # [n]
-    mean = weight @ x / counts[k]                                  # [D]
-    centred = x - mean                                             # [n, D]
-    covariance = (centred * weight[:, None]).T @ centred / counts[k]
+    # The component's rows: those with a negligible share (the most, with
+    # many components) change neither its covariance nor the proposal.
+    rows = np.flatnonzero(responsibilities[:, k] > _NEGLIGIBLE)    # [m]
+    weight = weighted[rows, k]                                     # [m]
+    mean = weight @ x[rows] / weight.sum()                         # [D]
+    centred = x[rows] - mean                                       # [m, D]
+    covariance = (centred * weight[:, None]).T @ centred / weight.sum()
     axis = np.linalg.eigh(covariance)[1][:, -1]                    # [D]
-    side = centred @ axis > 0                                      # [n]
+    side = rows[centred @ axis > 0]
     proposal[side, empty[0]] = responsibilities[side, k]
     proposal[side, k] = 0.0
   return proposals

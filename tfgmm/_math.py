@@ -671,7 +671,7 @@ def statistics_and_log_likelihood(x, q, chunk, log_weights=None,
 
 
 def cavi(x, q, prior, max_iter, tol, chunk, weight_prior="dirichlet",
-         sample_weight=None, family=None):
+         sample_weight=None, family=None, drop_margin=None, min_iter=0):
   """Coordinate-ascent VI on all of x until the bound per point settles.
 
   Each iteration is one E-step over x (in chunks) and the closed-form global
@@ -692,13 +692,19 @@ def cavi(x, q, prior, max_iter, tol, chunk, weight_prior="dirichlet",
       weight (N = sum w).
     family: the model's math module; None for this one (the diagonal
       conjugate model).
+    drop_margin: None, or a float64 scalar (nats per point): with restarts,
+      a restart whose bound trails the best restart's by more than this
+      after `min_iter` iterations counts as done (it is still updated, but
+      the loop no longer waits for it to converge). inf turns it off.
+    min_iter: int32 scalar, the iterations before `drop_margin` applies.
 
   Returns:
     (q, history, converged): the final `Posterior`; float64 [iterations, 2]
     (or [iterations, 2, R] with R restarts) holding, at each iteration's
     E-step, the mean of logsumexp_k log_rho and KL / N (their difference is
-    the bound per point, which never decreases); and whether tol was met (by
-    every restart).
+    the bound per point, which never decreases); and whether every restart
+    met tol (at some iteration) or was dropped. A restart stops counting
+    once it has met tol: the loop ends when every restart has.
   """
   family = family or sys.modules[__name__]
   n = (tf.cast(tf.shape(x)[0], tf.float64) if sample_weight is None
@@ -707,7 +713,7 @@ def cavi(x, q, prior, max_iter, tol, chunk, weight_prior="dirichlet",
   tol = tf.cast(tol, tf.float64)
   as64 = lambda p: type(p)(*[tf.cast(t, tf.float64) for t in p])  # noqa: E731
 
-  def body(i, q, history, previous, converged):
+  def body(i, q, history, previous, done):
     log_weights = expected_log_weights(
         tf.cast(q.weight_concentration, tf.float64),
         tf.cast(prior.weight_concentration, tf.float64), weight_prior)
@@ -718,20 +724,26 @@ def cavi(x, q, prior, max_iter, tol, chunk, weight_prior="dirichlet",
     kl = family.kl_divergence(as64(q), as64(prior), weight_prior) / n
     bound = total / n - kl
     q = family.natural_update(q, stats, prior, 1.0, 1.0, weight_prior)
-    converged = tf.reduce_all(tf.abs(bound - previous) < tol)
-    return i + 1, q, history.write(i, tf.stack([total / n, kl])), bound, converged
+    done = tf.logical_or(done, tf.abs(bound - previous) < tol)
+    if drop_margin is not None:
+      # Racing: a restart far behind the leader is not waited for.
+      trailing = bound < tf.reduce_max(bound) - tf.cast(drop_margin,
+                                                        tf.float64)
+      done = tf.logical_or(done, tf.logical_and(i + 1 >= min_iter, trailing))
+    return i + 1, q, history.write(i, tf.stack([total / n, kl])), bound, done
 
-  def cond(i, q, history, previous, converged):
+  def cond(i, q, history, previous, done):
     del q, history, previous
-    return tf.logical_and(i < max_iter, tf.logical_not(converged))
+    return tf.logical_and(i < max_iter,
+                          tf.logical_not(tf.reduce_all(done)))
 
-  _, q, history, _, converged = tf.while_loop(
+  shape = tf.shape(q.weight_concentration)[:-1]                   # [R] or []
+  _, q, history, _, done = tf.while_loop(
       cond, body,
       (tf.constant(0), q, history,
-       tf.fill(tf.shape(q.weight_concentration)[:-1],
-               tf.constant(-math.inf, tf.float64)),
-       tf.constant(False)))
-  return q, history.stack(), converged
+       tf.fill(shape, tf.constant(-math.inf, tf.float64)),
+       tf.fill(shape, False)))
+  return q, history.stack(), tf.reduce_all(done)
 
 
 # ------------------------------------------------- the seed blog's estimator

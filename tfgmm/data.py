@@ -216,17 +216,26 @@ class _Moments:
     else:
       self.weighted = True
     self._total_weight += weights.sum()
-    observed = ~np.isnan(batch)                                   # [b, D]
-    filled = np.where(observed, batch, 0.0)
-    counted = observed & (weights > 0)[:, None]                   # [b, D]
-    self.low = np.minimum(self.low, np.where(counted, batch, np.inf).min(0))
-    self.high = np.maximum(self.high,
-                           np.where(counted, batch, -np.inf).max(0))
-    n_b = weights @ observed                                      # [D]
-    if not n_b.any():
-      return
-    mean_b = weights @ filled / np.where(n_b > 0, n_b, 1.0)       # [D]
-    m2_b = weights @ np.where(observed, np.square(filled - mean_b), 0.0)
+    if not np.isnan(batch.sum()) and (weights > 0).all():
+      # Fast path (no NaN, every row counted): no masks.
+      self.low = np.minimum(self.low, batch.min(0))
+      self.high = np.maximum(self.high, batch.max(0))
+      n_b = np.full(batch.shape[1], weights.sum())                # [D]
+      mean_b = weights @ batch / n_b                              # [D]
+      m2_b = weights @ np.square(batch - mean_b)                  # [D]
+    else:
+      observed = ~np.isnan(batch)                                 # [b, D]
+      filled = np.where(observed, batch, 0.0)
+      counted = observed & (weights > 0)[:, None]                 # [b, D]
+      self.low = np.minimum(self.low,
+                            np.where(counted, batch, np.inf).min(0))
+      self.high = np.maximum(self.high,
+                             np.where(counted, batch, -np.inf).max(0))
+      n_b = weights @ observed                                    # [D]
+      if not n_b.any():
+        return
+      mean_b = weights @ filled / np.where(n_b > 0, n_b, 1.0)     # [D]
+      m2_b = weights @ np.where(observed, np.square(filled - mean_b), 0.0)
     total = self.count + n_b
     delta = mean_b - self.mean
     share = np.where(total > 0, n_b / np.where(total > 0, total, 1.0), 0.0)

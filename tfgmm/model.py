@@ -19,6 +19,12 @@ from tfgmm import data as data_lib
 METHODS = ("natural", "gradient", "sampled")
 _DEFAULT_LEARNING_RATE = {"gradient": 0.01, "sampled": 1e-3}
 _INIT_SAMPLE_SIZE = 20000
+# Initialisation's restarts race: after _RACE_ITER CAVI iterations, those
+# whose bound per point trails the best by more than _RACE_MARGIN nats stop.
+# Split and merge proposals start from a converged fit: they race sooner.
+_RACE_ITER = 5
+_PROPOSAL_RACE_ITER = 2
+_RACE_MARGIN = 0.1
 
 
 # The math module ("family") of each (covariance_type, mean_prior): the same
@@ -98,14 +104,17 @@ def _compiled_cavi(family, dtype, weight_prior, weighted):
   """
   x, q, prior = _shape_free_signature(family, dtype, batched=True)
 
-  def cavi(x, q, prior, max_iter, tol, chunk, *sample_weight):
+  def cavi(x, q, prior, max_iter, tol, chunk, drop_margin, min_iter,
+           *sample_weight):
     return _math.cavi(x, q, prior, max_iter, tol, chunk, weight_prior,
-                      *sample_weight, family=family)
+                      *sample_weight, family=family, drop_margin=drop_margin,
+                      min_iter=min_iter)
 
   # autograph=False: the math uses tf.while_loop itself, and autograph's
   # source conversion would cost most of the first call's time.
   return tf.function(cavi, autograph=False, input_signature=(
       x, q, prior, tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.float64),
+      tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.float64),
       tf.TensorSpec([], tf.int32)) + _weight_spec(dtype, weighted))
 
 
@@ -129,8 +138,13 @@ def _weight_args(sample_weight, dtype):
 
 
 def run_cavi(x, q, prior, max_iter, tol, chunk, weight_prior="dirichlet",
-             sample_weight=None, family=_math):
-  """`_math.cavi` compiled; q may be unbatched (run as one restart)."""
+             sample_weight=None, family=_math, drop_margin=np.inf,
+             min_iter=0):
+  """`_math.cavi` compiled; q may be unbatched (run as one restart).
+
+  `drop_margin` and `min_iter` race restarts (see `_math.cavi`); the default
+  waits for every restart to converge.
+  """
   dtype = x.dtype
   batched = len(q.weight_concentration.shape) == 2
   if not batched:
@@ -140,6 +154,8 @@ def run_cavi(x, q, prior, max_iter, tol, chunk, weight_prior="dirichlet",
       family, dtype, weight_prior, sample_weight is not None)(
           x, cast(q), cast(prior), tf.constant(max_iter, tf.int32),
           tf.constant(tol, tf.float64), tf.constant(chunk, tf.int32),
+          tf.constant(drop_margin, tf.float64),
+          tf.constant(min_iter, tf.int32),
           *_weight_args(sample_weight, dtype))
   if not batched:
     q = type(q)(*[t[0] for t in q])
@@ -553,6 +569,8 @@ class BayesianGMM(keras.Model):
     `sample_size` rows, each of `n_init` restarts seeds hard responsibilities
     with k-means++ and runs CAVI to convergence; the restart with the best
     bound per point wins, and q is set from its statistics scaled to N rows.
+    The restarts race: after a few iterations, those whose bound trails the
+    leader's by more than 0.1 nats per point are dropped (see `_best_of`).
 
     Args:
       x: array [N, D] or `tf.data.Dataset` of [B, D] batches.
@@ -619,10 +637,9 @@ class BayesianGMM(keras.Model):
     prior = self._prior
     rng = np.random.default_rng(seed)
     # All restarts run as one vectorised CAVI: q gets a leading [R] axis.
-    labels = np.stack([
-        _init.nearest_centre(z64, _init.kmeans_plusplus(
-            z64, self.n_components, rng, sample_weight=w64))
-        for _ in range(n_init)])                                  # [R, n]
+    labels = _init.nearest_centre(z64, _init.kmeans_plusplus(
+        z64, self.n_components, rng, sample_weight=w64,
+        n_init=n_init))                                           # [R, n]
     best_q, best_bound, trace = self._best_of(
         z, tf.one_hot(labels, self.n_components, dtype=dtype), max_iter, tol,
         w)
@@ -648,7 +665,7 @@ class BayesianGMM(keras.Model):
         if resp is None:
           break
         q, bound, more = self._best_of(z, tf.constant(resp, dtype), max_iter,
-                                       tol, w)
+                                       tol, w, _PROPOSAL_RACE_ITER)
         if bound <= best_bound + tol:
           break
         best_q, best_bound = q, bound
@@ -664,28 +681,51 @@ class BayesianGMM(keras.Model):
     self._initialized.assign(1)
     return best_bound
 
-  def _best_of(self, z, resp, max_iter, tol, sample_weight=None):
+  def _best_of(self, z, resp, max_iter, tol, sample_weight=None,
+               race_iter=_RACE_ITER):
     """CAVI from each of R initial responsibilities [R, n, K]; keeps the best.
+
+    The restarts race: after `race_iter` iterations those whose bound per
+    point trails the leader's by more than `_RACE_MARGIN` nats are dropped,
+    and the rest continue (dropping any that fall that far behind) until
+    each has converged.
 
     Returns:
       (q, bound, history): the best restart's `Posterior`, its bound per
       point, and its [T, 2] CAVI history.
     """
     prior = self._prior
-    restarts = int(resp.shape[0])
     family = self._family
-    q0 = family.posterior_from_statistics(
+    q = family.posterior_from_statistics(
         family.sufficient_statistics(z, resp, sample_weight), prior, 1.0,
         self.weight_prior)                                        # [R, K, ...]
-    chunk = family.estep_chunk_rows(self.n_components * restarts,
-                                    self.n_features)
-    q, history, _ = run_cavi(z, q0, prior, max_iter, tol, chunk,
-                             self.weight_prior, sample_weight, family)
-    history = history.numpy()                                     # [T, 2, R]
-    bounds = history[-1, 0] - history[-1, 1]                      # [R]
+    alive = np.arange(int(resp.shape[0]))      # each survivor's restart index
+    histories = []                            # per stage: [T, 2, survivors]
+    budget = max_iter
+    while True:
+      racing = not histories and alive.size > 1 and budget > race_iter
+      iterations = race_iter if racing else budget
+      chunk = family.estep_chunk_rows(self.n_components * alive.size,
+                                      self.n_features)
+      q, history, done = run_cavi(z, q, prior, iterations, tol, chunk,
+                                  self.weight_prior, sample_weight, family,
+                                  drop_margin=_RACE_MARGIN,
+                                  min_iter=iterations if racing else 0)
+      history = history.numpy()                                   # [T, 2, R]
+      histories.append((alive, history))
+      budget -= history.shape[0]
+      bounds = history[-1, 0] - history[-1, 1]                    # [R]
+      if not racing or bool(done):
+        break
+      keep = np.flatnonzero(bounds >= bounds.max() - _RACE_MARGIN)
+      alive = alive[keep]
+      q = type(q)(*[tf.gather(t, keep) for t in q])
     best = int(np.argmax(bounds))
-    return (type(q)(*[t[best] for t in q]), float(bounds[best]),
-            history[:, :, best])
+    winner = alive[best]
+    trace = np.concatenate(
+        [h[:, :, int(np.flatnonzero(a == winner)[0])] for a, h in histories],
+        0)
+    return (type(q)(*[t[best] for t in q]), float(bounds[best]), trace)
 
   def _check_initialized(self, what):
     if not self.initialized:
