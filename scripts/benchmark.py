@@ -1023,7 +1023,7 @@ def fit_stream(mixture, n, *, epochs, batch_rows, seed, data_seed,
   """Fits a `BayesianGMM` to `make_stream`'s n rows: (model, info).
 
   `initialize` reads only the stream's first `init_batches` batches (the
-  standardisation's moments, and the first 20,000 rows for the k-means++
+  standardisation's moments, and the first 10,000 rows for the k-means++
   restarts), told `num_examples=n`; then `model.fit(stream, epochs=epochs)`
   takes natural-gradient steps with tfgmm's default step size
   rho_t = max(B / N, (t + 2)^-0.7). (`tfgmm.fit` on a dataset would make a

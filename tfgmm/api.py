@@ -22,7 +22,7 @@ def fit(x, n_components, *, method="natural", n_init=None, batch_size=None,
   """Fits a `BayesianGMM` to data and returns it (method="map": a `MAPMixture`).
 
   Initialisation runs `n_init` k-means++ restarts of CAVI on a sample of up
-  to 20,000 rows, keeps the best bound, and refills components that CAVI
+  to 10,000 rows, keeps the best bound, and refills components that CAVI
   emptied by split moves (see `BayesianGMM.initialize`). Then:
 
   - method "natural" on an array, with no `batch_size` and no `callbacks`:

@@ -18,7 +18,7 @@ from tfgmm import data as data_lib
 
 METHODS = ("natural", "gradient", "sampled")
 _DEFAULT_LEARNING_RATE = {"gradient": 0.01, "sampled": 1e-3}
-_INIT_SAMPLE_SIZE = 20000
+_INIT_SAMPLE_SIZE = 10000
 # Initialisation's restarts race: after _RACE_ITER CAVI iterations, those
 # whose bound per point trails the best by more than _RACE_MARGIN nats stop.
 # Split and merge proposals start from a converged fit: they race sooner.
