@@ -5,32 +5,22 @@ One run of `main` at reduced size (20 starts and restarts; NUTS 2 chains x
 """
 
 import contextlib
-import importlib.util
 import io
 import math
-import pathlib
 import re
 
 import numpy as np
 import pytest
 
-EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "scripts" / "examples"
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+from tests.test_examples import PNG_SIGNATURE
+from tests.test_examples import load_script
+
 X = np.array([0.0, 1.0, 10.0, 11.0, 12.0])
 # Canonical order (decreasing weight): 0 is {10, 11, 12}, 1 is {0, 1}.
 CLUSTERS = (np.array([10.0, 11.0, 12.0]), np.array([0.0, 1.0]))
 MAP_LABELS = [1, 1, 0, 0, 0]
 REDUCED = ["--n-init", "20", "--num-results", "200", "--num-burnin", "200",
            "--num-chains", "2", "--seed", "0"]
-
-
-def load_script(name):
-  """A script of scripts/examples as a module (the folder is not a package)."""
-  spec = importlib.util.spec_from_file_location(
-      f"tfgmm_example_{name}", EXAMPLES / f"{name}.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
 
 
 @pytest.fixture(scope="module")
