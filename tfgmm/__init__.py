@@ -3,7 +3,8 @@
 The public API:
 
 - `BayesianGMM`: the variational posterior as a `keras.Model`.
-- `fit`: one call from data to a fitted `BayesianGMM`.
+- `fit`: one call from data to a fitted `BayesianGMM` (with method="map",
+  to MAP point estimates, a `tfgmm.map.MAPMixture`).
 - `make_dataset`: a shuffled, resumable `tf.data` minibatch pipeline.
 - `BoundConvergence`: the Keras callback that stops when the bound settles.
 - `tfgmm.mcmc`: NUTS, HMC and random-walk Metropolis on the collapsed model
