@@ -699,32 +699,32 @@ class BayesianGMM(keras.Model):
     q = family.posterior_from_statistics(
         family.sufficient_statistics(z, resp, sample_weight), prior, 1.0,
         self.weight_prior)                                        # [R, K, ...]
-    alive = np.arange(int(resp.shape[0]))      # each survivor's restart index
-    histories = []                            # per stage: [T, 2, survivors]
-    budget = max_iter
-    while True:
-      racing = not histories and alive.size > 1 and budget > race_iter
-      iterations = race_iter if racing else budget
-      chunk = family.estep_chunk_rows(self.n_components * alive.size,
+
+    def stage(q, iterations, min_iter):
+      """CAVI on q's restarts: (q, [T, 2, R] history, all done, [R] bounds)."""
+      restarts = int(q.weight_concentration.shape[0])
+      chunk = family.estep_chunk_rows(self.n_components * restarts,
                                       self.n_features)
       q, history, done = run_cavi(z, q, prior, iterations, tol, chunk,
                                   self.weight_prior, sample_weight, family,
-                                  drop_margin=_RACE_MARGIN,
-                                  min_iter=iterations if racing else 0)
-      history = history.numpy()                                   # [T, 2, R]
-      histories.append((alive, history))
-      budget -= history.shape[0]
-      bounds = history[-1, 0] - history[-1, 1]                    # [R]
-      if not racing or bool(done):
-        break
-      keep = np.flatnonzero(bounds >= bounds.max() - _RACE_MARGIN)
-      alive = alive[keep]
-      q = type(q)(*[tf.gather(t, keep) for t in q])
+                                  drop_margin=_RACE_MARGIN, min_iter=min_iter)
+      history = history.numpy()
+      return q, history, bool(done), history[-1, 0] - history[-1, 1]
+
+    restarts = int(resp.shape[0])
+    keep = np.arange(restarts)                  # the restarts past the race
+    head = np.zeros((0, 2, restarts))           # the race's history
+    done = False
+    if restarts > 1 and max_iter > race_iter:
+      q, head, done, bounds = stage(q, race_iter, race_iter)
+      if not done:
+        keep = np.flatnonzero(bounds >= bounds.max() - _RACE_MARGIN)
+        q = type(q)(*[tf.gather(t, keep) for t in q])
+    tail = np.zeros((0, 2, keep.size))          # the survivors' history
+    if not done:
+      q, tail, _, bounds = stage(q, max_iter - head.shape[0], 0)
     best = int(np.argmax(bounds))
-    winner = alive[best]
-    trace = np.concatenate(
-        [h[:, :, int(np.flatnonzero(a == winner)[0])] for a, h in histories],
-        0)
+    trace = np.concatenate([head[:, :, keep[best]], tail[:, :, best]], 0)
     return (type(q)(*[t[best] for t in q]), float(bounds[best]), trace)
 
   def _check_initialized(self, what):
