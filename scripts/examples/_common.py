@@ -5,6 +5,9 @@ is not a package, each script puts it on `sys.path`):
 
 - argparse value types (`positive_int`, `seed`, `positive_float`, ...) and
   `check_out_dir` for the `--out DIR` flag;
+- `parse_or_status`, `error`, `plots_dir_error`, `sklearn_error`,
+  `run_interruptible`: the exit statuses of the examples whose `main`
+  returns one (0, 1, 2, 130);
 - `Plots`: writes the tfgmm.plotting figures of a run into `--out`;
 - `format_table`, `pm`, `fill`: the printed tables and notes;
 - `match_to_centres`: fitted components paired with known centres;
@@ -16,9 +19,11 @@ is not a package, each script puts it on `sys.path`):
 """
 
 import argparse
+import importlib
 import math
 import os
 import re
+import sys
 import textwrap
 
 import numpy as np
@@ -73,6 +78,49 @@ def positive_float(text):
   if not (math.isfinite(value) and value > 0):
     raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
   return value
+
+
+def parse_or_status(parser, argv):
+  """(args, None), or (None, argparse's exit status: 0 --help, 2 misuse).
+
+  For the examples whose `main` returns an exit status instead of exiting.
+  """
+  try:
+    return parser.parse_args(argv), None
+  except SystemExit as e:
+    return None, e.code if isinstance(e.code, int) else 2
+
+
+def error(prog, message, status=2):
+  """Prints `prog: error: message` on stderr and returns `status`."""
+  print(f"{prog}: error: {message}", file=sys.stderr)
+  return status
+
+
+def plots_dir_error(prog, path):
+  """Status 2 with a message if `--plots` names a file, else None."""
+  if path is not None and os.path.exists(path) and not os.path.isdir(path):
+    return error(prog, f"--plots {path!r} exists and is not a directory")
+  return None
+
+
+def sklearn_error(prog, needed_for):
+  """Status 1 with a message if scikit-learn is not installed, else None."""
+  try:
+    importlib.import_module("sklearn")
+  except ImportError:
+    return error(prog, f"needs scikit-learn, {needed_for} (pip install "
+                 "scikit-learn, or the project's [dev] extra)", 1)
+  return None
+
+
+def run_interruptible(prog, run, args):
+  """run(args)'s status; 130 with a message on Ctrl-C."""
+  try:
+    return run(args)
+  except KeyboardInterrupt:
+    print(file=sys.stderr)
+    return error(prog, "interrupted", 130)
 
 
 def add_out_argument(parser, plots):

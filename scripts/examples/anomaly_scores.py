@@ -370,28 +370,16 @@ def main(argv=None):
   Returns:
     The exit status (see the module docstring).
   """
-  parser = build_parser()
-  try:
-    args = parser.parse_args(argv)
-  except SystemExit as e:  # argparse: --help (0) or a usage error (2)
-    return e.code if isinstance(e.code, int) else 2
-  if not replaceable(args.export):
-    print(f"{PROG}: error: --export {args.export!r} exists and is not a "
-          "SavedModel or an empty directory; refusing to replace it",
-          file=sys.stderr)
-    return 2
-  try:
-    import sklearn  # pylint: disable=import-outside-toplevel,unused-import
-  except ImportError:
-    print(f"{PROG}: error: needs scikit-learn, for the digits, PCA and the "
-          "ROC AUC (pip install scikit-learn, or the project's [dev] extra)",
-          file=sys.stderr)
-    return 1
-  try:
-    return _run(args)
-  except KeyboardInterrupt:
-    print(f"\n{PROG}: error: interrupted", file=sys.stderr)
-    return 130
+  args, status = _common.parse_or_status(build_parser(), argv)
+  if status is None and not replaceable(args.export):
+    status = _common.error(
+        PROG, f"--export {args.export!r} exists and is not a SavedModel or "
+        "an empty directory; refusing to replace it")
+  if status is None:
+    status = _common.sklearn_error(PROG, "for the digits, PCA and the ROC AUC")
+  if status is not None:
+    return status
+  return _common.run_interruptible(PROG, _run, args)
 
 
 def _run(args):

@@ -469,28 +469,13 @@ def main(argv=None):
     The exit status: 0 success, 1 scikit-learn missing or the plot could
     not be written, 2 bad arguments, 130 interrupted.
   """
-  parser = build_parser()
-  try:
-    args = parser.parse_args(argv)
-  except SystemExit as e:  # argparse: --help (0) or a usage error (2)
-    return e.code if isinstance(e.code, int) else 2
-  if args.plots is not None:
-    if os.path.exists(args.plots) and not os.path.isdir(args.plots):
-      print(f"{PROG}: error: --plots {args.plots!r} exists and is not a "
-            "directory", file=sys.stderr)
-      return 2
-  try:
-    import sklearn  # pylint: disable=import-outside-toplevel,unused-import
-  except ImportError:
-    print(f"{PROG}: error: needs scikit-learn, for the digits, PCA and the "
-          "ARI (pip install scikit-learn, or the project's [dev] extra)",
-          file=sys.stderr)
-    return 1
-  try:
-    return _run(args)
-  except KeyboardInterrupt:
-    print(f"\n{PROG}: error: interrupted", file=sys.stderr)
-    return 130
+  args, status = _common.parse_or_status(build_parser(), argv)
+  if status is None:
+    status = (_common.plots_dir_error(PROG, args.plots)
+              or _common.sklearn_error(PROG, "for the digits, PCA and the ARI"))
+  if status is not None:
+    return status
+  return _common.run_interruptible(PROG, _run, args)
 
 
 def _run(args):
