@@ -105,15 +105,14 @@ class DatasetSummary:
   """
 
   def __init__(self, num_examples, total_weight, mean, variance, sample,
-               sample_weight, constant=None):
+               sample_weight, constant):
     self.num_examples = num_examples
     self.total_weight = total_weight
     self.mean = mean
     self.variance = variance
     self.sample = sample
     self.sample_weight = sample_weight
-    self.constant = (np.zeros(np.shape(mean), bool) if constant is None
-                     else constant)
+    self.constant = constant
 
 
 def summarize(data, n_features, sample_size, seed=None, name="x",
