@@ -765,6 +765,12 @@ class BayesianGMM(keras.Model):
     [B, D] batches (e.g. from `tfgmm.make_dataset`; (x, None, w) elements
     carry sample weights). `sample_weight` [N] weighs an array's rows. After
     training, components are put in canonical order (decreasing weight).
+
+    An array goes through Keras' own batching, which holds it in the
+    model's dtype: a float32 model then sees float64 data rounded to
+    float32 before its offset is removed (0.0625 at 1e6). For data far from
+    the origin, pass `tfgmm.make_dataset(x, ...)` (which keeps float64 and
+    standardises in float64, as `tfgmm.fit` does) or use dtype="float64".
     """
     if not self.compiled:
       self.compile()
