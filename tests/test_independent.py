@@ -10,6 +10,7 @@ import tensorflow_probability as tfp
 from tests.test_math import mixture_data
 from tfgmm import _independent
 from tfgmm import _math
+from tfgmm._engine import loops
 from tfgmm import model as model_lib
 
 tfd = tfp.distributions
@@ -631,7 +632,7 @@ def test_float32_tracks_float64(rng):
 
 def test_shape_free_traces_run_restarts(rng):
   """Traced once with every dimension unknown, as the model compiles them."""
-  x_spec, q_spec, prior_spec = model_lib._shape_free_signature(  # pylint: disable=protected-access
+  x_spec, q_spec, prior_spec = loops.shape_free_signature(
       _independent, tf.float64, batched=True)
   int_spec = tf.TensorSpec([], tf.int32)
   cavi = tf.function(_independent.cavi, autograph=False, input_signature=(

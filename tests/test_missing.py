@@ -15,6 +15,7 @@ from tests.test_math import mixture_data
 from tests.test_math import random_posterior
 from tfgmm import _math
 from tfgmm import _missing
+from tfgmm._engine import loops
 from tfgmm import model as model_lib
 
 NAN = np.nan
@@ -528,7 +529,7 @@ def test_float32_tracks_float64(rng):
 
 def test_shape_free_traces_run_restarts(rng):
   """Traced once with every dimension unknown, as the model compiles them."""
-  x_spec, q_spec, prior_spec = model_lib._shape_free_signature(  # pylint: disable=protected-access
+  x_spec, q_spec, prior_spec = loops.shape_free_signature(
       _math, tf.float64, batched=True)
   int_spec = tf.TensorSpec([], tf.int32)
   cavi = tf.function(_missing.cavi, autograph=False, input_signature=(

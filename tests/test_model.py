@@ -240,7 +240,7 @@ def test_split_moves_refill_a_component_emptied_by_a_bad_seed(monkeypatch):
   rng = np.random.default_rng(2)
   labels = np.repeat([0, 1, 2], 400)
   x = rng.normal(0, 1.0, (3, 20))[labels] + rng.normal(size=(1200, 20))
-  monkeypatch.setattr(tfgmm._init, "kmeans_plusplus",  # pylint: disable=protected-access
+  monkeypatch.setattr(tfgmm.initialization, "kmeans_plusplus",
                       lambda z, k, rng, n_init, **_:
                       np.stack([z[[0, 0, 500]]] * n_init))
   scores = {}
@@ -263,15 +263,16 @@ def test_merge_moves_fold_a_duplicate_component(monkeypatch):
   x = (np.array([[0.0, 0.0], [8.0, 0.0], [0.0, 8.0]])[labels]
        + rng.normal(size=(1600, 2)))
   ends = [int(np.argmin(x[:1000, 0])), int(np.argmax(x[:1000, 0]))]
-  monkeypatch.setattr(tfgmm._init, "kmeans_plusplus",  # pylint: disable=protected-access
+  monkeypatch.setattr(tfgmm.initialization, "kmeans_plusplus",
                       lambda z, k, rng, n_init, **_:
                       np.stack([z[ends + [1100, 1400]]] * n_init))
   results = {}
   for merges in (0, 1):
     model = tfgmm.BayesianGMM(4, 2, seed=0, weight_prior="dirichlet_process",
                               weight_concentration=0.5)
+    # The merge alone: split-and-merge and delete moves off.
     bound = model.initialize(x, n_init=1, births=0, merges=merges,
-                             max_iter=30)
+                             split_merges=0, deletes=0, max_iter=30)
     results[merges] = (bound, model.effective_components(0.01).size,
                        adjusted_rand_score(labels, model.assign(x)))
   assert results[0][1] == 4 and results[0][2] < 0.95

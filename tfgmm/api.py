@@ -5,6 +5,7 @@ import keras
 import tensorflow as tf
 
 from tfgmm import _validation
+from tfgmm._engine import loops
 from tfgmm import callbacks as callbacks_lib
 from tfgmm import data as data_lib
 from tfgmm import map as map_lib
@@ -18,12 +19,16 @@ _MAX_BATCH = 1 << 16
 
 def fit(x, n_components, *, method="natural", n_init=None, batch_size=None,
         max_epochs=None, tol=1e-5, seed=None, callbacks=None, verbose=0,
-        num_examples=None, sample_weight=None, **model_kwargs):
+        num_examples=None, sample_weight=None, init_labels=None,
+        **model_kwargs):
   """Fits a `BayesianGMM` to data and returns it (method="map": a `MAPMixture`).
 
-  Initialisation runs `n_init` k-means++ restarts of CAVI on a sample of up
-  to 10,000 rows, keeps the best bound, and refills components that CAVI
-  emptied by split moves (see `BayesianGMM.initialize`). Then:
+  Initialisation searches on a sample of up to 10,000 rows: `n_init`
+  k-means++ restarts of CAVI race, then birth, merge and split-and-merge
+  moves are kept where they raise the bound (see `BayesianGMM.initialize`
+  and `tfgmm.initialization`); full covariances start from the diagonal
+  model's search. With `init_labels`, the fit starts from those labels
+  instead. Then:
 
   - method "natural" on an array, with no `batch_size` and no `callbacks`:
     CAVI on all the data in tfgmm's own compiled loop (one E-step over the
@@ -54,6 +59,10 @@ def fit(x, n_components, *, method="natural", n_init=None, batch_size=None,
       dataset carries its own as (x, None, w) elements). Weights enter the
       standardisation, the statistics and the bound: an integer weight
       counts a row that many times, a zero drops it.
+    init_labels: None, or a hard label per row of an array `x`, ints in
+      [0, K), [N]: the fit starts from the posterior of those labels, with
+      no search (e.g. from another clustering, or the true labels of
+      simulated data).
     **model_kwargs: passed to `BayesianGMM` (priors, `covariance_type`,
       `mean_prior`, `weight_prior`, `dtype`, `standardize`); with method
       "map", to `tfgmm.map.fit` (the same priors and settings, and
@@ -82,7 +91,7 @@ def fit(x, n_components, *, method="natural", n_init=None, batch_size=None,
                     max_epochs=max_epochs, tol=tol, seed=seed,
                     callbacks=callbacks, verbose=verbose,
                     num_examples=num_examples, sample_weight=sample_weight,
-                    **model_kwargs)
+                    init_labels=init_labels, **model_kwargs)
   if batch_size is not None:
     batch_size = _validation.check_positive_int("batch_size", batch_size)
   if isinstance(x, tf.data.Dataset):
@@ -101,7 +110,7 @@ def fit(x, n_components, *, method="natural", n_init=None, batch_size=None,
   model = model_lib.BayesianGMM(n_components, n_features, method=method,
                                 seed=seed, **model_kwargs)
   model.initialize(x, n_init=n_init, num_examples=num_examples,
-                   sample_weight=sample_weight)
+                   sample_weight=sample_weight, labels=init_labels)
   if (method == "natural" and not callbacks and batch_size is None
       and not isinstance(x, tf.data.Dataset)):
     _fit_cavi(model, x, max_epochs, tol, sample_weight)
@@ -123,7 +132,7 @@ def _fit_cavi(model, x, max_epochs, tol, sample_weight=None):
   z = data_lib.standardized_tensor(x, model.feature_loc.numpy(),
                                    model.feature_scale.numpy(),
                                    model.compute_dtype)
-  q, history, converged = model_lib.run_cavi(
+  q, history, converged = loops.run_cavi(
       z, model.posterior(), model.prior(), max_epochs, tol,
       model._estep_chunk(),  # pylint: disable=protected-access
       model.weight_prior, sample_weight,
@@ -139,10 +148,12 @@ def _fit_cavi(model, x, max_epochs, tol, sample_weight=None):
 
 
 def _fit_map(x, n_components, *, n_init, batch_size, max_epochs, tol, seed,
-             callbacks, verbose, num_examples, sample_weight, **options):
+             callbacks, verbose, num_examples, sample_weight, init_labels,
+             **options):
   """method="map": checks what MAP-EM does not take, then `map_lib.fit`."""
   for name, value in (("batch_size", batch_size), ("callbacks", callbacks),
-                      ("num_examples", num_examples)):
+                      ("num_examples", num_examples),
+                      ("init_labels", init_labels)):
     if value is not None and not (name == "callbacks" and not value):
       raise ValueError(
           f"`{name}` applies to the variational methods; method='map' runs "

@@ -95,10 +95,10 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow as tf
 
-from tfgmm import _init
 from tfgmm import _math
 from tfgmm import _validation
 from tfgmm import data as data_lib
+from tfgmm import initialization
 
 _LOG_2PI = math.log(2.0 * math.pi)
 _TINY = np.finfo(np.float64).tiny
@@ -478,7 +478,7 @@ def initial_parameters(z, n_components, n_init, rng, prior,
                        mean_prior="conjugate", sample_weight=None):
   """k-means++ starts: one M-step from each restart's hard assignments.
 
-  Each restart seeds K centres by greedy k-means++ (`_init.kmeans_plusplus`),
+  Each restart seeds K centres by greedy k-means++ (`initialization.kmeans_plusplus`),
   assigns every row to its nearest centre, and takes the M-step of those
   hard responsibilities (the independent prior's conditional step uses unit
   precisions, the standardised data's).
@@ -502,9 +502,9 @@ def initial_parameters(z, n_components, n_init, rng, prior,
   sum_x = np.empty((n_init, n_components, d))
   sum_xx = np.empty((n_init, n_components, d))
   for r in range(n_init):
-    centres = _init.kmeans_plusplus(z, n_components, rng,
+    centres = initialization.kmeans_plusplus(z, n_components, rng,
                                     sample_weight=sample_weight)
-    labels = _init.nearest_centre(z, centres)                     # [n]
+    labels = initialization.nearest_centre(z, centres)                     # [n]
     hard = np.zeros((n_components, n))
     hard[labels, np.arange(n)] = w                                # [K, n]
     counts[r] = hard.sum(1)

@@ -2,6 +2,7 @@
 
 import functools
 import os
+import time
 
 import keras
 import numpy as np
@@ -9,22 +10,16 @@ import tensorflow as tf
 
 from tfgmm import _full
 from tfgmm import _independent
-from tfgmm import _init
 from tfgmm import _math
 from tfgmm import _missing
 from tfgmm import _validation
+from tfgmm._engine import loops
 from tfgmm import callbacks as callbacks_lib
 from tfgmm import data as data_lib
+from tfgmm import initialization
 
 METHODS = ("natural", "gradient", "sampled")
 _DEFAULT_LEARNING_RATE = {"gradient": 0.01, "sampled": 1e-3}
-_INIT_SAMPLE_SIZE = 10000
-# Initialisation's restarts race: after _RACE_ITER CAVI iterations, those
-# whose bound per point trails the best by more than _RACE_MARGIN nats stop.
-# Split and merge proposals start from a converged fit: they race sooner.
-_RACE_ITER = 5
-_PROPOSAL_RACE_ITER = 2
-_RACE_MARGIN = 0.1
 
 
 # The math module ("family") of each (covariance_type, mean_prior): the same
@@ -66,113 +61,10 @@ def _standardize(x, loc, scale, dtype):
   return tf.cast(z, dtype)
 
 
-def _family_ranks(family):
-  """Ranks of a posterior's fields and of the prior's, without a restart axis."""
-  if family is _full:
-    return (1, 2, 1, 1, 3), (0, 1, 0, 0, 2)
-  return (1, 2, 2, 2, 2), (0, 1, 0, 0, 1)
-
-
-def _posterior_type(family):
-  return _full.FullPosterior if family is _full else _math.Posterior
-
-
-def _shape_free_signature(family, dtype, batched):
-  """Input specs with every dimension unknown: one trace serves any N, K, D.
-
-  Returns:
-    (x spec, q spec, prior spec) for the family; q gains a leading restart
-    axis when `batched`.
-  """
-  lead = 1 if batched else 0
-  q_ranks, prior_ranks = _family_ranks(family)
-  posterior = _posterior_type(family)
-  spec = lambda rank: tf.TensorSpec([None] * rank, dtype)  # noqa: E731
-  return (spec(2), posterior(*[spec(r + lead) for r in q_ranks]),
-          posterior(*[spec(r) for r in prior_ranks]))
-
-
-def _weight_spec(dtype, weighted):
-  return (tf.TensorSpec([None], dtype),) if weighted else ()
-
-
-@functools.lru_cache(maxsize=None)
-def _compiled_cavi(family, dtype, weight_prior, weighted):
-  """`_math.cavi` traced once per family, dtype, weight prior and weighting.
-
-  Restarts run with a leading restart axis R, full-data CAVI with R = 1.
-  """
-  x, q, prior = _shape_free_signature(family, dtype, batched=True)
-
-  def cavi(x, q, prior, max_iter, tol, chunk, drop_margin, min_iter,
-           *sample_weight):
-    return _math.cavi(x, q, prior, max_iter, tol, chunk, weight_prior,
-                      *sample_weight, family=family, drop_margin=drop_margin,
-                      min_iter=min_iter)
-
-  # autograph=False: the math uses tf.while_loop itself, and autograph's
-  # source conversion would cost most of the first call's time.
-  return tf.function(cavi, autograph=False, input_signature=(
-      x, q, prior, tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.float64),
-      tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.float64),
-      tf.TensorSpec([], tf.int32)) + _weight_spec(dtype, weighted))
-
-
-@functools.lru_cache(maxsize=None)
-def _compiled_statistics(family, dtype, weighted):
-  """`_math.statistics_and_log_likelihood` traced once per family and dtype."""
-  x, q, _ = _shape_free_signature(family, dtype, batched=False)
-
-  def statistics(x, q, chunk, log_weights, *sample_weight):
-    return _math.statistics_and_log_likelihood(
-        x, q, chunk, log_weights, *sample_weight, family=family)
-
-  return tf.function(statistics, autograph=False,
-                     input_signature=(x, q, tf.TensorSpec([], tf.int32),
-                                      tf.TensorSpec([None], tf.float64))
-                     + _weight_spec(dtype, weighted))
-
-
-def _weight_args(sample_weight, dtype):
-  return () if sample_weight is None else (tf.cast(sample_weight, dtype),)
-
-
-def run_cavi(x, q, prior, max_iter, tol, chunk, weight_prior="dirichlet",
-             sample_weight=None, family=_math, drop_margin=np.inf,
-             min_iter=0):
-  """`_math.cavi` compiled; q may be unbatched (run as one restart).
-
-  `drop_margin` and `min_iter` race restarts (see `_math.cavi`); the default
-  waits for every restart to converge.
-  """
-  dtype = x.dtype
-  batched = len(q.weight_concentration.shape) == 2
-  if not batched:
-    q = type(q)(*[t[None] for t in q])
-  cast = lambda p: type(p)(*[tf.cast(t, dtype) for t in p])  # noqa: E731
-  q, history, converged = _compiled_cavi(
-      family, dtype, weight_prior, sample_weight is not None)(
-          x, cast(q), cast(prior), tf.constant(max_iter, tf.int32),
-          tf.constant(tol, tf.float64), tf.constant(chunk, tf.int32),
-          tf.constant(drop_margin, tf.float64),
-          tf.constant(min_iter, tf.int32),
-          *_weight_args(sample_weight, dtype))
-  if not batched:
-    q = type(q)(*[t[0] for t in q])
-    history = history[..., 0]
-  return q, history, converged
-
-
-def _statistics_compiled(family, x, q, chunk, log_weights, sample_weight=None):
-  return _compiled_statistics(family, x.dtype, sample_weight is not None)(
-      x, q, tf.constant(chunk, tf.int32), tf.cast(log_weights, tf.float64),
-      *_weight_args(sample_weight, x.dtype))
-
-
 @functools.lru_cache(maxsize=None)
 def _compiled_predict(family, name, dtype):
   """`_predict(family, name, ...)` traced once per output, family and dtype."""
-  _, q, _ = _shape_free_signature(family, dtype, batched=False)
+  _, q, _ = loops.shape_free_signature(family, dtype, batched=False)
   features = tf.TensorSpec([None], tf.float64)
   return tf.function(
       functools.partial(_predict, family, name), autograph=False,
@@ -382,6 +274,8 @@ class BayesianGMM(keras.Model):
                              "kl": []}
     self.initialization_history = {"loss": [], "expected_log_likelihood": [],
                                    "kl": []}
+    # Wall seconds of the last `initialize` (None before it runs).
+    self.initialization_seconds = None
 
     k, d = n_components, n_features
     m0 = tf.constant(np.broadcast_to(mean_loc, (d,)), dtype)
@@ -404,7 +298,7 @@ class BayesianGMM(keras.Model):
     # positive fields, so an optimizer's steps are relative), starting at the
     # prior; `initialize` sets them from data. The weight field is log alpha
     # (Dirichlet) or log c (stick counts, see `_math.stick_concentrations`).
-    start = _posterior_type(family)(*[
+    start = loops.posterior_type(family)(*[
         tf.broadcast_to(t, shape) for t, shape in zip(
             self._prior, self._field_shapes())])
     if weight_prior == "dirichlet_process":
@@ -560,51 +454,66 @@ class BayesianGMM(keras.Model):
   # ---------------------------------------------------------- initialisation
 
   def initialize(self, x, *, n_init=1, num_examples=None,
-                 sample_size=_INIT_SAMPLE_SIZE, max_iter=100, tol=1e-5,
-                 births=3, merges=3, seed=None, sample_weight=None):
-    """Sets q from data: standardisation, k-means++ restarts, CAVI on a sample.
+                 sample_size=initialization.SAMPLE_SIZE, max_iter=100,
+                 tol=1e-5, births=3, merges=3, split_merges=10, deletes=3,
+                 seed=None, sample_weight=None, labels=None):
+    """Sets q from data: standardisation, then a search on a sample.
 
     One float64 streaming pass learns the per-feature location and scale
     (when `standardize`) and the number of rows N. On a sample of up to
-    `sample_size` rows, each of `n_init` restarts seeds hard responsibilities
-    with k-means++ and runs CAVI to convergence; the restart with the best
-    bound per point wins, and q is set from its statistics scaled to N rows.
-    The restarts race: after a few iterations, those whose bound trails the
-    leader's by more than 0.1 nats per point are dropped (see `_best_of`).
+    `sample_size` rows, `tfgmm.initialization.search` races `n_init`
+    k-means++ restarts of CAVI, then tries rounds of birth, merge,
+    split-and-merge and delete moves, keeping each only if it raises the
+    bound; q is set from the best fit's statistics scaled to N rows. Full
+    covariances start from the diagonal model's search on the same rows;
+    past the sample, from the full-covariance posterior of the diagonal
+    fit's responsibilities over all rows (see `tfgmm.initialization`).
 
     Args:
       x: array [N, D] or `tf.data.Dataset` of [B, D] batches.
-      n_init: restarts, int >= 1.
+      n_init: restarts, int >= 1 (also the proposals per round of moves).
       num_examples: N, if it differs from the rows in `x` (e.g. `x` is a
         sample of a larger stream).
-      sample_size: rows used by the restarts.
-      max_iter: CAVI iterations per restart.
-      tol: CAVI tolerance, nats per point.
-      births: at most this many rounds of split moves: when CAVI empties a
-        component (less than one point), up to `n_init` proposals refill it
-        by splitting a live one (see `_init.split_proposals`); the best is
-        kept only if it raises the bound. 0 turns them off.
-      merges: then at most this many rounds of merge moves: up to `n_init`
-        pairs of components with overlapping responsibilities are merged
-        (see `_init.merge_proposals`); the best is kept only if it raises
-        the bound. They remove the duplicates CAVI drains only slowly
-        (most useful with the Dirichlet-process prior). 0 turns them off.
+      sample_size: rows used by the search.
+      max_iter: CAVI iterations per restart or proposal.
+      tol: CAVI tolerance, nats per point; a move must raise the bound by
+        more than this.
+      births: at most this many rounds of split moves that refill a
+        component CAVI emptied (see `initialization.split_proposals`).
+      merges: at most this many rounds of merge moves of components with
+        overlapping responsibilities (see `initialization.merge_proposals`).
+      split_merges: at most this many accepted split-and-merge moves (see
+        `initialization.split_merge_proposals`).
+      deletes: at most this many accepted moves that empty a component
+        wedged between overlapping clusters (see
+        `initialization.delete_proposals`). 0 turns a kind of move off.
       seed: int; defaults to the model's seed.
       sample_weight: weights of an array's rows, [N] (a dataset carries its
         own as (x, y, w) elements). They enter the standardisation, the
         k-means++ draws and the statistics.
+      labels: None, or hard labels of every row of the array `x`, ints in
+        [0, K), [N]: q is then the CAVI posterior of those labels over all
+        the rows, and no search runs.
 
     Returns:
-      The best restart's bound per point on the sample (float), in
-      standardised units. Its per-iteration metrics, in data units, are in
-      `initialization_history`.
+      The best bound per point the search found on the sample (float), in
+      standardised units: the diagonal model's where a full model's data
+      exceed the sample; None with `labels`. Per-iteration metrics of the
+      search, in data units, are in `initialization_history`; its wall time
+      in seconds in `initialization_seconds`.
     """
+    started = time.perf_counter()
     n_init = _validation.check_positive_int("n_init", n_init)
     sample_size = _validation.check_positive_int("sample_size", sample_size)
     max_iter = _validation.check_positive_int("max_iter", max_iter)
     births = _validation.check_non_negative_int("births", births)
     merges = _validation.check_non_negative_int("merges", merges)
+    split_merges = _validation.check_non_negative_int("split_merges",
+                                                      split_merges)
+    deletes = _validation.check_non_negative_int("deletes", deletes)
     _validation.check_positive("tol", tol, ())
+    if labels is not None:
+      labels = self._check_labels(x, labels)
     seed = self.seed if seed is None else seed
     try:
       summary = data_lib.summarize(x, self.n_features, sample_size, seed,
@@ -624,108 +533,121 @@ class BayesianGMM(keras.Model):
       scale = np.where((std > 0) & ~summary.constant, std, 1.0)
       self.feature_loc.assign(summary.mean)
       self.feature_scale.assign(scale)
-    dtype = self._dtype
     loc, scale = self.feature_loc.numpy(), self.feature_scale.numpy()
-    z64 = (summary.sample - loc) / scale                          # [n, D]
-    z = tf.constant(z64, dtype)
-    # Seeding and split moves measure distances: missing entries (NaN) are
-    # imputed by the feature's mean (0 in model units) there only; CAVI
-    # marginalises them.
-    z64 = np.nan_to_num(z64, nan=0.0)
-    w64 = summary.sample_weight                                   # [n] or None
-    w = None if w64 is None else tf.constant(w64, dtype)
-    prior = self._prior
-    rng = np.random.default_rng(seed)
-    # All restarts run as one vectorised CAVI: q gets a leading [R] axis.
-    labels = _init.nearest_centre(z64, _init.kmeans_plusplus(
-        z64, self.n_components, rng, sample_weight=w64,
-        n_init=n_init))                                           # [R, n]
-    best_q, best_bound, trace = self._best_of(
-        z, tf.one_hot(labels, self.n_components, dtype=dtype), max_iter, tol,
-        w)
-
-    def responsibilities(q):
-      log_rho = tf.cast(self._family.log_rho(z, q, self._log_weights(q)),
-                        tf.float64)                               # [n, K]
-      return (tf.nn.softmax(log_rho, -1).numpy(),
-              tf.reduce_logsumexp(log_rho, -1).numpy())
-
-    # Split moves: a component that CAVI emptied takes half of a poorly
-    # fitting one. Merge moves: a duplicate folds into its twin. Each round
-    # keeps its best proposal only if the bound improves; a kind of move
-    # stops at its first round that does not.
-    kinds = [
-        (births, lambda q: _init.split_proposals(
-            z64, *responsibilities(q), n_init, sample_weight=w64)),
-        (merges, lambda q: _init.merge_proposals(
-            responsibilities(q)[0], n_init, sample_weight=w64))]
-    for rounds, propose in kinds:
-      for _ in range(rounds):
-        resp = propose(best_q)
-        if resp is None:
-          break
-        q, bound, more = self._best_of(z, tf.constant(resp, dtype), max_iter,
-                                       tol, w, _PROPOSAL_RACE_ITER)
-        if bound <= best_bound + tol:
-          break
-        best_q, best_bound = q, bound
-        trace = np.concatenate([trace, more], 0)
+    problem = initialization.make_problem(
+        self._family, self._prior, self.weight_prior, self.n_components,
+        (summary.sample - loc) / scale, summary.sample_weight)
+    rows_seen = summary.sample.shape[0]
+    bound = None
+    trace = np.zeros((0, 2))
+    if labels is not None:
+      q = self._posterior_of_batches(
+          x, sample_weight, lambda z, start: tf.one_hot(
+              labels[start:start + int(z.shape[0])], self.n_components,
+              dtype=z.dtype), scale=total / summary.num_examples)
+    else:
+      rng = np.random.default_rng(seed)
+      moves = dict(births=births, merges=merges, split_merges=split_merges,
+                   deletes=deletes)
+      warm_start = None
+      if self._family is _full and self.n_features > 1:
+        # Full covariances start from the diagonal model's search (in one
+        # dimension the full model is the diagonal one: it searches as is).
+        diagonal = initialization.diagonal_problem(problem)
+        q, bound, trace = initialization.search(diagonal, rng, n_init,
+                                                max_iter, tol, **moves)
+        warm_start = initialization.responsibilities(diagonal, q)[0]
+      if warm_start is None or rows_seen == summary.num_examples:
+        q, bound, trace = initialization.search(
+            problem, rng, n_init, max_iter, tol, warm_start=warm_start,
+            **moves)
+        # Scale the best fit's statistics from the sample's rows to N.
+        q = self._family.rescale(q, self._prior, total / rows_seen,
+                                 self.weight_prior)
+      else:
+        # Past the sample, a full model's search on a few hundred rows per
+        # component would trade clusters for covariance parameters the
+        # full data can afford: its start is instead the full-covariance
+        # posterior of the diagonal fit's responsibilities over all rows.
+        diagonal_q = diagonal.family.cast_posterior(diagonal.family.rescale(
+            q, diagonal.prior, total / rows_seen, self.weight_prior),
+                                                    self._dtype)
+        q = self._posterior_of_batches(
+            x, sample_weight, lambda z, _: tf.nn.softmax(
+                diagonal.family.log_rho(
+                    z, diagonal_q, initialization.log_weights(
+                        diagonal, diagonal_q)), -1),
+            scale=total / summary.num_examples)
     self.initialization_history = history_dict(
-        trace, self._mean_row_log_det(z, w))
-    # Scale the best restart's statistics from the sample's n rows to N.
-    q = self._family.rescale(best_q, prior, total / z64.shape[0],
-                             self.weight_prior)
+        trace, self._mean_row_log_det(problem.sample, problem.sample_weight))
     self.assign_posterior(q)
     self.num_examples.assign(total)
     self.total_weight.assign(total_weight)
     self._initialized.assign(1)
-    return best_bound
+    self.initialization_seconds = time.perf_counter() - started
+    return bound
 
-  def _best_of(self, z, resp, max_iter, tol, sample_weight=None,
-               race_iter=_RACE_ITER):
-    """CAVI from each of R initial responsibilities [R, n, K]; keeps the best.
+  def _check_labels(self, x, labels):
+    """Hard labels [N] ints in [0, K) for the rows of an array `x`."""
+    if isinstance(x, tf.data.Dataset):
+      raise ValueError("`labels` start the fit from hard labels of an "
+                       "array's rows; received them with a tf.data.Dataset "
+                       "`x`. Pass the array.")
+    rows = np.shape(x)[0] if np.ndim(x) else 0
+    array = np.asarray(labels)
+    if (array.shape != (rows,) or not np.issubdtype(array.dtype, np.integer)
+        or (array.size and (array.min() < 0
+                            or array.max() >= self.n_components))):
+      raise ValueError(
+          f"Expected `labels` to be {rows} integers in [0, "
+          f"{self.n_components}), one per row of `x`. Received: labels of "
+          f"shape {array.shape} and dtype {array.dtype}"
+          + (f", values {array.min()} to {array.max()}."
+             if array.size and np.issubdtype(array.dtype, np.number)
+             else "."))
+    return array
 
-    The restarts race: after `race_iter` iterations those whose bound per
-    point trails the leader's by more than `_RACE_MARGIN` nats are dropped,
-    and the rest continue (dropping any that fall that far behind) until
-    each has converged.
+  def _posterior_of_batches(self, x, sample_weight, resp_fn, scale=1.0):
+    """q from responsibilities of every row: one pass over the data.
+
+    Args:
+      x: the array [N, D] or dataset `initialize` received.
+      sample_weight: an array's row weights [N], or None.
+      resp_fn: (z [B, D] in model units, index of its first row) ->
+        responsibilities [B, K].
+      scale: the statistics count this many times (N over the rows in `x`).
 
     Returns:
-      (q, bound, history): the best restart's `Posterior`, its bound per
-      point, and its [T, 2] CAVI history.
+      The CAVI posterior of those responsibilities, in the model's dtype.
     """
-    prior = self._prior
-    family = self._family
-    q = family.posterior_from_statistics(
-        family.sufficient_statistics(z, resp, sample_weight), prior, 1.0,
-        self.weight_prior)                                        # [R, K, ...]
+    batches = ((z, resp_fn(z, start), w) for z, start, w
+               in self._model_unit_batches(x, sample_weight))
+    q = self._family.posterior_from_statistics(
+        initialization.pooled_statistics(self._family, batches), self._prior,
+        scale, self.weight_prior)
+    return type(q)(*[tf.cast(t, self._dtype) for t in q])
 
-    def stage(q, iterations, min_iter):
-      """CAVI on q's restarts: (q, [T, 2, R] history, all done, [R] bounds)."""
-      restarts = int(q.weight_concentration.shape[0])
-      chunk = family.estep_chunk_rows(self.n_components * restarts,
-                                      self.n_features)
-      q, history, done = run_cavi(z, q, prior, iterations, tol, chunk,
-                                  self.weight_prior, sample_weight, family,
-                                  drop_margin=_RACE_MARGIN, min_iter=min_iter)
-      history = history.numpy()
-      return q, history, bool(done), history[-1, 0] - history[-1, 1]
+  def _model_unit_batches(self, x, sample_weight):
+    """(z [B, D] model units, first row's index, w [B] or None) over x.
 
-    restarts = int(resp.shape[0])
-    keep = np.arange(restarts)                  # the restarts past the race
-    head = np.zeros((0, 2, restarts))           # the race's history
-    done = False
-    if restarts > 1 and max_iter > race_iter:
-      q, head, done, bounds = stage(q, race_iter, race_iter)
-      if not done:
-        keep = np.flatnonzero(bounds >= bounds.max() - _RACE_MARGIN)
-        q = type(q)(*[tf.gather(t, keep) for t in q])
-    tail = np.zeros((0, 2, keep.size))          # the survivors' history
-    if not done:
-      q, tail, _, bounds = stage(q, max_iter - head.shape[0], 0)
-    best = int(np.argmax(bounds))
-    trace = np.concatenate([head[:, :, keep[best]], tail[:, :, best]], 0)
-    return (type(q)(*[t[best] for t in q]), float(bounds[best]), trace)
+    An array goes in chunks of the E-step's size; a dataset batch by batch.
+    """
+    if isinstance(x, tf.data.Dataset):
+      start = 0
+      for batch in x:
+        w = data_lib.unpack_sample_weight(batch)
+        z = self._to_model_units(data_lib.unpack_batch(batch))
+        yield z, start, None if w is None else tf.cast(w, self._dtype)
+        start += int(z.shape[0])
+      return
+    n = np.shape(x)[0]
+    weights = _validation.check_sample_weight(sample_weight, n)
+    chunk = self._estep_chunk()
+    for start in range(0, n, chunk):
+      rows = slice(start, start + chunk)
+      yield (self._to_model_units(np.asarray(x[rows])), start,
+             None if weights is None
+             else tf.constant(weights[rows], self._dtype))
 
   def _check_initialized(self, what):
     if not self.initialized:
@@ -1108,6 +1030,7 @@ class BayesianGMM(keras.Model):
                                for k, v in self.training_history.items()}
     pruned.initialization_history = {
         k: list(v) for k, v in self.initialization_history.items()}
+    pruned.initialization_seconds = self.initialization_seconds
     return pruned
 
   # --------------------------------------------------------------- inference
@@ -1242,7 +1165,7 @@ class BayesianGMM(keras.Model):
                                                          array.shape[0]))]
     for features, w in batches:
       z = self._to_model_units(features)
-      _, ll = _statistics_compiled(self._family, z, q, self._estep_chunk(),
+      _, ll = loops.statistics(self._family, z, q, self._estep_chunk(),
                                    self._log_weights(q), w)
       rows = (float(z.shape[0]) if w is None
               else float(tf.reduce_sum(tf.cast(w, tf.float64))))

@@ -103,6 +103,7 @@ except ImportError as error:  # pragma: no cover - exercised without the extra
 import tensorflow as tf
 
 from tfgmm import _math
+from tfgmm._engine import loops
 from tfgmm import model as model_lib
 
 __all__ = ["BayesianGaussianMixture"]
@@ -402,7 +403,7 @@ default='kmeans'
     else:
       # tfgmm's loop compares the bound per sample: tol / N is
       # scikit-learn's threshold on the total.
-      q, history, converged = model_lib.run_cavi(
+      q, history, converged = loops.run_cavi(
           z, q0, model.prior(), self.max_iter, self.tol / z.shape[0],
           model._estep_chunk(),  # pylint: disable=protected-access
           model.weight_prior, None, family)

@@ -1,0 +1,1 @@
+"""The engine every covariance family runs on: compiled CAVI loops."""

@@ -1,0 +1,120 @@
+"""The compiled CAVI and statistics loops, traced once per family and dtype.
+
+`run_cavi` and `statistics` wrap `_math.cavi` and
+`_math.statistics_and_log_likelihood` in `tf.function`s whose input
+signatures leave every dimension unknown, so one trace serves any N, K, D and
+any number of restarts R. The model's full-data fit, its initialisation
+search and the scikit-learn face all run through them.
+"""
+
+import functools
+
+import numpy as np
+import tensorflow as tf
+
+from tfgmm import _full
+from tfgmm import _math
+
+
+def _family_ranks(family):
+  """Ranks of a posterior's fields and of the prior's, without a restart axis."""
+  if family is _full:
+    return (1, 2, 1, 1, 3), (0, 1, 0, 0, 2)
+  return (1, 2, 2, 2, 2), (0, 1, 0, 0, 1)
+
+
+def posterior_type(family):
+  return _full.FullPosterior if family is _full else _math.Posterior
+
+
+def shape_free_signature(family, dtype, batched):
+  """Input specs with every dimension unknown: one trace serves any N, K, D.
+
+  Returns:
+    (x spec, q spec, prior spec) for the family; q gains a leading restart
+    axis when `batched`.
+  """
+  lead = 1 if batched else 0
+  q_ranks, prior_ranks = _family_ranks(family)
+  posterior = posterior_type(family)
+  spec = lambda rank: tf.TensorSpec([None] * rank, dtype)  # noqa: E731
+  return (spec(2), posterior(*[spec(r + lead) for r in q_ranks]),
+          posterior(*[spec(r) for r in prior_ranks]))
+
+
+def _weight_spec(dtype, weighted):
+  return (tf.TensorSpec([None], dtype),) if weighted else ()
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled_cavi(family, dtype, weight_prior, weighted):
+  """`_math.cavi` traced once per family, dtype, weight prior and weighting.
+
+  Restarts run with a leading restart axis R, full-data CAVI with R = 1.
+  """
+  x, q, prior = shape_free_signature(family, dtype, batched=True)
+
+  def cavi(x, q, prior, max_iter, tol, chunk, drop_margin, min_iter,
+           *sample_weight):
+    return _math.cavi(x, q, prior, max_iter, tol, chunk, weight_prior,
+                      *sample_weight, family=family, drop_margin=drop_margin,
+                      min_iter=min_iter)
+
+  # autograph=False: the math uses tf.while_loop itself, and autograph's
+  # source conversion would cost most of the first call's time.
+  return tf.function(cavi, autograph=False, input_signature=(
+      x, q, prior, tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.float64),
+      tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.float64),
+      tf.TensorSpec([], tf.int32)) + _weight_spec(dtype, weighted))
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled_statistics(family, dtype, weighted):
+  """`_math.statistics_and_log_likelihood` traced once per family and dtype."""
+  x, q, _ = shape_free_signature(family, dtype, batched=False)
+
+  def statistics(x, q, chunk, log_weights, *sample_weight):
+    return _math.statistics_and_log_likelihood(
+        x, q, chunk, log_weights, *sample_weight, family=family)
+
+  return tf.function(statistics, autograph=False,
+                     input_signature=(x, q, tf.TensorSpec([], tf.int32),
+                                      tf.TensorSpec([None], tf.float64))
+                     + _weight_spec(dtype, weighted))
+
+
+def _weight_args(sample_weight, dtype):
+  return () if sample_weight is None else (tf.cast(sample_weight, dtype),)
+
+
+def run_cavi(x, q, prior, max_iter, tol, chunk, weight_prior="dirichlet",
+             sample_weight=None, family=_math, drop_margin=np.inf,
+             min_iter=0):
+  """`_math.cavi` compiled; q may be unbatched (run as one restart).
+
+  `drop_margin` and `min_iter` race restarts (see `_math.cavi`); the default
+  waits for every restart to converge.
+  """
+  dtype = x.dtype
+  batched = len(q.weight_concentration.shape) == 2
+  if not batched:
+    q = type(q)(*[t[None] for t in q])
+  cast = lambda p: type(p)(*[tf.cast(t, dtype) for t in p])  # noqa: E731
+  q, history, converged = _compiled_cavi(
+      family, dtype, weight_prior, sample_weight is not None)(
+          x, cast(q), cast(prior), tf.constant(max_iter, tf.int32),
+          tf.constant(tol, tf.float64), tf.constant(chunk, tf.int32),
+          tf.constant(drop_margin, tf.float64),
+          tf.constant(min_iter, tf.int32),
+          *_weight_args(sample_weight, dtype))
+  if not batched:
+    q = type(q)(*[t[0] for t in q])
+    history = history[..., 0]
+  return q, history, converged
+
+
+def statistics(family, x, q, chunk, log_weights, sample_weight=None):
+  """`_math.statistics_and_log_likelihood` compiled: (statistics, total)."""
+  return _compiled_statistics(family, x.dtype, sample_weight is not None)(
+      x, q, tf.constant(chunk, tf.int32), tf.cast(log_weights, tf.float64),
+      *_weight_args(sample_weight, x.dtype))
