@@ -163,6 +163,13 @@ ARGUMENT_CASES = [
         2, 2).initialize(X, n_init=0), ValueError, "n_init=0"),
     ("BayesianGMM.initialize", "births", lambda m: tfgmm.BayesianGMM(
         2, 2).initialize(X, births=-1), ValueError, "births=-1"),
+    ("BayesianGMM.initialize", "split_merges", lambda m: tfgmm.BayesianGMM(
+        2, 2).initialize(X, split_merges=-1), ValueError, "split_merges=-1"),
+    ("BayesianGMM.initialize", "deletes", lambda m: tfgmm.BayesianGMM(
+        2, 2).initialize(X, deletes=1.5), TypeError, "deletes=1.5"),
+    ("BayesianGMM.initialize", "labels", lambda m: tfgmm.BayesianGMM(
+        2, 2).initialize(X, labels=np.full(len(X), 2)), ValueError,
+     r"`labels`.*values 2 to 2"),
     ("BayesianGMM.initialize", "max_iter", lambda m: tfgmm.BayesianGMM(
         2, 2).initialize(X, max_iter=0), ValueError, "max_iter=0"),
     ("BayesianGMM.initialize", "num_examples", lambda m: tfgmm.BayesianGMM(
