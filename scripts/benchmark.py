@@ -3,9 +3,10 @@
 Every estimator is fitted in the same process on the same training data and
 scored on a held-out draw from the same mixture:
 
-- fit time, and its ratio to scikit-learn's `GaussianMixture(n_init=1)` of
-  the same covariance type in this run (diag on the diagonal datasets, full
-  on the full-covariance ones: aniso, corr10d-*);
+- fit time, and its ratio to scikit-learn's `GaussianMixture` n_init=1
+  (/GM1) and n_init=5 (/GM5) of the same covariance type in this run (diag
+  on the diagonal datasets, full on the full-covariance ones: aniso,
+  50d-1e5-full, corr10d-*);
 - held-out mean log-likelihood minus the true mixture's;
 - adjusted Rand index against the true labels, and minus the true mixture's
   own ARI (its labels are the argmax of the true posterior);
@@ -15,12 +16,25 @@ scored on a held-out draw from the same mixture:
 
 Diagonal datasets run tfgmm's default (diagonal) model and scikit-learn's
 diagonal mixtures; the full-covariance datasets run
-`tfgmm.fit(covariance_type="full")` and scikit-learn's full mixtures.
+`tfgmm.fit(covariance_type="full")` and scikit-learn's full mixtures
+(50d-1e5-full: the rows of 50d-1e5).
 
-The first tfgmm fit of each model family in the process (the seed blog's
-data for the diagonal model, aniso for the full one) includes the first-call
-tracing of tfgmm's compiled functions; they are traced once per family,
-dtype and weight prior, not per shape.
+Warm and cold time. Each tfgmm row is fitted twice in the process with the
+same seed: `fit s` is the second fit (warm: tfgmm's compiled functions are
+already traced), `peak MB` the first. `cold s` is one more fit in a fresh Python
+process (`--cold-worker`), which imports the libraries and builds the data
+before timing the fit alone: a user's first call, tracing included. By
+default (`--cold default`) that runs for tfgmm's default method of each
+dataset (tfgmm, tfgmm-full); `--cold all` for every tfgmm row, `--cold none`
+for none. Targets use warm times except the one that says "first call".
+tfgmm's initialisation time (`init s`) is what the model records in
+`initialization_seconds` (NaN from a tfgmm that does not).
+
+Targets compare tfgmm with GaussianMixture n_init=1 or n_init=5 of the same
+covariance type, and each one's detail lists GM n_init=1, GM n_init=5 and
+BayesianGaussianMixture beside it. The script prints the report, then exits
+with status 1 when any target is FAIL (SKIP, a target whose rows did not
+run, is not a failure); the same holds for `--stream` and `--sweep`.
 
 `--stream` runs a separate benchmark instead: the 10-D, K = 10 recipe
 ("10d-*") drawn on the fly through tf.data (stateless random ops seeded by
@@ -31,17 +45,81 @@ in a fresh process. It reports time per epoch, peak RSS and its growth
 during the fit, and the held-out log-likelihood and ARI against the true
 mixture's on 100,000 rows.
 
+`--sweep` runs a seed sweep instead: for every shape of the grid below it
+draws fresh mixtures (`make_sweep_data`; the same ones in every run), fits
+each with several tfgmm seeds (`tfgmm.fit(x, K, covariance_type=...,
+seed=s)`, otherwise defaults) and with scikit-learn's GaussianMixture
+n_init=1 and n_init=5 of the same covariance type, and scores every fit on
+min(N, 20,000) held-out rows. A tfgmm fit hits when its bound per training
+point, `model.elbo(x_train) / N`, is within 1e-3 nats of the best bound the
+reference search finds for those data and that prior: the largest over every
+tested fit of the mixture, `tfgmm.fit(n_init=30)` and
+`tfgmm.fit(init_labels=y_train)` (started from the true labels; without
+that argument in tfgmm, the report warns that the reference lacks it). Per
+shape it reports tfgmm's hit rate; for tfgmm and both GMs the held-out hits
+(held-out LL at least the method family's reference fit's minus 0.01 nats
+and ARI at least its minus 0.01; GaussianMixture's reference is its best
+training log-likelihood, including a fit started from the true labels),
+dLL and dARI against the true mixture (mean and worst), median fit times
+and their ratio to GM n_init=5's. A shape's mixture is identifiable when the
+true posterior misclassifies at most 5% of the held-out rows and there are
+at least 100 training rows per free parameter. Targets: tfgmm's hit rate is
+100% on every shape, and on the identifiable mixtures tfgmm's mean
+|ARI - the true mixture's ARI| <= 0.01.
+
+Shape names read covariances-D-K-N-separation-weights: "sep" and "ovl" are
+the separated and overlapping regimes the mean range r (means U(-r, r)) was
+chosen for (the report gives the measured Bayes error); "u4": weights
+U(1, 4) normalised, "g20": geometric from 1 to 1/20. diag shapes draw
+`random_mixture` (variances U(0.5, 2)), full shapes
+`random_correlated_mixture`. Big N sits on cheap shapes only.
+
+Full sweep grid (5 mixtures x 6 tfgmm seeds per shape; GaussianMixture on
+the first 2 seeds, on 1 at N = 1e6):
+
+  diag-D2-K3-N1e3-ovl-g20     r=2     small, overlapping, 20:1 weights
+  diag-D2-K3-N1e6-sep-u4      r=6     big N (GM: 1 seed)
+  diag-D5-K8-N5e3-ovl-u4      r=3
+  diag-D5-K20-N5e3-ovl-u4     r=4     many overlapping clusters
+  diag-D10-K10-N1e5-sep-u4    r=3     the 10d-1e5 recipe
+  diag-D10-K30-N2e4-sep-g20   r=3     K = 30, 20:1 weights
+  diag-D20-K15-N5e4-sep-u4    r=2
+  diag-D50-K10-N1e4-sep-u4    r=1.2   D = 50 (the 50d recipe's r)
+  full-D2-K5-N1e3-ovl-g20     r=4     small, overlapping, 20:1 weights
+  full-D3-K4-N1e5-sep-u4      r=6
+  full-D5-K8-N5e3-ovl-u4      r=3
+  full-D10-K10-N1e4-sep-u4    r=3     the corr10d recipe at 1e4 rows
+  full-D20-K5-N2e4-sep-u4     r=1.5
+
+Budget: the full sweep must finish within 30 minutes on the project's 2-core
+machine. One mixture per shape with 3 GM seeds took 5 min 20 s there (while
+another process kept the load near 3), GaussianMixture being 185 s of the
+320; with 2 GM seeds the full sweep comes to about 5 x 265 s, some 22
+minutes (an estimate from that run, not a measured full sweep).
+
+Quick sweep grid (`--sweep --quick`: 2 mixtures x 3 seeds, GM on all 3;
+within 3 minutes):
+
+  diag-D2-K3-N1e3-ovl-g20     r=2
+  diag-D3-K4-N5e3-sep-u4      r=6     identifiable
+  diag-D8-K6-N3e3-sep-u4      r=3
+  full-D2-K5-N1e3-ovl-g20     r=4
+  full-D5-K5-N5e3-sep-u4      r=3
+
 Usage:
 
   python scripts/benchmark.py            # everything (tens of minutes)
-  python scripts/benchmark.py --quick    # smoke run, well under a minute
+  python scripts/benchmark.py --quick    # smoke run, about a minute
   python scripts/benchmark.py --datasets blog far --markdown
   python scripts/benchmark.py --stream   # 1e6 and 1e7 streamed rows (~1 min)
   python scripts/benchmark.py --stream --stream-sizes 1e6,1e7,3e7
+  python scripts/benchmark.py --sweep    # the seed sweep (under 30 minutes)
+  python scripts/benchmark.py --sweep --quick   # within 3 minutes
 
-The helpers `true_log_prob`, `true_posterior_labels` and the `make_*`
-dataset builders import only numpy and scipy (`make_aniso_data` also
-scikit-learn's `make_blobs`), so tests can call them.
+The helpers `true_log_prob`, `true_posterior_labels`, `random_mixture`,
+`random_correlated_mixture`, `make_sweep_data` and the `make_*` dataset
+builders import only numpy and scipy (`make_aniso_data` also scikit-learn's
+`make_blobs`), so tests can call them.
 """
 
 import argparse
@@ -55,6 +133,7 @@ import platform
 import subprocess
 import sys
 import time
+import warnings
 
 import numpy as np
 from scipy import special
@@ -77,9 +156,9 @@ BLOG_PRIOR = dict(weight_concentration=2.0, mean_precision=1.0,
                   standardize=False)
 SAMPLED_DATASETS = ("blog", "far")
 DP_DATASETS = ("10d-1e5",)
-FULL_DATASETS = ("aniso", "corr10d-1e5", "corr10d-1e6")
+FULL_DATASETS = ("aniso", "50d-1e5-full", "corr10d-1e5", "corr10d-1e6")
 ALL_DATASETS = ("blog", "far", "aniso", "10d-1e4", "10d-1e5", "10d-1e6",
-                "50d-1e5", "corr10d-1e5", "corr10d-1e6")
+                "50d-1e5", "50d-1e5-full", "corr10d-1e5", "corr10d-1e6")
 QUICK_DATASETS = ("blog", "far", "aniso", "10d-1e4")
 DIAG_METHODS = ("tfgmm", "tfgmm-sampled", "tfgmm-dp", "tfgmm-indep",
                 "tfgmm-nan20", "tfgmm-w2", "GM(n_init=1)", "GM(n_init=5)",
@@ -91,10 +170,24 @@ MISSING_FRACTION = 0.2
 FULL_METHODS = ("tfgmm-full", "GM-full(n_init=1)", "GM-full(n_init=5)",
                 "BGM-full")
 ALL_METHODS = DIAG_METHODS + FULL_METHODS
+TFGMM_METHODS = tuple(m for m in ALL_METHODS if m.startswith("tfgmm"))
 # Left out of --quick runs.
 SLOW_METHODS = ("GM(n_init=5)", "GM-full(n_init=5)")
-# The /GM1 column's denominator, per covariance type of the dataset.
+# The comparators of each covariance type: GaussianMixture n_init=1 (the
+# /GM1 column's denominator) and n_init=5 (/GM5's), BayesianGaussianMixture.
 BASELINES = {"diag": "GM(n_init=1)", "full": "GM-full(n_init=1)"}
+BASELINES_5 = {"diag": "GM(n_init=5)", "full": "GM-full(n_init=5)"}
+BAYESIAN_BASELINES = {"diag": "BGM", "full": "BGM-full"}
+# tfgmm's default method of each covariance type: the one run cold (in a
+# fresh process) by default.
+DEFAULT_TFGMM = {"diag": "tfgmm", "full": "tfgmm-full"}
+# --cold: which tfgmm rows also get a first fit in a fresh process.
+COLD_CHOICES = ("default", "all", "none")
+# Small data: a warm fit of at most this many rows takes at most the time of
+# GaussianMixture(n_init=5) of the same covariance type, on these datasets
+# (3,000, 60, 1,500 and 10,000 rows).
+SMALL_DATA_ROWS = 10_000
+SMALL_DATASETS = ("blog", "far", "aniso", "10d-1e4")
 # A component counts as effective when its (expected) weight is at least this.
 EFFECTIVE_WEIGHT = 0.01
 DP_WEIGHT_CONCENTRATION = 1.0
@@ -118,6 +211,32 @@ STREAM_INIT_BATCHES = 4
 STREAM_RSS_RATIO = 1.2
 STREAM_RSS_SLACK_MB = 32
 STREAM_NATS = 0.01
+# --sweep: mixtures per shape, tfgmm fit seeds per mixture, and the seeds
+# (of those) GaussianMixture n_init=1 and n_init=5 run on, full and --quick.
+SWEEP_MIXTURES = 5
+SWEEP_SEEDS = 6
+SWEEP_GM_SEEDS = 2
+QUICK_SWEEP_MIXTURES = 2
+QUICK_SWEEP_SEEDS = 3
+QUICK_SWEEP_GM_SEEDS = 3
+SWEEP_SEED = 13
+SWEEP_HELD_OUT_CAP = 20_000
+# The reference search: restarts of one more fit (its seed is none of the
+# tested ones), and a fit started from the true labels.
+SWEEP_REFERENCE_N_INIT = 30
+SWEEP_REFERENCE_SEED = 10_000
+# A fit hits when its bound per point is within this of the reference's.
+SWEEP_HIT_NATS = 1e-3
+# Held-out hits: LL and ARI within these of the reference fit's.
+SWEEP_HELD_OUT_NATS = 0.01
+SWEEP_HELD_OUT_ARI = 0.01
+# A mixture is identifiable at a shape's N when the true posterior
+# misclassifies at most this fraction of the held-out rows and there are at
+# least this many training rows per free parameter; there tfgmm's mean
+# |ARI - the true mixture's ARI| is at most IDENTIFIABLE_ARI.
+IDENTIFIABLE_BAYES_ERROR = 0.05
+IDENTIFIABLE_POINTS_PER_PARAMETER = 100
+IDENTIFIABLE_ARI = 0.01
 
 
 # ------------------------------------------------------------------ the data
@@ -325,20 +444,54 @@ def make_aniso_data(n_test=ANISO_HELD_OUT, seed=170):
   return Dataset("aniso", mixture, z @ ANISO_SHEAR, y_train, x_test, y_test)
 
 
-def random_mixture(n_features, n_components, mean_range, rng):
-  """Means U(-r, r), variances U(0.5, 2) per feature, weights U(1, 4) normalised."""
+def random_weights(n_components, weight_ratio, rng, spacing="uniform"):
+  """Mixture weights [K] whose largest is at most `weight_ratio` x the smallest.
+
+  Args:
+    n_components: K.
+    weight_ratio: r >= 1.
+    rng: numpy Generator.
+    spacing: "uniform": U(1, r) draws, normalised (one draw of K numbers;
+      the ratio is r at most); "geometric": r^(-k / (K - 1)), k = 0..K-1,
+      normalised and shuffled (the ratio is exactly r; one permutation draw).
+
+  Returns:
+    float64 [K], summing to 1.
+  """
+  if spacing == "uniform":
+    weights = rng.uniform(1.0, weight_ratio, n_components)
+  elif spacing == "geometric":
+    weights = rng.permutation(
+        weight_ratio ** -np.linspace(0.0, 1.0, n_components))
+  else:
+    raise ValueError("Expected spacing 'uniform' or 'geometric'. Received: "
+                     f"spacing={spacing!r}.")
+  return weights / weights.sum()
+
+
+def random_mixture(n_features, n_components, mean_range, rng,
+                   weight_ratio=4.0, weight_spacing="uniform"):
+  """Means U(-r, r), variances U(0.5, 2) per feature, weights U(1, 4) normalised.
+
+  `mean_range` r sets the separation; `weight_ratio` and `weight_spacing`
+  the weights (see `random_weights`; the defaults are U(1, 4) draws). The
+  draws come in the order means, variances, weights, so the defaults give
+  the `make_blobs` datasets' mixtures.
+  """
   means = rng.uniform(-mean_range, mean_range, (n_components, n_features))
   variances = rng.uniform(0.5, 2.0, (n_components, n_features))
-  weights = rng.uniform(1.0, 4.0, n_components)
-  return Mixture.diagonal(weights / weights.sum(), means, variances)
+  weights = random_weights(n_components, weight_ratio, rng, weight_spacing)
+  return Mixture.diagonal(weights, means, variances)
 
 
-def random_correlated_mixture(n_features, n_components, mean_range, rng):
+def random_correlated_mixture(n_features, n_components, mean_range, rng,
+                              weight_ratio=4.0, weight_spacing="uniform"):
   """Means U(-r, r), covariances B B^T / D + diag(U(0.2, 1)), weights U(1, 4).
 
   B is standard normal [D, D], so each covariance has unit-order variances
   (1.2 to 2 on average), eigenvalues from about 0.3 to 5 at D = 10 and
   correlations of typically 0.15 in absolute value, up to about 0.6.
+  `weight_ratio` and `weight_spacing` set the weights as in `random_mixture`.
   """
   d = n_features
   means = rng.uniform(-mean_range, mean_range, (n_components, d))
@@ -346,8 +499,8 @@ def random_correlated_mixture(n_features, n_components, mean_range, rng):
   jitter = rng.uniform(0.2, 1.0, (n_components, d))
   covariances = (b @ b.transpose(0, 2, 1) / d
                  + jitter[:, :, None] * np.eye(d))
-  weights = rng.uniform(1.0, 4.0, n_components)
-  return Mixture(weights / weights.sum(), means, covariances)
+  weights = random_weights(n_components, weight_ratio, rng, weight_spacing)
+  return Mixture(weights, means, covariances)
 
 
 def _sampled_dataset(name, mixture, n, rng):
@@ -387,6 +540,9 @@ DATASET_BUILDERS = {
     "10d-1e6": lambda: make_blobs("10d-1e6", 1_000_000, 10, 10, 3.0,
                                   seed=106),
     "50d-1e5": lambda: make_blobs("50d-1e5", 100_000, 50, 20, 1.2, seed=505),
+    # The same rows as 50d-1e5, fitted with full covariances.
+    "50d-1e5-full": lambda: make_blobs("50d-1e5-full", 100_000, 50, 20, 1.2,
+                                       seed=505),
     "corr10d-1e5": lambda: make_correlated_blobs(
         "corr10d-1e5", 100_000, 10, 10, 3.0, seed=1105),
     "corr10d-1e6": lambda: make_correlated_blobs(
@@ -436,26 +592,6 @@ def peak_memory_growth(result):
 # ------------------------------------------------------------------ fitters
 
 
-@contextlib.contextmanager
-def _timed_initialization(record):
-  """Appends the seconds of each `BayesianGMM.initialize` call to `record`."""
-  from tfgmm import model as model_lib  # pylint: disable=import-outside-toplevel
-  original = model_lib.BayesianGMM.initialize
-
-  def timed(self, *args, **kwargs):
-    start = time.perf_counter()
-    try:
-      return original(self, *args, **kwargs)
-    finally:
-      record.append(time.perf_counter() - start)
-
-  model_lib.BayesianGMM.initialize = timed
-  try:
-    yield
-  finally:
-    model_lib.BayesianGMM.initialize = original
-
-
 def _tfgmm_scorer(model):
   """(log_prob, labels, effective count) functions of a `BayesianGMM`."""
   return (lambda x: np.asarray(model.log_prob(x), np.float64),
@@ -463,14 +599,23 @@ def _tfgmm_scorer(model):
           lambda: len(model.effective_components(EFFECTIVE_WEIGHT)))
 
 
+def initialization_seconds(model):
+  """Wall seconds of the model's last `initialize`, or NaN if not recorded.
+
+  `BayesianGMM.initialize` records them as `initialization_seconds`; a
+  tfgmm without that attribute, or a model never initialised (None), gives
+  NaN.
+  """
+  seconds = getattr(model, "initialization_seconds", None)
+  return math.nan if seconds is None else float(seconds)
+
+
 def _fit_tfgmm_timed(data, n_components, **kwargs):
-  """`tfgmm.fit` of the training rows, timing `initialize`: (model, info)."""
+  """`tfgmm.fit` of the training rows: (model, info with its init time)."""
   import tfgmm  # pylint: disable=import-outside-toplevel
-  init_times = []
-  with _timed_initialization(init_times):
-    model = tfgmm.fit(data.x_train, n_components, **kwargs)
-  return model, dict(init_s=sum(init_times), iters=model.n_epochs,
-                     converged=model.converged)
+  model = tfgmm.fit(data.x_train, n_components, **kwargs)
+  return model, dict(init_s=initialization_seconds(model),
+                     iters=model.n_epochs, converged=model.converged)
 
 
 def fit_tfgmm(data, sampled_epochs, seed):
@@ -601,10 +746,23 @@ def truth_row(data):
 
 
 def run_method(method, data, sampled_epochs, seed):
-  """Fits one method and scores it on the held-out rows."""
+  """Fits one method and scores it on the held-out rows.
+
+  A tfgmm method is fitted twice with the same seed: the first fit may trace
+  tfgmm's compiled functions (for this family, dtype, prior or shape), so
+  `fit_s` is the second's (warm) time; `peak_mb` is the first fit's, as a
+  user's first call would see it. The fits are identical, so the second is
+  the one scored. A scikit-learn method is fitted once.
+  """
   fitter, scorer = FITTERS[method]
   result = dict(method=method)
   with peak_memory_growth(result):
+    start = time.perf_counter()
+    model, info = fitter(data, sampled_epochs, seed)
+    result["fit_s"] = time.perf_counter() - start
+  if method in TFGMM_METHODS:
+    del model
+    gc.collect()
     start = time.perf_counter()
     model, info = fitter(data, sampled_epochs, seed)
     result["fit_s"] = time.perf_counter() - start
@@ -636,22 +794,50 @@ def methods_for(name, methods):
           and (m not in OPTION_METHODS or name in DP_DATASETS)]
 
 
-def run_dataset(name, methods, sampled_epochs, seed):
-  """Builds dataset `name`, runs every method and returns its summary."""
+def cold_methods_for(name, methods, cold):
+  """The tfgmm methods on dataset `name` that also run in a fresh process.
+
+  Args:
+    name: a dataset of `ALL_DATASETS`.
+    methods: the methods of this run.
+    cold: "default" (tfgmm's default method of the dataset's covariance
+      type), "all" (every tfgmm method that runs there) or "none".
+  """
+  running = [m for m in methods_for(name, methods) if m in TFGMM_METHODS]
+  if cold == "all":
+    return running
+  if cold == "default":
+    default = DEFAULT_TFGMM[covariance_type_of(name)]
+    return [m for m in running if m == default]
+  return []
+
+
+def run_dataset(name, methods, sampled_epochs, seed, cold="none"):
+  """Builds dataset `name`, runs every method and returns its summary.
+
+  The methods of `cold_methods_for(name, methods, cold)` also run once in a
+  fresh process (`run_cold`): their `cold_s` is a user's first call there.
+  """
   data = DATASET_BUILDERS[name]()
   truth = truth_row(data)
   rows = []
   for method in methods_for(name, methods):
     row = run_method(method, data, sampled_epochs, seed)
-    print(f"  {name:11s} {method:17s} {row['fit_s']:8.2f} s", file=sys.stderr,
-          flush=True)
+    row["cold_s"] = math.nan
+    if method in cold_methods_for(name, methods, cold):
+      row["cold_s"] = run_cold(name, method, sampled_epochs, seed)["fit_s"]
+    cold_note = ("" if math.isnan(row["cold_s"])
+                 else f", {row['cold_s']:.2f} s cold")
+    print(f"  {name:12s} {method:17s} {row['fit_s']:8.2f} s{cold_note}",
+          file=sys.stderr, flush=True)
     rows.append(row)
   covariance_type = covariance_type_of(name)
-  baseline_method = BASELINES[covariance_type]
-  baseline = next((r["fit_s"] for r in rows
-                   if r["method"] == baseline_method), math.nan)
+  baseline, baseline_5 = (
+      next((r["fit_s"] for r in rows if r["method"] == chosen[covariance_type]),
+           math.nan) for chosen in (BASELINES, BASELINES_5))
   for row in rows:
     row["ratio"] = row["fit_s"] / baseline
+    row["ratio_5"] = row["fit_s"] / baseline_5
     row["d_ll"] = row["mean_ll"] - truth["mean_ll"]
     row["d_ari"] = row["ari"] - truth["ari"]
   n, d = data.x_train.shape
@@ -661,18 +847,61 @@ def run_dataset(name, methods, sampled_epochs, seed):
               truth=truth, rows=rows)
 
 
+_COLD_MARK = "COLD-RESULT "
+
+
+def _cold_worker(args):
+  """`--cold-worker DATASET:METHOD`: one first fit, printed as a JSON line.
+
+  Imports the libraries and builds the data first; only the fit is timed,
+  so its time includes the tracing of tfgmm's compiled functions that a
+  user's first call in a fresh process pays.
+  """
+  import json  # pylint: disable=import-outside-toplevel
+  name, method = args.cold_worker.split(":", 1)
+  import_libraries()
+  data = DATASET_BUILDERS[name]()
+  fitter, _ = FITTERS[method]
+  start = time.perf_counter()
+  _, info = fitter(data, args.sampled_epochs, args.seed)
+  result = dict(fit_s=time.perf_counter() - start, init_s=info["init_s"])
+  print(_COLD_MARK + json.dumps(result), flush=True)
+
+
+def run_cold(name, method, sampled_epochs, seed):
+  """Fits `method` to dataset `name` in a fresh Python process: its result.
+
+  Returns:
+    dict with `fit_s` (the first fit's wall seconds, tracing included) and
+    `init_s`.
+  """
+  import json  # pylint: disable=import-outside-toplevel
+  command = [sys.executable, os.path.abspath(__file__),
+             "--cold-worker", f"{name}:{method}",
+             "--sampled-epochs", str(sampled_epochs), "--seed", str(seed)]
+  done = subprocess.run(command, capture_output=True, text=True, check=False)
+  lines = [line for line in done.stdout.splitlines()
+           if line.startswith(_COLD_MARK)]
+  if done.returncode != 0 or not lines:
+    sys.stderr.write(done.stderr[-5000:])
+    raise RuntimeError(f"The cold fit of {method} on {name} failed "
+                       f"(exit {done.returncode}).")
+  return json.loads(lines[-1][len(_COLD_MARK):])
+
+
 # ------------------------------------------------------------------ reports
 
 
 COLUMNS = (
     ("dataset", "{}"), ("method", "{}"), ("fit s", "{:.3f}"),
-    ("/GM1", "{:.2f}"), ("init s", "{:.3f}"), ("iters", "{}"),
-    ("conv", "{}"), ("held-out LL", "{:.4f}"), ("dLL", "{:+.4f}"),
-    ("ARI", "{:.4f}"), ("dARI", "{:+.4f}"), ("Keff", "{}"),
-    ("peak MB", "{:.1f}"),
+    ("cold s", "{:.3f}"), ("/GM1", "{:.2f}"), ("/GM5", "{:.2f}"),
+    ("init s", "{:.3f}"), ("iters", "{}"), ("conv", "{}"),
+    ("held-out LL", "{:.4f}"), ("dLL", "{:+.4f}"), ("ARI", "{:.4f}"),
+    ("dARI", "{:+.4f}"), ("Keff", "{}"), ("peak MB", "{:.1f}"),
 )
-_KEYS = ("dataset", "method", "fit_s", "ratio", "init_s", "iters",
-         "converged", "mean_ll", "d_ll", "ari", "d_ari", "k_eff", "peak_mb")
+_KEYS = ("dataset", "method", "fit_s", "cold_s", "ratio", "ratio_5",
+         "init_s", "iters", "converged", "mean_ll", "d_ll", "ari", "d_ari",
+         "k_eff", "peak_mb")
 
 
 def _cell(fmt, value):
@@ -695,23 +924,28 @@ def table_rows(summaries):
   return cells
 
 
-def format_table(summaries, markdown):
-  """The results table as aligned text or Markdown."""
-  header = [title for title, _ in COLUMNS]
-  cells = table_rows(summaries)
+def format_rows(header, cells, markdown, n_left=2):
+  """A table as aligned text or Markdown: the first `n_left` columns left."""
   if markdown:
     lines = ["| " + " | ".join(header) + " |",
-             "|" + "|".join(["---"] * 2 + ["---:"] * (len(header) - 2)) + "|"]
+             "|" + "|".join(["---"] * n_left
+                            + ["---:"] * (len(header) - n_left)) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in cells]
     return "\n".join(lines)
   widths = [max(len(r[i]) for r in [header] + cells)
             for i in range(len(header))]
   fmt = lambda row: "  ".join(  # noqa: E731
-      c.ljust(w) if i < 2 else c.rjust(w)
+      c.ljust(w) if i < n_left else c.rjust(w)
       for i, (c, w) in enumerate(zip(row, widths)))
   lines = [fmt(header), "  ".join("-" * w for w in widths)]
   lines += [fmt(row) for row in cells]
   return "\n".join(lines)
+
+
+def format_table(summaries, markdown):
+  """The results table as aligned text or Markdown."""
+  return format_rows([title for title, _ in COLUMNS], table_rows(summaries),
+                     markdown)
 
 
 def format_datasets(summaries, markdown):
@@ -746,44 +980,80 @@ def _target(summaries, dataset, needed, check, describe):
   return ("PASS" if check(*rows) else "FAIL"), describe(*rows)
 
 
+def _seconds(value):
+  """"0.46s", or "-" for a time not measured (NaN)."""
+  return "-" if math.isnan(value) else f"{value:.2f}s"
+
+
 def _time_detail(row, other, name):
   return (f"dLL={row['d_ll']:+.4f} dARI={row['d_ari']:+.4f} "
-          f"t={row['fit_s']:.2f}s vs {name} {other['fit_s']:.2f}s")
+          f"warm t={row['fit_s']:.2f}s (cold {_seconds(row['cold_s'])}) vs "
+          f"{name} {other['fit_s']:.2f}s")
 
 
 def _ll_time_detail(row, other, name):
   return (f"LL {row['mean_ll'] - other['mean_ll']:+.4f} vs {name} "
           f"(dLL {row['d_ll']:+.4f} vs {other['d_ll']:+.4f}), "
-          f"t={row['fit_s']:.2f}s vs {other['fit_s']:.2f}s")
+          f"warm t={row['fit_s']:.2f}s (cold {_seconds(row['cold_s'])}) vs "
+          f"{other['fit_s']:.2f}s")
 
 
-def _at_least_as_good_and_faster(row, other):
-  """Held-out LL >= other's - 0.001 nats, in less time."""
-  return (row["mean_ll"] >= other["mean_ll"] - 0.001
-          and row["fit_s"] < other["fit_s"])
+def _at_least_as_good(row, other):
+  """Held-out LL >= other's - 0.001 nats."""
+  return row["mean_ll"] >= other["mean_ll"] - 0.001
+
+
+def comparators(summaries, dataset):
+  """GM n_init=1, GM n_init=5 and BGM of the dataset's covariance type.
+
+  Returns:
+    "GM(n_init=1) t=3.77s dLL=-0.2455 dARI=-0.1302; ..." for those that ran
+    on `dataset`, or "none ran".
+  """
+  covariance_type = covariance_type_of(dataset)
+  parts = []
+  for chosen in (BASELINES, BASELINES_5, BAYESIAN_BASELINES):
+    row = _find(summaries, dataset, chosen[covariance_type])
+    if row is not None:
+      parts.append(f"{row['method']} t={row['fit_s']:.2f}s "
+                   f"dLL={row['d_ll']:+.4f} dARI={row['d_ari']:+.4f}")
+  return "; ".join(parts) or "none ran"
 
 
 def evaluate_targets(summaries):
-  """[(name, status, detail)] of the issue's targets."""
-  gm1, gm5 = "GM(n_init=1)", "GM(n_init=5)"
-  gmf5 = "GM-full(n_init=5)"
+  """[(name, status, detail)] of the issue's targets.
+
+  Times are warm (the second fit in this process) except where a target says
+  "first call": there the first fit in a fresh process (`cold s`). Each
+  dataset target's detail ends with the same covariance type's GM
+  n_init=1, GM n_init=5 and BGM rows (`comparators`).
+  """
+  gm1, gm5 = BASELINES["diag"], BASELINES_5["diag"]
+  gmf5 = BASELINES_5["full"]
   targets = [
-      ("10d-1e6: |dLL|<=0.01, |dARI|<=0.01, t <= 0.5 x GM(n_init=1)",
+      ("10d-1e6: |dLL|<=0.01, |dARI|<=0.01, warm t <= 0.15 x GM(n_init=1)",
        "10d-1e6", ["tfgmm", gm1],
-       lambda r, o: _quality(r, 0.01, 0.01) and r["fit_s"] <= 0.5 * o["fit_s"],
+       lambda r, o: (_quality(r, 0.01, 0.01)
+                     and r["fit_s"] <= 0.15 * o["fit_s"]),
        lambda r, o: _time_detail(r, o, gm1)),
-      ("10d-1e5: |dLL|<=0.01, |dARI|<=0.01, t <= GM(n_init=5)",
+      ("10d-1e5: |dLL|<=0.01, |dARI|<=0.01, warm t <= 0.5 x GM(n_init=5)",
        "10d-1e5", ["tfgmm", gm5],
-       lambda r, o: _quality(r, 0.01, 0.01) and r["fit_s"] <= o["fit_s"],
+       lambda r, o: (_quality(r, 0.01, 0.01)
+                     and r["fit_s"] <= 0.5 * o["fit_s"]),
        lambda r, o: _time_detail(r, o, gm5)),
-      ("50d-1e5: |dLL|<=0.05, |dARI|<=0.005, t < BGM",
-       "50d-1e5", ["tfgmm", "BGM"],
-       lambda r, o: _quality(r, 0.05, 0.005) and r["fit_s"] < o["fit_s"],
-       lambda r, o: _time_detail(r, o, "BGM")),
-      ("blog: |dLL|<=0.005, t < 1 s (first call)",
-       "blog", ["tfgmm"],
-       lambda r: abs(r["d_ll"]) <= 0.005 and r["fit_s"] < 1.0,
-       lambda r: f"dLL={r['d_ll']:+.4f} t={r['fit_s']:.3f}s"),
+      ("50d-1e5: |dLL|<=0.05, |dARI|<=0.005, warm t <= 0.5 x GM(n_init=5)",
+       "50d-1e5", ["tfgmm", gm5],
+       lambda r, o: (_quality(r, 0.05, 0.005)
+                     and r["fit_s"] <= 0.5 * o["fit_s"]),
+       lambda r, o: _time_detail(r, o, gm5)),
+      # The full model's held-out LL sits near -0.13 nats at its optimum
+      # here (the cost of 20 x 1,275 covariance parameters), so the target
+      # is the clustering and the time.
+      (f"50d-1e5-full: tfgmm-full |dARI|<=0.01, warm t <= 0.5 x {gmf5}",
+       "50d-1e5-full", ["tfgmm-full", gmf5],
+       lambda r, o: (abs(r["d_ari"]) <= 0.01
+                     and r["fit_s"] <= 0.5 * o["fit_s"]),
+       lambda r, o: _time_detail(r, o, gmf5)),
       ("far: ARI >= 0.9",
        "far", ["tfgmm"],
        lambda r: r["ari"] >= 0.9,
@@ -798,18 +1068,52 @@ def evaluate_targets(summaries):
                      and r["d_ll"] >= o["d_ll"] - 0.001),
        lambda r, o: (f"dLL={r['d_ll']:+.4f} vs BGM-full {o['d_ll']:+.4f}, "
                      f"dARI={r['d_ari']:+.4f}")),
+      (f"corr10d-1e5: tfgmm-full held-out LL >= {gmf5}'s - 0.001, warm t "
+       f"<= 0.5 x {gmf5}",
+       "corr10d-1e5", ["tfgmm-full", gmf5],
+       lambda r, o: (_at_least_as_good(r, o)
+                     and r["fit_s"] <= 0.5 * o["fit_s"]),
+       lambda r, o: _ll_time_detail(r, o, gmf5)),
+      (f"corr10d-1e6: tfgmm-full held-out LL >= {gmf5}'s - 0.001, warm t "
+       f"< {gmf5}",
+       "corr10d-1e6", ["tfgmm-full", gmf5],
+       lambda r, o: _at_least_as_good(r, o) and r["fit_s"] < o["fit_s"],
+       lambda r, o: _ll_time_detail(r, o, gmf5)),
   ]
-  targets += [
-      (f"{name}: tfgmm-full held-out LL >= {gmf5}'s - 0.001, t < {gmf5}",
-       name, ["tfgmm-full", gmf5], _at_least_as_good_and_faster,
-       lambda r, o: _ll_time_detail(r, o, gmf5))
-      for name in ("corr10d-1e5", "corr10d-1e6")]
-  results = [(title, *_target(summaries, dataset, needed, check, describe))
-             for title, dataset, needed, check, describe in targets]
+  for name in SMALL_DATASETS:
+    tfgmm_method = DEFAULT_TFGMM[covariance_type_of(name)]
+    other = BASELINES_5[covariance_type_of(name)]
+    targets.append((
+        f"{name}: {tfgmm_method} warm t <= {other} (small data, <= "
+        f"{SMALL_DATA_ROWS:,} rows)",
+        name, [tfgmm_method, other],
+        lambda r, o: r["fit_s"] <= o["fit_s"],
+        lambda r, o, other=other: (
+            f"warm t={r['fit_s']:.3f}s (cold {_seconds(r['cold_s'])}) vs "
+            f"{other} {o['fit_s']:.3f}s")))
+  results = []
+  for title, dataset, needed, check, describe in targets:
+    status, detail = _target(summaries, dataset, needed, check, describe)
+    if status != "SKIP":
+      detail += "; beside: " + comparators(summaries, dataset)
+    results.append((title, status, detail))
+  results.insert(4, _first_call_target(summaries))
   results.append(_dp_target(summaries))
   results.append(_memory_target(summaries))
   results.append(_finite_target(summaries))
   return results
+
+
+def _first_call_target(summaries):
+  """blog: the first fit in a fresh process is accurate and under 1 s."""
+  title = "blog: |dLL|<=0.005, t < 1 s (first call, in a fresh process)"
+  row = _find(summaries, "blog", "tfgmm")
+  if row is None or math.isnan(row.get("cold_s", math.nan)):
+    return title, "SKIP", "needs tfgmm on blog with its cold fit (--cold)"
+  status = ("PASS" if abs(row["d_ll"]) <= 0.005 and row["cold_s"] < 1.0
+            else "FAIL")
+  return title, status, (f"dLL={row['d_ll']:+.4f} cold t="
+                         f"{row['cold_s']:.3f}s (warm {row['fit_s']:.3f}s)")
 
 
 def _dp_target(summaries):
@@ -873,9 +1177,10 @@ def _git_revision():
   try:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here,
                             capture_output=True, text=True, check=True)
-    status = subprocess.run(["git", "status", "--porcelain", "--", "tfgmm"],
-                            cwd=here, capture_output=True, text=True,
-                            check=True)
+    # ":(top)": the package at the repository's root, whatever the cwd.
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--", ":(top)tfgmm"], cwd=here,
+        capture_output=True, text=True, check=True)
   except (OSError, subprocess.CalledProcessError):
     return "?"
   return commit.stdout.strip() + ("+dirty" if status.stdout.strip() else "")
@@ -892,6 +1197,7 @@ def header_lines(args, revision):
       f"{_version('tensorflow')}, keras {_version('keras')}, scikit-learn "
       f"{_version('sklearn')}, numpy {np.__version__}",
       f"run: {'quick' if args.quick else 'full'}; seed {args.seed}; "
+      f"cold fits in a fresh process: {args.cold}; "
       f"sampled max_epochs {args.sampled_epochs}; held-out rows = "
       f"min(N, {HELD_OUT_CAP:,}) (aniso: {ANISO_HELD_OUT:,} from the "
       "equivalent Gaussian mixture); GM/GM-full tol and max_iter sklearn "
@@ -902,7 +1208,7 @@ def header_lines(args, revision):
 
 
 def print_report(args, revision, summaries):
-  """Prints the header, datasets, table and targets."""
+  """Prints the header, datasets, table and targets; returns the targets."""
   heading = "## " if args.markdown else "== "
   print(heading + "tfgmm benchmark")
   for line in header_lines(args, revision):
@@ -914,16 +1220,33 @@ def print_report(args, revision, summaries):
   print(heading + "results")
   print(format_table(summaries, args.markdown))
   print()
-  print("dLL: held-out mean log-likelihood minus the true mixture's (nats); "
-        "dARI: ARI minus the true mixture's ARI; /GM1: fit time over "
-        "GM(n_init=1)'s on the diagonal datasets, over GM-full(n_init=1)'s "
-        f"on the full-covariance ones ({', '.join(FULL_DATASETS)}); "
-        "init s: tfgmm initialisation (k-means++ restarts on a sample); "
-        "iters: CAVI epochs after init (tfgmm) or EM iterations (sklearn); "
-        f"Keff: components with (expected) weight >= {EFFECTIVE_WEIGHT}.")
+  print("fit s: tfgmm rows: the second of two identical fits in this process "
+        "(warm; the first may trace tfgmm's compiled functions), scikit-learn "
+        "rows: their one fit; cold s: the first fit in a fresh process "
+        "(tracing included; only the import and the data come before it); "
+        "dLL: held-out mean log-likelihood minus the true mixture's (nats); "
+        "dARI: ARI minus the true mixture's ARI; /GM1, /GM5: fit s over "
+        "GM(n_init=1)'s, GM(n_init=5)'s on the diagonal datasets, over "
+        "GM-full(n_init=1)'s, GM-full(n_init=5)'s on the full-covariance "
+        f"ones ({', '.join(FULL_DATASETS)}); init s: tfgmm's initialisation "
+        "(its search on a sample, as the model records it in "
+        "initialization_seconds); iters: CAVI epochs after init (tfgmm) or "
+        "EM iterations (sklearn); Keff: components with (expected) weight >= "
+        f"{EFFECTIVE_WEIGHT}; peak MB: the first fit's.")
   print()
   print(heading + "targets")
-  print(format_targets(evaluate_targets(summaries), args.markdown))
+  targets = evaluate_targets(summaries)
+  print(format_targets(targets, args.markdown))
+  return targets
+
+
+def exit_status(targets):
+  """1 when a target is FAIL, else 0 (SKIP is not a failure).
+
+  Args:
+    targets: [(name, status, detail)], status "PASS", "FAIL" or "SKIP".
+  """
+  return int(any(status == "FAIL" for _, status, _ in targets))
 
 
 # ------------------------------------------------------------------ streams
@@ -1193,7 +1516,7 @@ def evaluate_stream_targets(results):
 
 
 def print_stream_report(args, revision, results):
-  """Prints the stream run's header, table and targets."""
+  """Prints the stream run's header, table and targets; returns the targets."""
   heading = "## " if args.markdown else "== "
   bullet = "- " if args.markdown else ""
   print(heading + "tfgmm stream benchmark")
@@ -1228,7 +1551,565 @@ def print_stream_report(args, revision, results):
         f"components with expected weight >= {EFFECTIVE_WEIGHT}.")
   print()
   print(heading + "targets")
-  print(format_targets(evaluate_stream_targets(results), args.markdown))
+  targets = evaluate_stream_targets(results)
+  print(format_targets(targets, args.markdown))
+  return targets
+
+
+# ------------------------------------------------------------------ sweep
+#
+# `--sweep`: fresh mixtures over the grid of the module docstring, fitted by
+# tfgmm with several seeds each and checked against the best bound a
+# reference search finds; scikit-learn's GaussianMixture beside it.
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepShape:
+  """One shape of the sweep: how its mixtures are drawn and fitted.
+
+  Attributes:
+    covariance_type: "diag" (`random_mixture` data) or "full"
+      (`random_correlated_mixture` data); every fit of the shape uses it.
+    n_features: D.
+    n_components: K, of the data and of every fit.
+    n: training rows.
+    mean_range: r, means U(-r, r): the separation.
+    separation: "sep" or "ovl": what r was chosen for (the report gives the
+      measured Bayes error).
+    weight_ratio: the largest weight over the smallest (an upper bound for
+      "uniform" spacing).
+    weight_spacing: "uniform" or "geometric" (see `random_weights`).
+    gm_seeds: GaussianMixture runs on the first this many fit seeds at most
+      (None: the run's `--sweep-gm-seeds`); set where they are expensive.
+  """
+
+  covariance_type: str
+  n_features: int
+  n_components: int
+  n: int
+  mean_range: float
+  separation: str
+  weight_ratio: float
+  weight_spacing: str = "uniform"
+  gm_seeds: int | None = None
+
+  @property
+  def name(self):
+    """E.g. "diag-D10-K10-N1e5-sep-u4" (u: uniform, g: geometric weights)."""
+    return (f"{self.covariance_type}-D{self.n_features}-K{self.n_components}"
+            f"-N{_short(self.n)}-{self.separation}-"
+            f"{self.weight_spacing[0]}{self.weight_ratio:g}")
+
+  @property
+  def n_parameters(self):
+    """Free parameters of a K-component mixture of the shape's covariance type.
+
+    K D means, K D variances (diag) or K D (D + 1) / 2 covariance entries
+    (full), K - 1 weights.
+    """
+    k, d = self.n_components, self.n_features
+    if self.covariance_type == "diag":
+      return 2 * k * d + k - 1
+    return k * d + k * d * (d + 1) // 2 + k - 1
+
+  @property
+  def seed_words(self):
+    """The mixture generator's seed words: a function of the shape only."""
+    return (SWEEP_SEED, int(self.covariance_type == "full"), self.n_features,
+            self.n_components, self.n, round(1000 * self.mean_range),
+            round(1000 * self.weight_ratio),
+            int(self.weight_spacing == "geometric"))
+
+
+# The sweep's grids: keep them equal to the module docstring's tables.
+SWEEP_GRID = (
+    SweepShape("diag", 2, 3, 1_000, 2.0, "ovl", 20.0, "geometric"),
+    SweepShape("diag", 2, 3, 1_000_000, 6.0, "sep", 4.0, gm_seeds=1),
+    SweepShape("diag", 5, 8, 5_000, 3.0, "ovl", 4.0),
+    SweepShape("diag", 5, 20, 5_000, 4.0, "ovl", 4.0),
+    SweepShape("diag", 10, 10, 100_000, 3.0, "sep", 4.0),
+    SweepShape("diag", 10, 30, 20_000, 3.0, "sep", 20.0, "geometric"),
+    SweepShape("diag", 20, 15, 50_000, 2.0, "sep", 4.0),
+    SweepShape("diag", 50, 10, 10_000, 1.2, "sep", 4.0),
+    SweepShape("full", 2, 5, 1_000, 4.0, "ovl", 20.0, "geometric"),
+    SweepShape("full", 3, 4, 100_000, 6.0, "sep", 4.0),
+    SweepShape("full", 5, 8, 5_000, 3.0, "ovl", 4.0),
+    SweepShape("full", 10, 10, 10_000, 3.0, "sep", 4.0),
+    SweepShape("full", 20, 5, 20_000, 1.5, "sep", 4.0),
+)
+QUICK_SWEEP_GRID = (
+    SweepShape("diag", 2, 3, 1_000, 2.0, "ovl", 20.0, "geometric"),
+    SweepShape("diag", 3, 4, 5_000, 6.0, "sep", 4.0),
+    SweepShape("diag", 8, 6, 3_000, 3.0, "sep", 4.0),
+    SweepShape("full", 2, 5, 1_000, 4.0, "ovl", 20.0, "geometric"),
+    SweepShape("full", 5, 5, 5_000, 3.0, "sep", 4.0),
+)
+
+
+def sweep_shapes():
+  """{name: SweepShape} of both grids."""
+  return {shape.name: shape for shape in SWEEP_GRID + QUICK_SWEEP_GRID}
+
+
+def make_sweep_data(shape, index):
+  """Mixture `index` of a shape: n training rows, min(n, 20,000) held out.
+
+  The mixture and its rows come from a generator seeded by the shape's
+  `seed_words` and `index`, so a shape draws the same mixtures in every run
+  whatever else the grid holds.
+  """
+  rng = np.random.default_rng(shape.seed_words + (index,))
+  draw = (random_mixture if shape.covariance_type == "diag"
+          else random_correlated_mixture)
+  mixture = draw(shape.n_features, shape.n_components, shape.mean_range, rng,
+                 weight_ratio=shape.weight_ratio,
+                 weight_spacing=shape.weight_spacing)
+  x_train, y_train = _sample_mixture(mixture, shape.n, rng)
+  x_test, y_test = _sample_mixture(
+      mixture, min(shape.n, SWEEP_HELD_OUT_CAP), rng)
+  return Dataset(f"{shape.name}#{index}", mixture, x_train, y_train, x_test,
+                 y_test)
+
+
+def sweep_hits(bounds, reference_bounds, nats=SWEEP_HIT_NATS):
+  """Which tested fits reach the best bound of the reference search.
+
+  The reference is the largest of all tested fits' bounds and the
+  reference fits' (NaN bounds ignored there); a fit hits when its bound is
+  within `nats` of it (a NaN bound misses).
+
+  Args:
+    bounds: the tested fits' bounds per training point, [S].
+    reference_bounds: the reference fits' bounds per training point, [R].
+    nats: tolerance, nats per point.
+
+  Returns:
+    (hits: bool [S], best: float).
+  """
+  bounds = np.asarray(bounds, np.float64)                        # [S]
+  every = np.concatenate([bounds, np.asarray(reference_bounds,
+                                             np.float64)])      # [S + R]
+  best = float(np.nanmax(every)) if np.isfinite(every).any() else math.nan
+  with np.errstate(invalid="ignore"):
+    hits = bounds >= best - nats                                 # [S]
+  return hits, best
+
+
+def held_out_hits(fits, reference, nats=SWEEP_HELD_OUT_NATS,
+                  ari=SWEEP_HELD_OUT_ARI):
+  """Fits whose held-out LL and ARI are as good as the reference fit's.
+
+  A fit hits when its held-out mean log-likelihood is at least the
+  reference's minus `nats` and its ARI at least the reference's minus `ari`.
+
+  Args:
+    fits: dicts with `mean_ll` and `ari`.
+    reference: the same, of the fit with the best training objective.
+
+  Returns:
+    [bool] per fit.
+  """
+  return [f["mean_ll"] >= reference["mean_ll"] - nats
+          and f["ari"] >= reference["ari"] - ari for f in fits]
+
+
+def _best_objective(fits):
+  """The fit of largest `objective` (NaN counts as worst)."""
+  return max(fits, key=lambda f: (-math.inf if math.isnan(f["objective"])
+                                  else f["objective"]))
+
+
+def _score_held_out(data, log_prob, labels):
+  """mean_ll, ari and finite of a fit's held-out log densities and labels."""
+  log_prob = np.asarray(log_prob, np.float64)
+  return dict(mean_ll=float(np.mean(log_prob)),
+              ari=adjusted_rand(data.y_test, labels),
+              finite=bool(np.isfinite(log_prob).all()))
+
+
+def _sweep_tfgmm(data, covariance_type, **kwargs):
+  """`tfgmm.fit` of the training rows, timed and scored: a fit dict.
+
+  `objective` is the evidence lower bound per training point,
+  `model.elbo(x_train) / N`, under the model's prior for these data.
+  """
+  import tfgmm  # pylint: disable=import-outside-toplevel
+  start = time.perf_counter()
+  model = tfgmm.fit(data.x_train, data.n_components,
+                    covariance_type=covariance_type, **kwargs)
+  fit_s = time.perf_counter() - start
+  return dict(fit_s=fit_s,
+              objective=float(model.elbo(data.x_train)) / len(data.x_train),
+              **_score_held_out(data, model.log_prob(data.x_test),
+                                np.asarray(model.assign(data.x_test))))
+
+
+def sweep_reference_fits(data, covariance_type):
+  """tfgmm's reference fits beyond the tested ones: (fits, warning or None).
+
+  A fit with `SWEEP_REFERENCE_N_INIT` restarts, and one started from the
+  true labels (`init_labels=y_train`: no search). A tfgmm whose `fit` does
+  not take `init_labels` yet raises TypeError (or Keras' ValueError for an
+  unknown model argument); then the reference is the restarts' fit alone,
+  and the warning says so.
+  """
+  fits = [dict(_sweep_tfgmm(data, covariance_type,
+                            n_init=SWEEP_REFERENCE_N_INIT,
+                            seed=SWEEP_REFERENCE_SEED),
+               source=f"{SWEEP_REFERENCE_N_INIT} restarts")]
+  try:
+    fits.append(dict(_sweep_tfgmm(data, covariance_type,
+                                  init_labels=data.y_train),
+                     source="true labels"))
+  except (TypeError, ValueError) as error:
+    if "init_labels" not in str(error):
+      raise
+    return fits, ("warning: tfgmm.fit does not take init_labels "
+                  f"({type(error).__name__}: {error}); the sweep's reference "
+                  "lacks the start from the true labels")
+  return fits, None
+
+
+def _sweep_gm(data, covariance_type, n_init, seed, **init):
+  """scikit-learn's GaussianMixture, timed and scored: a fit dict.
+
+  `objective` is the mean log-likelihood per training row. Non-convergence
+  within scikit-learn's max_iter is part of the result, not a warning.
+  """
+  # pylint: disable=import-outside-toplevel
+  from sklearn import exceptions
+  from sklearn import mixture as sk_mixture
+  model = sk_mixture.GaussianMixture(
+      n_components=data.n_components, covariance_type=covariance_type,
+      n_init=n_init, random_state=seed, **init)
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore", exceptions.ConvergenceWarning)
+    start = time.perf_counter()
+    model.fit(data.x_train)
+    fit_s = time.perf_counter() - start
+  return dict(fit_s=fit_s, objective=float(model.score(data.x_train)),
+              **_score_held_out(data, model.score_samples(data.x_test),
+                                model.predict(data.x_test)))
+
+
+def true_label_start(x, labels, n_components, covariance_type,
+                     reg_covar=1e-6):
+  """GaussianMixture's initial weights, means and precisions from hard labels.
+
+  Args:
+    x: rows, float [N, D].
+    labels: ints in [0, K), [N].
+    n_components: K.
+    covariance_type: "diag" or "full".
+    reg_covar: added to the variances (scikit-learn's default).
+
+  Returns:
+    dict(weights_init [K], means_init [K, D], precisions_init [K, D] or
+    [K, D, D]), or None when a component has fewer than two rows.
+  """
+  counts = np.bincount(labels, minlength=n_components)            # [K]
+  if counts.min() < 2:
+    return None
+  groups = [x[labels == k] for k in range(n_components)]
+  means = np.stack([g.mean(0) for g in groups])                   # [K, D]
+  if covariance_type == "diag":
+    precisions = 1.0 / (np.stack([g.var(0) for g in groups])
+                        + reg_covar)                              # [K, D]
+  else:
+    eye = np.eye(x.shape[1])
+    precisions = np.linalg.inv(np.stack(
+        [np.cov(g.T, bias=True).reshape(eye.shape) + reg_covar * eye
+         for g in groups]))                                       # [K, D, D]
+  return dict(weights_init=counts / counts.sum(), means_init=means,
+              precisions_init=precisions)
+
+
+def run_sweep_mixture(shape, index, seeds, gm_seeds):
+  """Draws mixture `index` of a shape, fits and scores it: a result dict.
+
+  Args:
+    shape: a `SweepShape`.
+    index: which mixture of the shape.
+    seeds: tfgmm's fit seeds.
+    gm_seeds: GaussianMixture's seeds (n_init=1 and n_init=5 each).
+
+  Returns:
+    dict with the truth (`true_ll`, `true_ari`, `bayes_error`,
+    `identifiable`), `fits` {method: [fit dict]} (tfgmm's with `hit` and
+    `gap`; every fit with `held_out_hit`, `d_ll` and `d_ari`), the
+    reference's `best_bound` and `reference_source`, `warning` and `wall_s`.
+  """
+  start = time.perf_counter()
+  covariance_type = shape.covariance_type
+  data = make_sweep_data(shape, index)
+  truth = truth_row(data)
+  bayes_error = float(np.mean(
+      true_posterior_labels(data.x_test, data.mixture) != data.y_test))
+  tfgmm_method = DEFAULT_TFGMM[covariance_type]
+  tested = [dict(_sweep_tfgmm(data, covariance_type, seed=seed), seed=seed)
+            for seed in seeds]
+  references, warning = sweep_reference_fits(data, covariance_type)
+  hits, best = sweep_hits([f["objective"] for f in tested],
+                          [f["objective"] for f in references])
+  for fit, hit in zip(tested, hits):
+    fit.update(hit=bool(hit), gap=best - fit["objective"], source="fits")
+  tfgmm_reference = _best_objective(tested + references)
+  fits = {tfgmm_method: tested}
+  for n_init, chosen in ((1, BASELINES), (5, BASELINES_5)):
+    fits[chosen[covariance_type]] = [
+        dict(_sweep_gm(data, covariance_type, n_init, seed), seed=seed)
+        for seed in gm_seeds]
+  gm_candidates = fits[BASELINES[covariance_type]] + fits[
+      BASELINES_5[covariance_type]]
+  start_params = true_label_start(data.x_train, data.y_train,
+                                  data.n_components, covariance_type)
+  if start_params is not None:
+    try:
+      gm_candidates = gm_candidates + [
+          _sweep_gm(data, covariance_type, 1, 0, **start_params)]
+    except (ValueError, np.linalg.LinAlgError):
+      pass  # An ill-conditioned start: the GM fits are the reference.
+  gm_reference = _best_objective(gm_candidates)
+  for method, method_fits in fits.items():
+    reference = (tfgmm_reference if method == tfgmm_method
+                 else gm_reference)
+    for fit, hit in zip(method_fits, held_out_hits(method_fits, reference)):
+      fit.update(held_out_hit=hit, d_ll=fit["mean_ll"] - truth["mean_ll"],
+                 d_ari=fit["ari"] - truth["ari"])
+  return dict(index=index, true_ll=truth["mean_ll"], true_ari=truth["ari"],
+              bayes_error=bayes_error,
+              identifiable=(bayes_error <= IDENTIFIABLE_BAYES_ERROR
+                            and shape.n / shape.n_parameters
+                            >= IDENTIFIABLE_POINTS_PER_PARAMETER),
+              fits=fits, best_bound=best,
+              reference_source=tfgmm_reference["source"], warning=warning,
+              wall_s=time.perf_counter() - start)
+
+
+def summarize_sweep_shape(shape, mixtures):
+  """Aggregates a shape's mixture results into one summary dict.
+
+  Per method (`methods`, in the order tfgmm, GM n_init=1, GM n_init=5):
+  fits, hits (tfgmm), held-out hits, dLL and dARI mean and worst (the
+  smallest), the median fit time and its ratio to GM n_init=5's median.
+  """
+  covariance_type = shape.covariance_type
+  order = [DEFAULT_TFGMM[covariance_type], BASELINES[covariance_type],
+           BASELINES_5[covariance_type]]
+  methods = {}
+  for method in order:
+    fits = [f for m in mixtures for f in m["fits"][method]]
+    d_ll = np.array([f["d_ll"] for f in fits])
+    d_ari = np.array([f["d_ari"] for f in fits])
+    methods[method] = dict(
+        fits=len(fits),
+        hits=(sum(f["hit"] for f in fits) if "hit" in fits[0] else None),
+        held_out_hits=sum(f["held_out_hit"] for f in fits),
+        d_ll_mean=float(d_ll.mean()), d_ll_worst=float(d_ll.min()),
+        d_ari_mean=float(d_ari.mean()), d_ari_worst=float(d_ari.min()),
+        median_s=float(np.median([f["fit_s"] for f in fits])),
+        finite=all(f["finite"] for f in fits))
+  gm5_median = methods[BASELINES_5[covariance_type]]["median_s"]
+  for row in methods.values():
+    row["ratio_5"] = row["median_s"] / gm5_median
+  tfgmm_fits = [f for m in mixtures
+                for f in m["fits"][DEFAULT_TFGMM[covariance_type]]]
+  identifiable = [m for m in mixtures if m["identifiable"]]
+  ari_gap = [abs(f["d_ari"]) for m in identifiable
+             for f in m["fits"][DEFAULT_TFGMM[covariance_type]]]
+  sources = {}
+  for m in mixtures:
+    sources[m["reference_source"]] = sources.get(m["reference_source"], 0) + 1
+  bayes = [m["bayes_error"] for m in mixtures]
+  return dict(
+      shape=shape, name=shape.name, mixtures=len(mixtures),
+      n_test=min(shape.n, SWEEP_HELD_OUT_CAP),
+      bayes_error_mean=float(np.mean(bayes)),
+      bayes_error_max=float(np.max(bayes)),
+      points_per_parameter=shape.n / shape.n_parameters,
+      identifiable=len(identifiable),
+      identifiable_ari_gap=(float(np.mean(ari_gap)) if ari_gap else math.nan),
+      identifiable_fits=len(ari_gap),
+      worst_gap=float(max(f["gap"] for f in tfgmm_fits)),
+      reference_sources=sources, tfgmm=DEFAULT_TFGMM[covariance_type],
+      methods=methods, wall_s=float(sum(m["wall_s"] for m in mixtures)))
+
+
+def _sweep_warm_up(covariance_types):
+  """Traces tfgmm's compiled functions for each covariance type, untimed."""
+  import tfgmm  # pylint: disable=import-outside-toplevel
+  x = np.random.default_rng(0).standard_normal((200, 2))
+  for covariance_type in covariance_types:
+    tfgmm.fit(x, 2, covariance_type=covariance_type, seed=0)
+
+
+def run_sweep(args):
+  """Runs every shape of `args.sweep_shapes`: (shape summaries, warnings)."""
+  seeds = [args.seed + i for i in range(args.sweep_seeds)]
+  _sweep_warm_up(sorted({s.covariance_type for s in args.sweep_shapes}))
+  summaries, messages = [], []
+  for shape in args.sweep_shapes:
+    n_gm = min(args.sweep_gm_seeds, shape.gm_seeds or args.sweep_gm_seeds,
+               len(seeds))
+    mixtures = []
+    for index in range(args.sweep_mixtures):
+      result = run_sweep_mixture(shape, index, seeds, seeds[:n_gm])
+      if result["warning"] and result["warning"] not in messages:
+        messages.append(result["warning"])
+        print(result["warning"], file=sys.stderr, flush=True)
+      fits = result["fits"][DEFAULT_TFGMM[shape.covariance_type]]
+      print(f"  sweep {shape.name} mixture {index + 1}/"
+            f"{args.sweep_mixtures}: tfgmm hits "
+            f"{sum(f['hit'] for f in fits)}/{len(fits)}, worst gap "
+            f"{max(f['gap'] for f in fits):.4f} nats/point (reference: "
+            f"{result['reference_source']}), Bayes error "
+            f"{result['bayes_error']:.3f}, {result['wall_s']:.1f} s",
+            file=sys.stderr, flush=True)
+      mixtures.append(result)
+    summaries.append(summarize_sweep_shape(shape, mixtures))
+  return summaries, messages
+
+
+SWEEP_SHAPE_COLUMNS = (
+    ("shape", "{}", "name"), ("mixtures", "{}", "mixtures"),
+    ("held-out", "{:,}", "n_test"), ("r", "{:g}", "mean_range"),
+    ("Bayes err", "{:.3f}", "bayes_error_mean"),
+    ("max", "{:.3f}", "bayes_error_max"),
+    ("N/params", "{:.0f}", "points_per_parameter"),
+    ("identifiable", "{}", "identifiable"),
+    ("reference from", "{}", "sources"), ("wall s", "{:.0f}", "wall_s"),
+)
+SWEEP_COLUMNS = (
+    ("shape", "{}", "name"), ("method", "{}", "method"),
+    ("fits", "{}", "fits"), ("hits", "{}", "hits"),
+    ("held-out hits", "{}", "held_out_hits"),
+    ("dLL mean", "{:+.4f}", "d_ll_mean"),
+    ("dLL worst", "{:+.4f}", "d_ll_worst"),
+    ("dARI mean", "{:+.4f}", "d_ari_mean"),
+    ("dARI worst", "{:+.4f}", "d_ari_worst"),
+    ("median s", "{:.3f}", "median_s"), ("/GM5", "{:.2f}", "ratio_5"),
+)
+
+
+def format_sweep_tables(summaries, markdown):
+  """The shapes table and the results table, as text or Markdown."""
+  shape_cells = []
+  result_cells = []
+  for summary in summaries:
+    row = dict(summary, mean_range=summary["shape"].mean_range,
+               identifiable=f"{summary['identifiable']}/"
+                            f"{summary['mixtures']}",
+               sources=", ".join(f"{source} {count}" for source, count
+                                 in summary["reference_sources"].items()))
+    shape_cells.append([_cell(fmt, row[key])
+                        for _, fmt, key in SWEEP_SHAPE_COLUMNS])
+    for method, stats in summary["methods"].items():
+      row = dict(stats, name=summary["name"], method=method,
+                 hits=(None if stats["hits"] is None
+                       else f"{stats['hits']}/{stats['fits']}"),
+                 held_out_hits=f"{stats['held_out_hits']}/{stats['fits']}")
+      result_cells.append([_cell(fmt, row[key])
+                           for _, fmt, key in SWEEP_COLUMNS])
+  return (format_rows([t for t, _, _ in SWEEP_SHAPE_COLUMNS], shape_cells,
+                      markdown, n_left=1),
+          format_rows([t for t, _, _ in SWEEP_COLUMNS], result_cells,
+                      markdown))
+
+
+def evaluate_sweep_targets(summaries):
+  """[(name, status, detail)]: per shape, tfgmm's hit rate; identifiability.
+
+  Every shape: tfgmm's hit rate is 100%. A shape with identifiable mixtures
+  (Bayes error <= 5%, N / parameters >= 100): tfgmm's mean |ARI - the true
+  mixture's ARI| over their fits <= 0.01; SKIP without any.
+  """
+  targets = []
+  for summary in summaries:
+    tfgmm_row = summary["methods"][summary["tfgmm"]]
+    sources = ", ".join(f"{source} {count}" for source, count
+                        in summary["reference_sources"].items())
+    targets.append((
+        f"{summary['name']}: {summary['tfgmm']} hit rate 100% (bound within "
+        f"{SWEEP_HIT_NATS:g} nats/point of the reference)",
+        "PASS" if tfgmm_row["hits"] == tfgmm_row["fits"] else "FAIL",
+        f"{tfgmm_row['hits']}/{tfgmm_row['fits']} hit, worst gap "
+        f"{summary['worst_gap']:.4f} nats/point; best bound from: {sources}"))
+    title = (f"{summary['name']}: identifiable mixtures: {summary['tfgmm']} "
+             f"mean |ARI - true ARI| <= {IDENTIFIABLE_ARI}")
+    if not summary["identifiable"]:
+      targets.append((
+          title, "SKIP",
+          f"none identifiable: Bayes error {summary['bayes_error_mean']:.3f} "
+          f"(max {summary['bayes_error_max']:.3f}), N/params "
+          f"{summary['points_per_parameter']:.0f}"))
+      continue
+    gap = summary["identifiable_ari_gap"]
+    targets.append((
+        title, "PASS" if gap <= IDENTIFIABLE_ARI else "FAIL",
+        f"{gap:.4f} over {summary['identifiable_fits']} fits of "
+        f"{summary['identifiable']}/{summary['mixtures']} mixtures"))
+  return targets
+
+
+def print_sweep_report(args, revision, summaries, messages):
+  """Prints the sweep's header, tables and targets; returns the targets."""
+  heading = "## " if args.markdown else "== "
+  bullet = "- " if args.markdown else ""
+  print(heading + "tfgmm seed sweep")
+  for line in header_lines(args, revision)[:4]:
+    print(bullet + line)
+  wall = sum(s["wall_s"] for s in summaries)
+  print(f"{bullet}run: sweep {'quick' if args.quick else 'full'}; "
+        f"{args.sweep_mixtures} mixtures x {args.sweep_seeds} tfgmm fit seeds "
+        f"({args.seed}..{args.seed + args.sweep_seeds - 1}) per shape; "
+        "GaussianMixture n_init=1 and n_init=5 on the first "
+        f"{min(args.sweep_gm_seeds, args.sweep_seeds)} of them (fewer where "
+        "the grid says); "
+        f"held-out rows min(N, {SWEEP_HELD_OUT_CAP:,}); fits after an untimed "
+        f"warm-up; {wall:.0f} s of fitting and scoring")
+  print(f"{bullet}data: diag shapes draw `random_mixture` (variances U(0.5, "
+        "2)), full shapes `random_correlated_mixture`, means U(-r, r); "
+        "weights u<r>: U(1, r) normalised, g<r>: geometric from 1 to 1/r; "
+        "every fit uses the shape's covariance type and K; tfgmm: "
+        "tfgmm.fit defaults otherwise")
+  print(f"{bullet}hit: a tfgmm fit's bound per training point "
+        f"(model.elbo(x_train) / N) within {SWEEP_HIT_NATS:g} nats of the "
+        "best bound of: every tested fit of the mixture, tfgmm.fit(n_init="
+        f"{SWEEP_REFERENCE_N_INIT}, seed={SWEEP_REFERENCE_SEED}) and "
+        "tfgmm.fit(init_labels=true labels)")
+  for message in messages:
+    print(bullet + message)
+  print()
+  shape_table, result_table = format_sweep_tables(summaries, args.markdown)
+  print(heading + "shapes")
+  print(shape_table)
+  print()
+  print("r: means U(-r, r); Bayes err: the true posterior's misclassification "
+        "of the held-out rows, mean and max over the mixtures; N/params: "
+        "training rows per free parameter of the fitted model; identifiable: "
+        f"mixtures with Bayes error <= {IDENTIFIABLE_BAYES_ERROR} and "
+        f"N/params >= {IDENTIFIABLE_POINTS_PER_PARAMETER}; reference from: "
+        "where each mixture's best bound came from (fits: a tested seed); "
+        "wall s: the shape's fits, reference fits and scoring.")
+  print()
+  print(heading + "results")
+  print(result_table)
+  print()
+  print("hits: tfgmm fits at the reference bound (see hit above); held-out "
+        "hits: fits whose held-out LL is at least the reference fit's minus "
+        f"{SWEEP_HELD_OUT_NATS} nats and ARI at least its minus "
+        f"{SWEEP_HELD_OUT_ARI}, the reference fit being the best training "
+        "objective of the method's family (tfgmm: the best bound; "
+        "GaussianMixture: the best log-likelihood of its fits and of one "
+        "started from the true labels); dLL, dARI: held-out mean "
+        "log-likelihood and ARI minus the true mixture's, mean and worst "
+        "over the fits; median s: median fit time; /GM5: over GM n_init=5's "
+        "median.")
+  print()
+  print(heading + "targets")
+  targets = evaluate_sweep_targets(summaries)
+  print(format_targets(targets, args.markdown))
+  return targets
 
 
 def parse_sizes(text):
@@ -1287,7 +2168,51 @@ def parse_args(argv=None):
                            "share one process's memory)")
   stream.add_argument("--stream-worker", type=int, default=None,
                       help=argparse.SUPPRESS)
+  parser.add_argument("--cold", choices=COLD_CHOICES, default="default",
+                      help="tfgmm rows that also run once in a fresh process "
+                           "(the cold s column): the default method of each "
+                           "dataset (tfgmm, tfgmm-full), all tfgmm methods, "
+                           "or none (default: default)")
+  parser.add_argument("--cold-worker", default=None, help=argparse.SUPPRESS)
+  shapes = sweep_shapes()
+  sweep = parser.add_argument_group(
+      "sweep", "--sweep: draw fresh mixtures over the grid of shapes in the "
+      "module docstring, fit each with several tfgmm seeds and scikit-learn's "
+      "GaussianMixture n_init=1 and n_init=5; report tfgmm's hit rate "
+      "against a reference search for the best bound")
+  sweep.add_argument("--sweep", action="store_true",
+                     help="run the seed sweep instead of the datasets "
+                          "(with --quick: the quick grid)")
+  sweep.add_argument("--sweep-shapes", nargs="+", choices=sorted(shapes),
+                     help="shapes to run (default: the grid, or the quick "
+                          "grid with --quick)")
+  sweep.add_argument("--sweep-mixtures", type=int, default=None,
+                     help=f"mixtures per shape (default {SWEEP_MIXTURES}; "
+                          f"{QUICK_SWEEP_MIXTURES} with --quick)")
+  sweep.add_argument("--sweep-seeds", type=int, default=None,
+                     help=f"tfgmm fit seeds per mixture (default "
+                          f"{SWEEP_SEEDS}; {QUICK_SWEEP_SEEDS} with --quick)")
+  sweep.add_argument("--sweep-gm-seeds", type=int, default=None,
+                     help="GaussianMixture seeds per mixture, the first of "
+                          f"the fit seeds (default {SWEEP_GM_SEEDS}; "
+                          f"{QUICK_SWEEP_GM_SEEDS} with --quick; the grid "
+                          "caps some shapes lower)")
   args = parser.parse_args(argv)
+  if args.stream and args.sweep:
+    parser.error("--stream and --sweep are separate runs; choose one")
+  if args.sweep_shapes is None:
+    args.sweep_shapes = QUICK_SWEEP_GRID if args.quick else SWEEP_GRID
+  else:
+    args.sweep_shapes = [shapes[name] for name in args.sweep_shapes]
+  for name, full, quick in (("sweep_mixtures", SWEEP_MIXTURES,
+                             QUICK_SWEEP_MIXTURES),
+                            ("sweep_seeds", SWEEP_SEEDS, QUICK_SWEEP_SEEDS),
+                            ("sweep_gm_seeds", SWEEP_GM_SEEDS,
+                             QUICK_SWEEP_GM_SEEDS)):
+    if getattr(args, name) is None:
+      setattr(args, name, quick if args.quick else full)
+    if getattr(args, name) < 1:
+      parser.error(f"--{name.replace('_', '-')} must be >= 1")
   if args.stream_sizes is None:
     args.stream_sizes = parse_sizes(QUICK_STREAM_SIZES if args.quick
                                     else STREAM_SIZES)
@@ -1322,20 +2247,35 @@ def import_libraries():
 
 
 def main(argv=None):
-  """Runs the benchmark and prints the report."""
+  """Runs the benchmark and prints the report.
+
+  Exits with status 1 (`sys.exit`) after the report when a target is FAIL;
+  returns when every target passes or is skipped.
+  """
   args = parse_args(argv)
   if args.stream_worker is not None:
     _stream_worker(args)
     return
+  if args.cold_worker is not None:
+    _cold_worker(args)
+    return
   # The revision whose tfgmm this process imports (read before any fit).
   revision = _git_revision()
   if args.stream:
-    print_stream_report(args, revision, run_stream(args))
-    return
-  import_libraries()
-  summaries = [run_dataset(name, args.methods, args.sampled_epochs, args.seed)
-               for name in args.datasets]
-  print_report(args, revision, summaries)
+    targets = print_stream_report(args, revision, run_stream(args))
+  elif args.sweep:
+    import_libraries()
+    targets = print_sweep_report(args, revision, *run_sweep(args))
+  else:
+    import_libraries()
+    summaries = [run_dataset(name, args.methods, args.sampled_epochs,
+                             args.seed, args.cold)
+                 for name in args.datasets]
+    targets = print_report(args, revision, summaries)
+  status = exit_status(targets)
+  if status:
+    sys.stdout.flush()
+    sys.exit(status)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import scipy.stats
 from sklearn import datasets
 
@@ -113,6 +114,14 @@ def test_methods_follow_the_covariance_type():
       "GM(n_init=1)", "GM(n_init=5)", "BGM"]
   assert "tfgmm-nan20" not in benchmark.methods_for("10d-1e4", methods)
   assert "tfgmm-full" not in benchmark.methods_for("blog", methods)
+  assert benchmark.methods_for("50d-1e5-full", methods) == [
+      "tfgmm-full", "GM-full(n_init=1)", "GM-full(n_init=5)", "BGM-full"]
+  cold = benchmark.cold_methods_for
+  assert cold("aniso", methods, "default") == ["tfgmm-full"]
+  assert cold("10d-1e5", methods, "default") == ["tfgmm"]
+  assert cold("10d-1e5", methods, "all") == [
+      "tfgmm", "tfgmm-dp", "tfgmm-indep", "tfgmm-nan20", "tfgmm-w2"]
+  assert cold("blog", methods, "none") == []
   args = benchmark.parse_args(["--quick"])
   assert "aniso" in args.datasets
   assert not any("1e6" in name for name in args.datasets)
@@ -127,12 +136,21 @@ def _table(stdout):
   return {(row[0], row[1]): dict(zip(header, row)) for row in rows}
 
 
+def _assert_exit_status_matches_targets(returncode, stdout):
+  """Exit 1 exactly when a target line says FAIL (SKIP does not count)."""
+  assert re.search(r"^\s*(- )?(PASS|SKIP|FAIL)  ", stdout, re.M), stdout
+  failed = re.search(r"^\s*(- )?FAIL  ", stdout, re.M) is not None
+  assert returncode == (1 if failed else 0), (returncode, stdout)
+
+
 def test_quick_benchmark_runs_and_reports_targets():
   done = subprocess.run(
       [sys.executable, str(_SCRIPT), "--quick", "--datasets", "blog", "far",
-       "aniso", "--sampled-epochs", "3"],
+       "aniso", "--sampled-epochs", "3", "--cold", "none"],
       capture_output=True, text=True, timeout=600, check=False)
-  assert done.returncode == 0, done.stderr[-3000:]
+  assert done.returncode in (0, 1), done.stderr[-3000:]
+  assert "Traceback" not in done.stderr, done.stderr[-3000:]
+  _assert_exit_status_matches_targets(done.returncode, done.stdout)
   assert "tfgmm" in done.stdout and "GM(n_init=1)" in done.stdout
   assert "far" in done.stdout and "PASS" in done.stdout
   assert "nan" not in done.stdout.lower().replace("no nan", "")
@@ -153,6 +171,132 @@ def test_quick_benchmark_runs_and_reports_targets():
   assert table["aniso", "GM-full(n_init=1)"]["/GM1"] == "1.00"
   assert table["aniso", "tfgmm-full"]["conv"] == "yes"
   assert re.search(r"(PASS|FAIL)  aniso: tfgmm-full", done.stdout)
+  # No cold fits (--cold none; see test_cold_fits_run_through_the_worker_command),
+  # so the first-call target is skipped; --quick has no GM(n_init=5) for
+  # /GM5 and the small-data targets.
+  assert table["blog", "tfgmm"]["cold s"] == "-"
+  assert float(table["blog", "tfgmm"]["fit s"]) > 0
+  assert table["blog", "GM(n_init=1)"]["/GM5"] == "-"
+  assert re.search(r"SKIP  blog: \|dLL\|<=0.005, t < 1 s \(first call",
+                   done.stdout)
+  assert re.search(r"SKIP  far: tfgmm warm t <= GM\(n_init=5\)", done.stdout)
+
+
+def _run_workers_in_process(monkeypatch, benchmark, flag):
+  """Runs `benchmark`'s worker subprocesses (`flag`) in this process.
+
+  A fresh process would import TensorFlow again; everything else (git) runs
+  for real. Returns the list of worker commands.
+  """
+  real_run = subprocess.run
+  workers = []
+
+  def run(command, **kwargs):
+    if flag not in command:
+      return real_run(command, **kwargs)
+    assert command[:2] == [sys.executable, str(_SCRIPT)]
+    workers.append(command)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+      benchmark.main(command[2:])
+    return subprocess.CompletedProcess(command, 0, out.getvalue(), "")
+
+  monkeypatch.setattr(benchmark.subprocess, "run", run)
+  return workers
+
+
+def test_cold_fits_run_through_the_worker_command(monkeypatch):
+  benchmark = load_benchmark()
+  workers = _run_workers_in_process(monkeypatch, benchmark, "--cold-worker")
+  methods = list(benchmark.ALL_METHODS)
+  summary = benchmark.run_dataset("far", ["tfgmm", "GM(n_init=1)"], 3, 0,
+                                  cold="default")
+  assert [c[c.index("--cold-worker") + 1] for c in workers] == ["far:tfgmm"]
+  tfgmm_row, gm_row = summary["rows"]
+  assert tfgmm_row["cold_s"] > 0 and np.isnan(gm_row["cold_s"])
+  assert tfgmm_row["fit_s"] > 0 and gm_row["ratio"] == 1.0
+  assert np.isnan(tfgmm_row["ratio_5"])             # no GM(n_init=5) ran
+  result = benchmark.run_cold("aniso", "tfgmm-full", 3, 0)
+  assert result["fit_s"] > 0 and set(result) == {"fit_s", "init_s"}
+  assert benchmark.cold_methods_for("far", methods, "none") == []
+
+
+def _row(method, fit_s, d_ll=0.0, d_ari=0.0, cold_s=float("nan"), **extra):
+  """A fake result row of `run_dataset`."""
+  return dict(method=method, fit_s=fit_s, cold_s=cold_s, ratio=1.0,
+              ratio_5=1.0, init_s=0.0, iters=3, converged=True,
+              mean_ll=-10.0 + d_ll, d_ll=d_ll, ari=0.9 + d_ari, d_ari=d_ari,
+              k_eff=3, peak_mb=1.0, finite=True, **extra)
+
+
+def _summary(name, rows, n=100_000, k=10):
+  """A fake summary of `run_dataset`."""
+  benchmark = load_benchmark()
+  return dict(name=name, n=n, d=10, k=k,
+              covariance_type=benchmark.covariance_type_of(name),
+              n_test=n, data_bytes=n * 80,
+              truth=dict(method="true mixture", mean_ll=-10.0, ari=0.9,
+                         k_eff=k, finite=True),
+              rows=rows)
+
+
+def _status(targets, prefix):
+  (status,) = [s for title, s, _ in targets if title.startswith(prefix)]
+  return status
+
+
+def test_targets_compare_with_gm_n_init_1_and_5_beside_bgm():
+  benchmark = load_benchmark()
+  summaries = [
+      _summary("50d-1e5", [_row("tfgmm", 2.0), _row("GM(n_init=1)", 1.0),
+                           _row("GM(n_init=5)", 5.0), _row("BGM", 1.0)]),
+      _summary("10d-1e6", [_row("tfgmm", 1.0), _row("GM(n_init=1)", 5.0)]),
+      _summary("50d-1e5-full", [_row("tfgmm-full", 1.0, d_ll=-0.13),
+                                _row("GM-full(n_init=5)", 10.0)]),
+      _summary("blog", [_row("tfgmm", 0.1, cold_s=2.0)], n=3000, k=3),
+  ]
+  targets = benchmark.evaluate_targets(summaries)
+  # 2 s <= 0.5 x GM(n_init=5)'s 5 s though BGM took 1 s; BGM is listed.
+  assert _status(targets, "50d-1e5: ") == "PASS"
+  (detail,) = [d for t, _, d in targets if t.startswith("50d-1e5: ")]
+  for method in ("GM(n_init=1) t=1.00s", "GM(n_init=5) t=5.00s", "BGM t=1.00s"):
+    assert method in detail, detail
+  # 1 s is 0.2 x GM(n_init=1): above the 0.15 x target.
+  assert _status(targets, "10d-1e6: |dLL|") == "FAIL"
+  assert _status(targets, "50d-1e5-full: ") == "PASS"
+  # The first call is the cold time: 2 s.
+  assert _status(targets, "blog: |dLL|") == "FAIL"
+  assert _status(targets, "10d-1e5: |dLL|") == "SKIP"
+  assert _status(targets, "blog: tfgmm warm t <= GM(n_init=5)") == "SKIP"
+  summaries[3]["rows"][0]["cold_s"] = float("nan")
+  assert _status(benchmark.evaluate_targets(summaries), "blog: |dLL|") == (
+      "SKIP")
+
+
+def test_exit_status_is_one_exactly_when_a_target_fails(monkeypatch, capsys):
+  benchmark = load_benchmark()
+  assert benchmark.exit_status([("a", "PASS", ""), ("b", "SKIP", "")]) == 0
+  assert benchmark.exit_status([("a", "PASS", ""), ("b", "FAIL", "")]) == 1
+  assert benchmark.exit_status([]) == 0
+  far_ari = {}
+
+  def run_dataset(name, methods, sampled_epochs, seed, cold):
+    del methods, sampled_epochs, seed, cold
+    return _summary(name, [_row("tfgmm", 0.01, d_ari=far_ari["d_ari"])],
+                    n=60, k=3)
+
+  monkeypatch.setattr(benchmark, "run_dataset", run_dataset)
+  monkeypatch.setattr(benchmark, "import_libraries", lambda: None)
+  far_ari["d_ari"] = 0.05                           # ARI 0.95: far passes
+  benchmark.main(["--datasets", "far"])             # returns: no FAIL
+  stdout = capsys.readouterr().out
+  assert "PASS  far: ARI >= 0.9" in stdout and "FAIL" not in stdout
+  far_ari["d_ari"] = -0.4                           # ARI 0.5: far fails
+  with pytest.raises(SystemExit) as exit_info:
+    benchmark.main(["--datasets", "far"])
+  assert exit_info.value.code == 1
+  # The report is printed before the exit.
+  assert "FAIL  far: ARI >= 0.9" in capsys.readouterr().out
 
 
 def test_stream_regenerates_the_mixtures_rows_batch_by_batch():
@@ -194,25 +338,15 @@ def _stream_table(stdout):
 
 def test_stream_smoke_run_reports_memory_and_accuracy(monkeypatch, capsys):
   benchmark = load_benchmark()
-  real_run = subprocess.run
-  workers = []
-
-  def run(command, **kwargs):
-    # The per-size workers run in this process (a fresh one would import
-    # TensorFlow again); everything else (git) runs for real.
-    if "--stream-worker" not in command:
-      return real_run(command, **kwargs)
-    assert command[:2] == [sys.executable, str(_SCRIPT)]
-    workers.append(command)
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-      benchmark.main(command[2:])
-    return subprocess.CompletedProcess(command, 0, out.getvalue(), "")
-
-  monkeypatch.setattr(benchmark.subprocess, "run", run)
-  benchmark.main(["--stream", "--quick", "--stream-sizes", "2e4,1e5",
-                  "--stream-epochs", "1"])
+  workers = _run_workers_in_process(monkeypatch, benchmark, "--stream-worker")
+  try:
+    benchmark.main(["--stream", "--quick", "--stream-sizes", "2e4,1e5",
+                    "--stream-epochs", "1"])
+    returncode = 0
+  except SystemExit as exit_:
+    returncode = exit_.code
   stdout = capsys.readouterr().out
+  _assert_exit_status_matches_targets(returncode, stdout)
   assert [c[c.index("--stream-worker") + 1] for c in workers] == [
       "20000", "100000"]
   rows = _stream_table(stdout)
@@ -241,3 +375,156 @@ def test_stream_sizes_parse():
   assert benchmark.parse_sizes("2e4,100000") == [20_000, 100_000]
   short = benchmark._short  # pylint: disable=protected-access
   assert short(10_000_000) == "1e7" and short(25_000) == "25,000"
+
+
+# ------------------------------------------------------------------ sweep
+
+
+def _docstring_grid(doc, title):
+  """{shape name: r} of one grid table of the module docstring."""
+  section = doc.split(title, 1)[1].split("\n\n", 2)[1]
+  grid = {}
+  for line in section.splitlines():
+    match = re.match(r"\s+((diag|full)-D\d+-K\d+-N\S+-(sep|ovl)-[ug][\d.]+)"
+                     r"\s+r=([\d.]+)", line)
+    assert match, line
+    grid[match.group(1)] = float(match.group(4))
+  return grid
+
+
+def test_sweep_grid_is_the_documented_one():
+  benchmark = load_benchmark()
+  full, quick = benchmark.SWEEP_GRID, benchmark.QUICK_SWEEP_GRID
+  doc = benchmark.__doc__
+  assert _docstring_grid(doc, "Full sweep grid") == {
+      s.name: s.mean_range for s in full}
+  assert _docstring_grid(doc, "Quick sweep grid") == {
+      s.name: s.mean_range for s in quick}
+  # The issue's ranges: D 2-50, K 3-30, N 1e3-1e6, both separations,
+  # weights up to 20:1, diagonal and full data.
+  assert min(s.n_features for s in full) == 2
+  assert max(s.n_features for s in full) == 50
+  assert min(s.n_components for s in full) == 3
+  assert max(s.n_components for s in full) == 30
+  assert min(s.n for s in full) == 1_000 and max(s.n for s in full) == 1e6
+  assert {s.separation for s in full} == {"sep", "ovl"}
+  assert {s.covariance_type for s in full} == {"diag", "full"}
+  assert max(s.weight_ratio for s in full) == 20
+  assert benchmark.SWEEP_MIXTURES >= 5 and benchmark.SWEEP_SEEDS >= 6
+  # Quick: small shapes, 2 mixtures x 3 seeds, both covariance types.
+  assert max(s.n for s in quick) <= 5_000
+  assert {s.covariance_type for s in quick} == {"diag", "full"}
+  args = benchmark.parse_args(["--sweep", "--quick"])
+  assert (args.sweep_mixtures, args.sweep_seeds) == (2, 3)
+  assert list(args.sweep_shapes) == list(quick)
+  args = benchmark.parse_args(["--sweep"])
+  assert (args.sweep_mixtures, args.sweep_seeds) == (5, 6)
+  assert list(args.sweep_shapes) == list(full)
+  assert len(benchmark.sweep_shapes()) == len(set(full) | set(quick))
+
+
+def test_sweep_mixtures_have_the_asked_separation_and_weights():
+  benchmark = load_benchmark()
+  rng = np.random.default_rng(0)
+  weights = benchmark.random_weights(5, 20.0, rng, "geometric")
+  np.testing.assert_allclose(weights.max() / weights.min(), 20.0)
+  np.testing.assert_allclose(weights.sum(), 1.0)
+  weights = benchmark.random_weights(1000, 4.0, rng)
+  assert 3.5 < weights.max() / weights.min() <= 4.0
+  shape = benchmark.SweepShape("full", 3, 4, 2_000, 6.0, "sep", 20.0,
+                               "geometric")
+  data = benchmark.make_sweep_data(shape, 1)
+  again = benchmark.make_sweep_data(shape, 1)
+  np.testing.assert_array_equal(data.x_train, again.x_train)
+  assert not np.array_equal(
+      benchmark.make_sweep_data(shape, 2).x_train, data.x_train)
+  assert data.x_train.shape == (2_000, 3) and data.x_test.shape == (2_000, 3)
+  assert np.abs(data.mixture.means).max() <= 6.0
+  np.testing.assert_allclose(
+      data.mixture.weights.max() / data.mixture.weights.min(), 20.0)
+  off_diagonal = data.mixture.covariances[:, ~np.eye(3, dtype=bool)]
+  assert np.abs(off_diagonal).max() > 0.05
+  assert shape.n_parameters == 4 * 3 + 4 * 6 + 3
+
+
+def test_sweep_hits_are_within_a_millinat_of_the_best_bound():
+  benchmark = load_benchmark()
+  hits, best = benchmark.sweep_hits([-1.0, -1.0004, -1.0006, np.nan],
+                                    [-0.9995, np.nan])
+  assert best == -0.9995
+  np.testing.assert_array_equal(hits, [True, True, False, False])
+  # A tested fit can be the best.
+  hits, best = benchmark.sweep_hits([-2.0, -1.5], [-1.7])
+  assert best == -1.5
+  np.testing.assert_array_equal(hits, [False, True])
+  reference = dict(mean_ll=-3.0, ari=0.9)
+  assert benchmark.held_out_hits(
+      [dict(mean_ll=-3.005, ari=0.895), dict(mean_ll=-3.02, ari=0.95),
+       dict(mean_ll=-2.9, ari=0.85)], reference) == [True, False, False]
+
+
+def test_sweep_reference_falls_back_without_init_labels(monkeypatch):
+  benchmark = load_benchmark()
+  calls = []
+
+  def fake_fit(data, covariance_type, **kwargs):
+    del data, covariance_type
+    calls.append(kwargs)
+    if "init_labels" in kwargs:
+      raise TypeError("fit() got an unexpected keyword argument "
+                      "'init_labels'")
+    return dict(objective=-1.0, mean_ll=-1.0, ari=1.0, fit_s=0.0,
+                finite=True)
+
+  monkeypatch.setattr(benchmark, "_sweep_tfgmm", fake_fit)
+  data = benchmark.make_sweep_data(
+      benchmark.SweepShape("diag", 2, 3, 50, 6.0, "sep", 4.0), 0)
+  fits, warning = benchmark.sweep_reference_fits(data, "diag")
+  assert [f["source"] for f in fits] == ["30 restarts"]
+  assert calls[0] == dict(n_init=30, seed=benchmark.SWEEP_REFERENCE_SEED)
+  assert "init_labels" in warning and "lacks" in warning
+
+
+def _sweep_results(stdout):
+  """{(shape, method): {column: cell}} of the plain-text sweep results."""
+  lines = stdout.split("== results\n", 1)[1].split("\n\n", 1)[0]
+  lines = lines.splitlines()
+  header = re.split(r"\s{2,}", lines[0].strip())
+  rows = [re.split(r"\s{2,}", line.strip()) for line in lines[2:]]
+  return {(row[0], row[1]): dict(zip(header, row)) for row in rows}
+
+
+def test_tiny_sweep_reports_hit_rates_and_the_gm_comparators(monkeypatch,
+                                                             capsys):
+  benchmark = load_benchmark()
+  shape = benchmark.SweepShape("diag", 2, 3, 500, 6.0, "sep", 4.0)
+  monkeypatch.setattr(benchmark, "QUICK_SWEEP_GRID", (shape,))
+  try:
+    benchmark.main(["--sweep", "--quick", "--sweep-mixtures", "1",
+                    "--sweep-seeds", "2"])
+    returncode = 0
+  except SystemExit as exit_:
+    returncode = exit_.code
+  captured = capsys.readouterr()
+  stdout = captured.out
+  _assert_exit_status_matches_targets(returncode, stdout)
+  assert "== tfgmm seed sweep" in stdout and "date: " in stdout
+  assert "versions: tfgmm" in stdout
+  assert f"sweep {shape.name} mixture 1/1: tfgmm hits" in captured.err
+  table = _sweep_results(stdout)
+  assert set(table) == {(shape.name, m) for m in (
+      "tfgmm", "GM(n_init=1)", "GM(n_init=5)")}
+  row = table[shape.name, "tfgmm"]
+  assert re.fullmatch(r"[0-2]/2", row["hits"]), row
+  assert re.fullmatch(r"[0-2]/2", row["held-out hits"]), row
+  for method in ("GM(n_init=1)", "GM(n_init=5)"):
+    row = table[shape.name, method]
+    assert row["hits"] == "-" and row["fits"] == "2", row
+    assert re.fullmatch(r"[0-2]/2", row["held-out hits"]), row
+    for column in ("dLL mean", "dLL worst", "dARI mean", "dARI worst",
+                   "median s"):
+      assert np.isfinite(float(row[column])), (column, row)
+  assert table[shape.name, "GM(n_init=5)"]["/GM5"] == "1.00"
+  assert re.search(rf"(PASS|FAIL)  {shape.name}: tfgmm hit rate 100%", stdout)
+  assert re.search(rf"(PASS|FAIL|SKIP)  {shape.name}: identifiable mixtures",
+                   stdout)
