@@ -264,3 +264,34 @@ def test_labels_need_an_array_and_a_variational_method():
     tfgmm.BayesianGMM(3, 2).initialize(dataset, labels=np.zeros(100, int))
   with pytest.raises(ValueError, match="`init_labels`.*method='map'"):
     tfgmm.fit(x, 3, method="map", init_labels=np.zeros(100, int))
+
+
+# ---------------------------------------------------------- scaled sample
+
+
+def test_a_scaled_sample_climbs_the_bound_of_the_rows_it_stands_for():
+  """CAVI on n rows with scale s = 2 is CAVI on those rows repeated twice:
+  the same q at every step and the same bound per point (the prior counted
+  once), the statistics counting twice in each global step."""
+  x, labels = random_blobs(11, 3, 4, 600)
+  z = (x - x.mean(0)) / x.std(0)
+  start = one_hot(labels, 4)[None]
+  half = diagonal_problem(z, 4)._replace(scale=2.0)
+  twice = diagonal_problem(np.concatenate([z, z]), 4)
+  q, bound, trace = initialization.best_of(half, start, 30, 1e-12)
+  q2, bound2, trace2 = initialization.best_of(
+      twice, np.concatenate([start, start], 1), 30, 1e-12)
+  assert bound == pytest.approx(bound2, abs=1e-10)
+  np.testing.assert_allclose(trace, trace2, rtol=1e-10)
+  for field, field2 in zip(q, q2):
+    np.testing.assert_allclose(field.numpy(), field2.numpy(), rtol=1e-9)
+
+
+def test_initialize_sets_the_posterior_of_all_rows_from_a_sample():
+  """Past the sample, q counts N rows: its Dirichlet concentrations add up
+  to alpha0 K + N (the sample's statistics were counted N / n times)."""
+  x, _ = random_blobs(12, 3, 4, 3000)
+  model = tfgmm.BayesianGMM(4, 3, seed=0, dtype="float64")
+  model.initialize(x, sample_size=1000)
+  alpha = model.posterior().weight_concentration.numpy()
+  assert alpha.sum() == pytest.approx(4 * 0.25 + 3000, rel=1e-9)

@@ -671,7 +671,8 @@ def statistics_and_log_likelihood(x, q, chunk, log_weights=None,
 
 
 def cavi(x, q, prior, max_iter, tol, chunk, weight_prior="dirichlet",
-         sample_weight=None, family=None, drop_margin=None, min_iter=0):
+         sample_weight=None, family=None, drop_margin=None, min_iter=0,
+         scale=1.0):
   """Coordinate-ascent VI on all of x until the bound per point settles.
 
   Each iteration is one E-step over x (in chunks) and the closed-form global
@@ -697,6 +698,10 @@ def cavi(x, q, prior, max_iter, tol, chunk, weight_prior="dirichlet",
       after `min_iter` iterations counts as done (it is still updated, but
       the loop no longer waits for it to converge). inf turns it off.
     min_iter: int32 scalar, the iterations before `drop_margin` applies.
+    scale: s, a float64 scalar: x stands in for s times as many rows (a
+      sample of the data), so each global step counts the statistics s
+      times (`natural_update`'s s) and the bound is per represented point,
+      mean logsumexp log_rho - KL / (s N).
 
   Returns:
     (q, history, converged): the final `Posterior`; float64 [iterations, 2]
@@ -709,6 +714,7 @@ def cavi(x, q, prior, max_iter, tol, chunk, weight_prior="dirichlet",
   family = family or sys.modules[__name__]
   n = (tf.cast(tf.shape(x)[0], tf.float64) if sample_weight is None
        else tf.reduce_sum(tf.cast(sample_weight, tf.float64)))
+  scale = as_float64(scale)
   history = tf.TensorArray(tf.float64, size=0, dynamic_size=True)
   tol = tf.cast(tol, tf.float64)
   as64 = lambda p: type(p)(*[tf.cast(t, tf.float64) for t in p])  # noqa: E731
@@ -721,9 +727,10 @@ def cavi(x, q, prior, max_iter, tol, chunk, weight_prior="dirichlet",
         x, q, chunk, log_weights, sample_weight, family)
     # The KL of float64 parameters: in float32 its rounding alone can
     # exceed a converged iteration's gain in the bound.
-    kl = family.kl_divergence(as64(q), as64(prior), weight_prior) / n
+    kl = family.kl_divergence(as64(q), as64(prior), weight_prior) / (
+        n * scale)
     bound = total / n - kl
-    q = family.natural_update(q, stats, prior, 1.0, 1.0, weight_prior)
+    q = family.natural_update(q, stats, prior, scale, 1.0, weight_prior)
     done = tf.logical_or(done, tf.abs(bound - previous) < tol)
     if drop_margin is not None:
       # Racing: a restart far behind the leader is not waited for.

@@ -42,7 +42,10 @@ units (`Problem.rows`); CAVI runs in the model's dtype.
     Seeding. SODA 2007.
 [2] Ueda, N., Nakano, R., Ghahramani, Z. and Hinton, G. E. SMEM Algorithm
     for Mixture Models. Neural Computation 12(9), 2000.
-[3] Hughes, M. C. and Sudderth, E. B. Memoized Online Variational Inference
+[3] Celeux, G. and Govaert, G. A classification EM algorithm for
+    clustering and two stochastic versions. Computational Statistics and
+    Data Analysis 14(3), 1992.
+[4] Hughes, M. C. and Sudderth, E. B. Memoized Online Variational Inference
     for Dirichlet Process Mixture Models. NeurIPS 2013.
 """
 
@@ -62,13 +65,15 @@ SAMPLE_SIZE = 10_000
 RACE_ITER = 5
 PROPOSAL_RACE_ITER = 2
 RACE_MARGIN = 0.1
+# Proposals per round of moves (fewer with fewer restarts).
+MOVE_PROPOSALS = 5
 # CAVI iterations of a round of proposals: a move that leads to a better
 # optimum passes the current bound within a few iterations; one that leads
 # back to the same optimum would crawl to convergence for a hundred.
 PROPOSAL_MAX_ITER = 20
 # Responsibilities below this are left out of a component's rows.
 _NEGLIGIBLE = 1e-8
-# Lloyd iterations that refine a split of one component's rows in two.
+# Classification-EM iterations that refine a split of one component's rows.
 _SPLIT_ITER = 10
 # Per-feature variance floor of the move scores (standardised units).
 _MIN_VARIANCE = 1e-6
@@ -89,6 +94,9 @@ class Problem(NamedTuple):
       feature's mean (0): the seeding and the moves measure distances.
     sample_weight: the rows' weights in the model's dtype [n], or None.
     weights: the same in float64, or None.
+    scale: the sample stands in for `scale` times as many rows (N / n): the
+      global steps count its statistics that many times, so the search
+      climbs the bound of all N rows (its prior counted once), not of n.
   """
   family: Any
   prior: Any
@@ -98,17 +106,18 @@ class Problem(NamedTuple):
   rows: np.ndarray
   sample_weight: Optional[tf.Tensor]
   weights: Optional[np.ndarray]
+  scale: float = 1.0
 
 
 def make_problem(family, prior, weight_prior, n_components, sample,
-                 sample_weight=None):
+                 sample_weight=None, scale=1.0):
   """A `Problem` from a float64 sample [n, D] in model units (NaN missing)."""
   dtype = prior.mean_loc.dtype
   return Problem(
       family, prior, weight_prior, n_components, tf.constant(sample, dtype),
       np.nan_to_num(sample, nan=0.0),
       None if sample_weight is None else tf.constant(sample_weight, dtype),
-      sample_weight)
+      sample_weight, float(scale))
 
 
 def diagonal_problem(problem):
@@ -229,7 +238,14 @@ def _weights(x, sample_weight):
 
 
 def _split_rows(x, weight):
-  """Splits weighted rows in two: principal axis, then 2-means (Lloyd).
+  """Splits weighted rows in two: the principal axis, then classification EM.
+
+  The halves start on either side of the weighted mean along the top
+  eigenvector of the weighted covariance; then each row goes to the half
+  whose diagonal Gaussian (weighted moments, and the half's share as its
+  prior) explains it best, until no row moves (classification EM, Celeux
+  and Govaert 1992). Unlike 2-means this separates a small cluster from a
+  large one it sits beside.
 
   Args:
     x: the rows, [m, D].
@@ -245,16 +261,26 @@ def _split_rows(x, weight):
   side = centred @ axis > 0                                        # [m]
   for _ in range(_SPLIT_ITER):
     halves = [~side, side]
-    if not all(weight[h].sum() > 0 for h in halves):
+    counts = np.array([weight[h].sum() for h in halves])           # [2]
+    if not (counts > 0).all():
       break
-    centres = np.stack([weight[h] @ x[h] / weight[h].sum()
-                        for h in halves])                          # [2, D]
-    new = (np.square(x - centres[1]).sum(1)
-           < np.square(x - centres[0]).sum(1))                     # [m]
+    log_density = np.stack([
+        _diagonal_log_density(x, weight[h], x[h]) for h in halves]
+    ) + np.log(counts / counts.sum())[:, None]                     # [2, m]
+    new = log_density[1] > log_density[0]
     if np.array_equal(new, side):
       break
     side = new
   return side
+
+
+def _diagonal_log_density(x, weight, rows):
+  """log N(x | mean, diag(var)) at the weighted moments of `rows`, [m]."""
+  mean = weight @ rows / weight.sum()                              # [D]
+  variance = np.maximum(weight @ np.square(rows - mean) / weight.sum(),
+                        _MIN_VARIANCE)                             # [D]
+  return -0.5 * (np.square(x - mean) / variance
+                 + np.log(2.0 * np.pi * variance)).sum(1)
 
 
 def _gaussian_score(count, sum_x, sum_xx, total):
@@ -340,26 +366,32 @@ def merge_scores(x, responsibilities, sample_weight=None, min_share=0.1):
 
 
 def split_proposals(x, responsibilities, log_likelihood, n_proposals,
-                    min_share=0.1, sample_weight=None):
+                    min_share=0.1, sample_weight=None, splits=None):
   """Birth moves that refill an empty component: initial responsibilities.
 
   Variational Bayes empties (or all but empties) a component whose seed
   shared a cluster with another's, while a lone component covers two
   clusters elsewhere: a local optimum CAVI cannot leave. Each proposal hands
-  the first empty component half of one live component (`_split_rows`: the
-  principal axis, refined by 2-means). The candidates are the live
-  components whose rows are worst explained (lowest mean log-likelihood),
-  one per proposal.
+  the emptiest component the half of one live component that `split_scores`
+  cut off (the principal axis, refined by classification EM). The
+  candidates, one per proposal, are the `n_proposals` live components whose
+  rows are worst explained (lowest mean log-likelihood) and the
+  `n_proposals` with the highest split scores (a small cluster beside a
+  large one scores high even where their rows are well explained on
+  average).
 
   Args:
     x: rows, float64 [n, D].
     responsibilities: current r, [n, K].
     log_likelihood: each row's logsumexp_k log_rho, [n].
-    n_proposals: at most this many proposals.
+    n_proposals: candidates by each ranking (at most 2 n_proposals
+      proposals).
     min_share: components with fewer soft counts than this share of an even
       split (n / K) count as empty. A wrong guess costs time, not accuracy:
       a split is kept only if it raises the bound.
     sample_weight: optional row weights [n] for the counts and covariances.
+    splits: None, or a function returning `split_scores` of these rows
+      (computed once for several kinds of move).
 
   Returns:
     [P, n, K] initial responsibilities, or None when no component is empty
@@ -368,22 +400,28 @@ def split_proposals(x, responsibilities, log_likelihood, n_proposals,
   w = _weights(x, sample_weight)
   weighted = responsibilities * w[:, None]                         # [n, K]
   live, counts = _live(weighted, min_share)
-  empty = np.flatnonzero(~live)
-  if empty.size == 0 or not live.any():
+  if live.all() or not live.any():
     return None
-  empty = empty[np.argsort(counts[empty])]                         # emptiest first
+  empty = np.flatnonzero(~live)
+  emptiest = empty[np.argmin(counts[empty])]
+  scores, sides = (splits() if splits else
+                   split_scores(x, responsibilities, sample_weight, min_share))
   live = np.flatnonzero(live)
+  # Worst explained: the lowest mean log-likelihood of their rows.
   fit = (weighted[:, live] * log_likelihood[:, None]).sum(0) / counts[live]
-  candidates = live[np.argsort(fit)[:n_proposals]]
-  proposals = np.repeat(responsibilities[None], candidates.size, 0)
+  ranked = [live[np.argsort(fit)], np.argsort(scores)[::-1][:live.size]]
+  candidates = list(dict.fromkeys(
+      k for order in ranked for k in order[:n_proposals]))
+  proposals = np.repeat(responsibilities[None], len(candidates), 0)
   for proposal, k in zip(proposals, candidates):
-    # The component's rows: those with a negligible share (the most, with
-    # many components) change neither its covariance nor the proposal.
-    rows = np.flatnonzero(responsibilities[:, k] > _NEGLIGIBLE)    # [m]
-    side = rows[_split_rows(x[rows], weighted[rows, k])]
-    proposal[side, empty[0]] = responsibilities[side, k]
-    proposal[side, k] = 0.0
+    _move_half(proposal, responsibilities, sides[k], k, emptiest)
   return proposals
+
+
+def _move_half(proposal, responsibilities, side, source, target):
+  """Gives component `target` the rows `side` of component `source`."""
+  proposal[side, target] = responsibilities[side, source]
+  proposal[side, source] = 0.0
 
 
 def merge_proposals(responsibilities, n_proposals, min_overlap=0.3,
@@ -436,7 +474,7 @@ def _merge_into(proposal, keep, drop):
 
 def split_merge_proposals(x, responsibilities, n_proposals,
                           sample_weight=None, min_share=0.1,
-                          n_candidates=None):
+                          n_candidates=None, splits=None):
   """Split-and-merge moves (SMEM, Ueda et al. 2000): initial responsibilities.
 
   Where two components share one cluster and one component spans two, no
@@ -456,6 +494,7 @@ def split_merge_proposals(x, responsibilities, n_proposals,
     min_share: components with fewer soft counts than this share of an even
       split are empty (the births' business), not candidates.
     n_candidates: pairs and splits considered; None for n_proposals.
+    splits: None, or a function returning `split_scores` of these rows.
 
   Returns:
     [P, n, K] initial responsibilities, or None when fewer than three
@@ -463,7 +502,8 @@ def split_merge_proposals(x, responsibilities, n_proposals,
   """
   n_candidates = n_candidates or n_proposals
   merges = merge_scores(x, responsibilities, sample_weight, min_share)
-  splits, sides = split_scores(x, responsibilities, sample_weight, min_share)
+  splits, sides = (splits() if splits else
+                   split_scores(x, responsibilities, sample_weight, min_share))
   if np.isfinite(splits).sum() < 3:
     return None
   upper = np.triu(merges, 1)
@@ -483,10 +523,20 @@ def split_merge_proposals(x, responsibilities, n_proposals,
   for proposal, (_, i, j, k) in zip(proposals, triples):
     keep, drop = (i, j) if counts[i] >= counts[j] else (j, i)
     _merge_into(proposal, keep, drop)
-    side = sides[k]
-    proposal[side, drop] = responsibilities[side, k]
-    proposal[side, k] = 0.0
+    _move_half(proposal, responsibilities, sides[k], k, drop)
   return proposals
+
+
+def _logsumexp(log_rho):
+  """Row-wise logsumexp of [n, K] log_rho, [n]."""
+  top = log_rho.max(1)
+  return top + np.log(np.exp(log_rho - top[:, None]).sum(1))
+
+
+def _softmax(log_rho):
+  """Row-wise softmax of [n, K] log_rho in float64."""
+  r = np.exp(log_rho - log_rho.max(1, keepdims=True))
+  return r / r.sum(1, keepdims=True)
 
 
 def delete_proposals(log_rho, n_proposals, sample_weight=None,
@@ -513,8 +563,7 @@ def delete_proposals(log_rho, n_proposals, sample_weight=None,
     [P, n, K] initial responsibilities, or None with fewer than two live
     components.
   """
-  r = np.exp(log_rho - log_rho.max(1, keepdims=True))
-  r /= r.sum(1, keepdims=True)                                     # [n, K]
+  r = _softmax(log_rho)                                            # [n, K]
   w = _weights(r, sample_weight)
   live, counts = _live(r * w[:, None], min_share)
   if live.sum() < 2:
@@ -529,8 +578,7 @@ def delete_proposals(log_rho, n_proposals, sample_weight=None,
   for proposal, k in zip(proposals, candidates):
     others = log_rho.copy()
     others[:, k] = -np.inf
-    others = np.exp(others - others.max(1, keepdims=True))
-    proposal[:] = others / others.sum(1, keepdims=True)
+    proposal[:] = _softmax(others)
   return proposals
 
 
@@ -575,7 +623,7 @@ def best_of(problem, resp, max_iter, tol, race_iter=RACE_ITER):
   z, w = problem.sample, problem.sample_weight
   resp = tf.cast(resp, z.dtype)
   q = family.posterior_from_statistics(
-      family.sufficient_statistics(z, resp, w), prior, 1.0,
+      family.sufficient_statistics(z, resp, w), prior, problem.scale,
       problem.weight_prior)                                       # [R, K, ...]
 
   def stage(q, iterations, min_iter):
@@ -585,7 +633,7 @@ def best_of(problem, resp, max_iter, tol, race_iter=RACE_ITER):
                                     int(z.shape[1]))
     q, history, done = loops.run_cavi(
         z, q, prior, iterations, tol, chunk, problem.weight_prior, w, family,
-        drop_margin=RACE_MARGIN, min_iter=min_iter)
+        drop_margin=RACE_MARGIN, min_iter=min_iter, scale=problem.scale)
     history = history.numpy()
     return q, history, bool(done), history[-1, 0] - history[-1, 1]
 
@@ -639,23 +687,32 @@ def improve(problem, q, bound, trace, max_iter, tol, n_proposals, births=3,
     (q, bound, trace) after the accepted moves.
   """
   rows, weights = problem.rows, problem.weights
-  kinds = [
-      lambda q: split_proposals(rows, *responsibilities(problem, q),
-                                n_proposals, sample_weight=weights),
-      lambda q: merge_proposals(responsibilities(problem, q)[0], n_proposals,
-                                sample_weight=weights),
-      lambda q: split_merge_proposals(rows, responsibilities(problem, q)[0],
-                                      n_proposals, sample_weight=weights),
-      lambda q: delete_proposals(log_rho(problem, q), n_proposals,
-                                 sample_weight=weights)]
   budgets = [births, merges, split_merges, deletes]
   accepted = True
   while accepted:
     accepted = False
+    # One E-step and one set of split scores serve every kind of move.
+    log_rho_ = log_rho(problem, q)                                 # [n, K]
+    r = _softmax(log_rho_)                                         # [n, K]
+    splits = []
+
+    def scores():
+      if not splits:
+        splits.append(split_scores(rows, r, weights))
+      return splits[0]
+
+    kinds = [
+        lambda: split_proposals(rows, r, _logsumexp(log_rho_), n_proposals,
+                                sample_weight=weights, splits=scores),
+        lambda: merge_proposals(r, n_proposals, sample_weight=weights),
+        lambda: split_merge_proposals(rows, r, n_proposals,
+                                      sample_weight=weights, splits=scores),
+        lambda: delete_proposals(log_rho_, n_proposals,
+                                 sample_weight=weights)]
     for kind, propose in enumerate(kinds):
       if budgets[kind] == 0:
         continue
-      resp = propose(q)
+      resp = propose()
       if resp is None:
         continue
       new_q, new_bound, more = best_of(problem, resp,
@@ -677,7 +734,8 @@ def search(problem, rng, n_init, max_iter=100, tol=1e-5, births=3, merges=3,
   Args:
     problem: the `Problem`.
     rng: `numpy.random.Generator` of the seeding.
-    n_init: k-means++ restarts (and proposals per round of moves).
+    n_init: k-means++ restarts; min(n_init, MOVE_PROPOSALS) proposals per
+      round of moves.
     max_iter, tol: CAVI settings.
     births, merges, split_merges, deletes: accepted moves of each kind (see
       `improve`).
@@ -694,8 +752,9 @@ def search(problem, rng, n_init, max_iter=100, tol=1e-5, births=3, merges=3,
   else:
     resp = warm_start[None]
   q, bound, trace = best_of(problem, resp, max_iter, tol)
-  return improve(problem, q, bound, trace, max_iter, tol, n_init, births,
-                 merges, split_merges, deletes)
+  return improve(problem, q, bound, trace, max_iter, tol,
+                 min(n_init, MOVE_PROPOSALS), births, merges, split_merges,
+                 deletes)
 
 
 def pooled_statistics(family, batches):

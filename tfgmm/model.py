@@ -464,14 +464,17 @@ class BayesianGMM(keras.Model):
     `sample_size` rows, `tfgmm.initialization.search` races `n_init`
     k-means++ restarts of CAVI, then tries rounds of birth, merge,
     split-and-merge and delete moves, keeping each only if it raises the
-    bound; q is set from the best fit's statistics scaled to N rows. Full
+    bound. The sample's statistics count N / n times in every global step,
+    so the search climbs the bound of all N rows and q is the posterior of
+    N rows. Full
     covariances start from the diagonal model's search on the same rows;
     past the sample, from the full-covariance posterior of the diagonal
     fit's responsibilities over all rows (see `tfgmm.initialization`).
 
     Args:
       x: array [N, D] or `tf.data.Dataset` of [B, D] batches.
-      n_init: restarts, int >= 1 (also the proposals per round of moves).
+      n_init: restarts, int >= 1 (and, up to 5, the proposals per round of
+        moves).
       num_examples: N, if it differs from the rows in `x` (e.g. `x` is a
         sample of a larger stream).
       sample_size: rows used by the search.
@@ -534,10 +537,13 @@ class BayesianGMM(keras.Model):
       self.feature_loc.assign(summary.mean)
       self.feature_scale.assign(scale)
     loc, scale = self.feature_loc.numpy(), self.feature_scale.numpy()
+    rows_seen = summary.sample.shape[0]
+    # The search climbs the bound of all N rows: the sample's statistics
+    # count N / n times, the prior once.
     problem = initialization.make_problem(
         self._family, self._prior, self.weight_prior, self.n_components,
-        (summary.sample - loc) / scale, summary.sample_weight)
-    rows_seen = summary.sample.shape[0]
+        (summary.sample - loc) / scale, summary.sample_weight,
+        scale=total / rows_seen)
     bound = None
     trace = np.zeros((0, 2))
     if labels is not None:
@@ -561,17 +567,12 @@ class BayesianGMM(keras.Model):
         q, bound, trace = initialization.search(
             problem, rng, n_init, max_iter, tol, warm_start=warm_start,
             **moves)
-        # Scale the best fit's statistics from the sample's rows to N.
-        q = self._family.rescale(q, self._prior, total / rows_seen,
-                                 self.weight_prior)
       else:
         # Past the sample, a full model's search on a few hundred rows per
         # component would trade clusters for covariance parameters the
         # full data can afford: its start is instead the full-covariance
         # posterior of the diagonal fit's responsibilities over all rows.
-        diagonal_q = diagonal.family.cast_posterior(diagonal.family.rescale(
-            q, diagonal.prior, total / rows_seen, self.weight_prior),
-                                                    self._dtype)
+        diagonal_q = diagonal.family.cast_posterior(q, self._dtype)
         q = self._posterior_of_batches(
             x, sample_weight, lambda z, _: tf.nn.softmax(
                 diagonal.family.log_rho(

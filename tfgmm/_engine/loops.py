@@ -54,18 +54,19 @@ def _compiled_cavi(family, dtype, weight_prior, weighted):
   """
   x, q, prior = shape_free_signature(family, dtype, batched=True)
 
-  def cavi(x, q, prior, max_iter, tol, chunk, drop_margin, min_iter,
+  def cavi(x, q, prior, max_iter, tol, chunk, drop_margin, min_iter, scale,
            *sample_weight):
     return _math.cavi(x, q, prior, max_iter, tol, chunk, weight_prior,
                       *sample_weight, family=family, drop_margin=drop_margin,
-                      min_iter=min_iter)
+                      min_iter=min_iter, scale=scale)
 
   # autograph=False: the math uses tf.while_loop itself, and autograph's
   # source conversion would cost most of the first call's time.
   return tf.function(cavi, autograph=False, input_signature=(
       x, q, prior, tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.float64),
       tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.float64),
-      tf.TensorSpec([], tf.int32)) + _weight_spec(dtype, weighted))
+      tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.float64))
+                     + _weight_spec(dtype, weighted))
 
 
 @functools.lru_cache(maxsize=None)
@@ -89,11 +90,12 @@ def _weight_args(sample_weight, dtype):
 
 def run_cavi(x, q, prior, max_iter, tol, chunk, weight_prior="dirichlet",
              sample_weight=None, family=_math, drop_margin=np.inf,
-             min_iter=0):
+             min_iter=0, scale=1.0):
   """`_math.cavi` compiled; q may be unbatched (run as one restart).
 
   `drop_margin` and `min_iter` race restarts (see `_math.cavi`); the default
-  waits for every restart to converge.
+  waits for every restart to converge. `scale`: x is a sample standing in
+  for `scale` times as many rows.
   """
   dtype = x.dtype
   batched = len(q.weight_concentration.shape) == 2
@@ -105,7 +107,7 @@ def run_cavi(x, q, prior, max_iter, tol, chunk, weight_prior="dirichlet",
           x, cast(q), cast(prior), tf.constant(max_iter, tf.int32),
           tf.constant(tol, tf.float64), tf.constant(chunk, tf.int32),
           tf.constant(drop_margin, tf.float64),
-          tf.constant(min_iter, tf.int32),
+          tf.constant(min_iter, tf.int32), tf.constant(scale, tf.float64),
           *_weight_args(sample_weight, dtype))
   if not batched:
     q = type(q)(*[t[0] for t in q])
