@@ -139,7 +139,7 @@ def test_moves_that_lower_the_bound_are_rejected():
     assert max(ends) <= bound + 1e-8
     assert min(ends) < bound - 1e-3
   kept, kept_bound, kept_trace = initialization.improve(
-      problem, q, bound, trace, 200, 1e-8, 3)
+      problem, q, bound, trace, 200, 1e-8, 3, 4, 4, 4, 4)
   assert kept_bound == bound
   assert kept_trace.shape == trace.shape
   for field, value in zip(q, kept):

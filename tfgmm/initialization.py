@@ -607,13 +607,14 @@ def responsibilities(problem, q):
           tf.reduce_logsumexp(log_rho_, -1).numpy())
 
 
-def best_of(problem, resp, max_iter, tol, race_iter=RACE_ITER):
+def best_of(problem, resp, max_iter, tol, race_iter=RACE_ITER,
+            survivors=None):
   """CAVI from each of R initial responsibilities [R, n, K]; keeps the best.
 
   The restarts race: after `race_iter` iterations those whose bound per
-  point trails the leader's by more than `RACE_MARGIN` nats are dropped,
-  and the rest continue (dropping any that fall that far behind) until
-  each has converged.
+  point trails the leader's by more than `RACE_MARGIN` nats are dropped
+  (and, with `survivors`, all but that many leaders), and the rest continue
+  (dropping any that fall that far behind) until each has converged.
 
   Returns:
     (q, bound, history): the best restart's `Posterior`, its bound per
@@ -645,6 +646,8 @@ def best_of(problem, resp, max_iter, tol, race_iter=RACE_ITER):
     q, head, done, bounds = stage(q, race_iter, race_iter)
     if not done:
       keep = np.flatnonzero(bounds >= bounds.max() - RACE_MARGIN)
+      if survivors is not None:
+        keep = keep[np.argsort(bounds[keep])[::-1][:survivors]]
       q = type(q)(*[tf.gather(t, keep) for t in q])
   tail = np.zeros((0, 2, keep.size))          # the survivors' history
   if not done:
@@ -662,8 +665,8 @@ def seed_responsibilities(problem, n_init, rng):
   return np.eye(problem.n_components)[labels]                     # [R, n, K]
 
 
-def improve(problem, q, bound, trace, max_iter, tol, n_proposals, births=3,
-            merges=3, split_merges=10, deletes=3):
+def improve(problem, q, bound, trace, max_iter, tol, n_proposals, births,
+            merges, split_merges, deletes):
   """Rounds of moves from a converged q, each kept only if the bound rises.
 
   Each round tries births (refill emptied components), then merges (fold
@@ -702,8 +705,11 @@ def improve(problem, q, bound, trace, max_iter, tol, n_proposals, births=3,
       return splits[0]
 
     kinds = [
-        lambda: split_proposals(rows, r, _logsumexp(log_rho_), n_proposals,
-                                sample_weight=weights, splits=scores),
+        # Births (rare: a component is empty) propose a split of every
+        # live component; the race keeps the n_proposals best.
+        lambda: split_proposals(rows, r, _logsumexp(log_rho_),
+                                problem.n_components, sample_weight=weights,
+                                splits=scores),
         lambda: merge_proposals(r, n_proposals, sample_weight=weights),
         lambda: split_merge_proposals(rows, r, n_proposals,
                                       sample_weight=weights, splits=scores),
@@ -717,7 +723,7 @@ def improve(problem, q, bound, trace, max_iter, tol, n_proposals, births=3,
         continue
       new_q, new_bound, more = best_of(problem, resp,
                                        min(max_iter, PROPOSAL_MAX_ITER), tol,
-                                       PROPOSAL_RACE_ITER)
+                                       PROPOSAL_RACE_ITER, n_proposals)
       if new_bound > bound + tol:
         q, bound = new_q, new_bound
         trace = np.concatenate([trace, more], 0)
@@ -727,8 +733,8 @@ def improve(problem, q, bound, trace, max_iter, tol, n_proposals, births=3,
   return q, bound, trace
 
 
-def search(problem, rng, n_init, max_iter=100, tol=1e-5, births=3, merges=3,
-           split_merges=10, deletes=3, warm_start=None):
+def search(problem, rng, n_init, max_iter, tol, births, merges, split_merges,
+           deletes, warm_start=None):
   """The best fit the search finds on the sample: seeding, race, moves.
 
   Args:

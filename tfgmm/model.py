@@ -455,7 +455,8 @@ class BayesianGMM(keras.Model):
 
   def initialize(self, x, *, n_init=1, num_examples=None,
                  sample_size=initialization.SAMPLE_SIZE, max_iter=100,
-                 tol=1e-5, births=3, merges=3, split_merges=10, deletes=3,
+                 tol=1e-5, births=None, merges=None, split_merges=None,
+                 deletes=None,
                  seed=None, sample_weight=None, labels=None):
     """Sets q from data: standardisation, then a search on a sample.
 
@@ -481,15 +482,17 @@ class BayesianGMM(keras.Model):
       max_iter: CAVI iterations per restart or proposal.
       tol: CAVI tolerance, nats per point; a move must raise the bound by
         more than this.
-      births: at most this many rounds of split moves that refill a
+      births: at most this many accepted split moves that refill a
         component CAVI emptied (see `initialization.split_proposals`).
-      merges: at most this many rounds of merge moves of components with
+      merges: at most this many accepted merges of components with
         overlapping responsibilities (see `initialization.merge_proposals`).
       split_merges: at most this many accepted split-and-merge moves (see
         `initialization.split_merge_proposals`).
       deletes: at most this many accepted moves that empty a component
         wedged between overlapping clusters (see
-        `initialization.delete_proposals`). 0 turns a kind of move off.
+        `initialization.delete_proposals`). Each defaults (None) to K: every
+        accepted move raises the bound, so the search ends anyway; 0 turns
+        a kind of move off.
       seed: int; defaults to the model's seed.
       sample_weight: weights of an array's rows, [N] (a dataset carries its
         own as (x, y, w) elements). They enter the standardisation, the
@@ -509,11 +512,12 @@ class BayesianGMM(keras.Model):
     n_init = _validation.check_positive_int("n_init", n_init)
     sample_size = _validation.check_positive_int("sample_size", sample_size)
     max_iter = _validation.check_positive_int("max_iter", max_iter)
-    births = _validation.check_non_negative_int("births", births)
-    merges = _validation.check_non_negative_int("merges", merges)
-    split_merges = _validation.check_non_negative_int("split_merges",
-                                                      split_merges)
-    deletes = _validation.check_non_negative_int("deletes", deletes)
+    moves = {
+        name: self.n_components if value is None
+        else _validation.check_non_negative_int(name, value)
+        for name, value in (("births", births), ("merges", merges),
+                            ("split_merges", split_merges),
+                            ("deletes", deletes))}
     _validation.check_positive("tol", tol, ())
     if labels is not None:
       labels = self._check_labels(x, labels)
@@ -553,8 +557,6 @@ class BayesianGMM(keras.Model):
               dtype=z.dtype), scale=total / summary.num_examples)
     else:
       rng = np.random.default_rng(seed)
-      moves = dict(births=births, merges=merges, split_merges=split_merges,
-                   deletes=deletes)
       warm_start = None
       if self._family is _full and self.n_features > 1:
         # Full covariances start from the diagonal model's search (in one
