@@ -467,10 +467,8 @@ class BayesianGMM(keras.Model):
     split-and-merge and delete moves, keeping each only if it raises the
     bound. The sample's statistics count N / n times in every global step,
     so the search climbs the bound of all N rows and q is the posterior of
-    N rows. Full
-    covariances start from the diagonal model's search on the same rows;
-    past the sample, from the full-covariance posterior of the diagonal
-    fit's responsibilities over all rows (see `tfgmm.initialization`).
+    N rows. Full covariances start from the diagonal model's search on the
+    same rows (see `tfgmm.initialization`).
 
     Args:
       x: array [N, D] or `tf.data.Dataset` of [B, D] batches.
@@ -503,8 +501,7 @@ class BayesianGMM(keras.Model):
 
     Returns:
       The best bound per point the search found on the sample (float), in
-      standardised units: the diagonal model's where a full model's data
-      exceed the sample; None with `labels`. Per-iteration metrics of the
+      standardised units; None with `labels`. Per-iteration metrics of the
       search, in data units, are in `initialization_history`; its wall time
       in seconds in `initialization_seconds`.
     """
@@ -551,10 +548,8 @@ class BayesianGMM(keras.Model):
     bound = None
     trace = np.zeros((0, 2))
     if labels is not None:
-      q = self._posterior_of_batches(
-          x, sample_weight, lambda z, start: tf.one_hot(
-              labels[start:start + int(z.shape[0])], self.n_components,
-              dtype=z.dtype), scale=total / summary.num_examples)
+      q = self._posterior_of_labels(x, labels, sample_weight,
+                                    total / summary.num_examples)
     else:
       rng = np.random.default_rng(seed)
       warm_start = None
@@ -565,22 +560,8 @@ class BayesianGMM(keras.Model):
         q, bound, trace = initialization.search(diagonal, rng, n_init,
                                                 max_iter, tol, **moves)
         warm_start = initialization.responsibilities(diagonal, q)[0]
-      if warm_start is None or rows_seen == summary.num_examples:
-        q, bound, trace = initialization.search(
-            problem, rng, n_init, max_iter, tol, warm_start=warm_start,
-            **moves)
-      else:
-        # Past the sample, a full model's search on a few hundred rows per
-        # component would trade clusters for covariance parameters the
-        # full data can afford: its start is instead the full-covariance
-        # posterior of the diagonal fit's responsibilities over all rows.
-        diagonal_q = diagonal.family.cast_posterior(q, self._dtype)
-        q = self._posterior_of_batches(
-            x, sample_weight, lambda z, _: tf.nn.softmax(
-                diagonal.family.log_rho(
-                    z, diagonal_q, initialization.log_weights(
-                        diagonal, diagonal_q)), -1),
-            scale=total / summary.num_examples)
+      q, bound, trace = initialization.search(
+          problem, rng, n_init, max_iter, tol, warm_start=warm_start, **moves)
     self.initialization_history = history_dict(
         trace, self._mean_row_log_det(problem.sample, problem.sample_weight))
     self.assign_posterior(q)
@@ -610,39 +591,22 @@ class BayesianGMM(keras.Model):
              else "."))
     return array
 
-  def _posterior_of_batches(self, x, sample_weight, resp_fn, scale=1.0):
-    """q from responsibilities of every row: one pass over the data.
+  def _posterior_of_labels(self, x, labels, sample_weight, scale):
+    """The CAVI posterior of hard labels [N] of an array's rows (one pass).
 
-    Args:
-      x: the array [N, D] or dataset `initialize` received.
-      sample_weight: an array's row weights [N], or None.
-      resp_fn: (z [B, D] in model units, index of its first row) ->
-        responsibilities [B, K].
-      scale: the statistics count this many times (N over the rows in `x`).
-
-    Returns:
-      The CAVI posterior of those responsibilities, in the model's dtype.
+    `scale`: the statistics count this many times (N over the rows in x).
     """
-    batches = ((z, resp_fn(z, start), w) for z, start, w
-               in self._model_unit_batches(x, sample_weight))
+    batches = ((z, tf.one_hot(labels[start:start + int(z.shape[0])],
+                              self.n_components, dtype=z.dtype), w)
+               for z, start, w in self._model_unit_batches(x, sample_weight))
     q = self._family.posterior_from_statistics(
         initialization.pooled_statistics(self._family, batches), self._prior,
         scale, self.weight_prior)
     return type(q)(*[tf.cast(t, self._dtype) for t in q])
 
   def _model_unit_batches(self, x, sample_weight):
-    """(z [B, D] model units, first row's index, w [B] or None) over x.
-
-    An array goes in chunks of the E-step's size; a dataset batch by batch.
-    """
-    if isinstance(x, tf.data.Dataset):
-      start = 0
-      for batch in x:
-        w = data_lib.unpack_sample_weight(batch)
-        z = self._to_model_units(data_lib.unpack_batch(batch))
-        yield z, start, None if w is None else tf.cast(w, self._dtype)
-        start += int(z.shape[0])
-      return
+    """(z [B, D] in model units, first row's index, w [B] or None) over the
+    rows of an array, in chunks of the E-step's size."""
     n = np.shape(x)[0]
     weights = _validation.check_sample_weight(sample_weight, n)
     chunk = self._estep_chunk()
