@@ -875,18 +875,29 @@ def run_cold(name, method, sampled_epochs, seed):
     dict with `fit_s` (the first fit's wall seconds, tracing included) and
     `init_s`.
   """
+  return _run_worker(["--cold-worker", f"{name}:{method}",
+                      "--sampled-epochs", str(sampled_epochs),
+                      "--seed", str(seed)],
+                     _COLD_MARK, f"The cold fit of {method} on {name}")
+
+
+def _run_worker(arguments, mark, what):
+  """Runs this script with `arguments` in a fresh Python process and returns
+  the JSON after `mark` on the last line of its output that starts with it.
+
+  Raises:
+    RuntimeError: the process failed or printed no result (its stderr's tail
+      goes to stderr).
+  """
   import json  # pylint: disable=import-outside-toplevel
-  command = [sys.executable, os.path.abspath(__file__),
-             "--cold-worker", f"{name}:{method}",
-             "--sampled-epochs", str(sampled_epochs), "--seed", str(seed)]
+  command = [sys.executable, os.path.abspath(__file__)] + arguments
   done = subprocess.run(command, capture_output=True, text=True, check=False)
   lines = [line for line in done.stdout.splitlines()
-           if line.startswith(_COLD_MARK)]
+           if line.startswith(mark)]
   if done.returncode != 0 or not lines:
     sys.stderr.write(done.stderr[-5000:])
-    raise RuntimeError(f"The cold fit of {method} on {name} failed "
-                       f"(exit {done.returncode}).")
-  return json.loads(lines[-1][len(_COLD_MARK):])
+    raise RuntimeError(f"{what} failed (exit {done.returncode}).")
+  return json.loads(lines[-1][len(mark):])
 
 
 # ------------------------------------------------------------------ reports
@@ -1417,20 +1428,11 @@ def _stream_worker(args):
 
 def _run_stream_subprocess(n, args):
   """Runs one size in a fresh Python process; its result dict."""
-  import json  # pylint: disable=import-outside-toplevel
-  command = [sys.executable, os.path.abspath(__file__),
-             "--stream-worker", str(n),
-             "--stream-epochs", str(args.stream_epochs),
-             "--stream-batch-rows", str(args.stream_batch_rows),
-             "--seed", str(args.seed)]
-  done = subprocess.run(command, capture_output=True, text=True, check=False)
-  lines = [line for line in done.stdout.splitlines()
-           if line.startswith(_WORKER_MARK)]
-  if done.returncode != 0 or not lines:
-    sys.stderr.write(done.stderr[-5000:])
-    raise RuntimeError(f"The stream worker for N={n:,} failed "
-                       f"(exit {done.returncode}).")
-  return json.loads(lines[-1][len(_WORKER_MARK):])
+  return _run_worker(["--stream-worker", str(n),
+                      "--stream-epochs", str(args.stream_epochs),
+                      "--stream-batch-rows", str(args.stream_batch_rows),
+                      "--seed", str(args.seed)],
+                     _WORKER_MARK, f"The stream worker for N={n:,}")
 
 
 def run_stream(args):

@@ -336,15 +336,21 @@ def _stream_table(stdout):
           for line in lines[2:]]
 
 
+def _exit_status(benchmark, argv):
+  """`benchmark.main(argv)`'s exit status: 0 when it returns."""
+  try:
+    benchmark.main(argv)
+  except SystemExit as exit_:
+    return exit_.code
+  return 0
+
+
 def test_stream_smoke_run_reports_memory_and_accuracy(monkeypatch, capsys):
   benchmark = load_benchmark()
   workers = _run_workers_in_process(monkeypatch, benchmark, "--stream-worker")
-  try:
-    benchmark.main(["--stream", "--quick", "--stream-sizes", "2e4,1e5",
-                    "--stream-epochs", "1"])
-    returncode = 0
-  except SystemExit as exit_:
-    returncode = exit_.code
+  returncode = _exit_status(benchmark, [
+      "--stream", "--quick", "--stream-sizes", "2e4,1e5", "--stream-epochs",
+      "1"])
   stdout = capsys.readouterr().out
   _assert_exit_status_matches_targets(returncode, stdout)
   assert [c[c.index("--stream-worker") + 1] for c in workers] == [
@@ -499,12 +505,8 @@ def test_tiny_sweep_reports_hit_rates_and_the_gm_comparators(monkeypatch,
   benchmark = load_benchmark()
   shape = benchmark.SweepShape("diag", 2, 3, 500, 6.0, "sep", 4.0)
   monkeypatch.setattr(benchmark, "QUICK_SWEEP_GRID", (shape,))
-  try:
-    benchmark.main(["--sweep", "--quick", "--sweep-mixtures", "1",
-                    "--sweep-seeds", "2"])
-    returncode = 0
-  except SystemExit as exit_:
-    returncode = exit_.code
+  returncode = _exit_status(benchmark, [
+      "--sweep", "--quick", "--sweep-mixtures", "1", "--sweep-seeds", "2"])
   captured = capsys.readouterr()
   stdout = captured.out
   _assert_exit_status_matches_targets(returncode, stdout)

@@ -178,6 +178,13 @@ def expected_log_weights(weight_concentration, prior_concentration=None,
                             tf.math.digamma(g2) - total)
 
 
+def posterior_log_weights(q, prior, weight_prior="dirichlet"):
+  """E_q[log pi] of a posterior under its prior, float64 [K] (or [R, K])."""
+  return expected_log_weights(
+      tf.cast(q.weight_concentration, tf.float64),
+      tf.cast(prior.weight_concentration, tf.float64), weight_prior)
+
+
 def log_expected_weights(weight_concentration, prior_concentration=None,
                          weight_prior="dirichlet"):
   """log E_q[pi_k], [..., K]: the predictive's mixing weights.

@@ -587,10 +587,7 @@ def delete_proposals(log_rho, n_proposals, sample_weight=None,
 
 def log_weights(problem, q):
   """E_q[log pi], float64 [K] (or [R, K])."""
-  return _math.expected_log_weights(
-      tf.cast(q.weight_concentration, tf.float64),
-      tf.cast(problem.prior.weight_concentration, tf.float64),
-      problem.weight_prior)
+  return _math.posterior_log_weights(q, problem.prior, problem.weight_prior)
 
 
 def log_rho(problem, q):

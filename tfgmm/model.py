@@ -369,10 +369,7 @@ class BayesianGMM(keras.Model):
 
   def _log_weights(self, q):
     """E_q[log pi], float64 [K] (or [R, K])."""
-    return _math.expected_log_weights(
-        tf.cast(q.weight_concentration, tf.float64),
-        tf.cast(self._prior.weight_concentration, tf.float64),
-        self.weight_prior)
+    return _math.posterior_log_weights(q, self._prior, self.weight_prior)
 
   def _log_mean_weights(self, q):
     """log E_q[pi], float64 [K]: the predictive's mixing weights."""
