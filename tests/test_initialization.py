@@ -295,3 +295,33 @@ def test_initialize_sets_the_posterior_of_all_rows_from_a_sample():
   model.initialize(x, sample_size=1000)
   alpha = model.posterior().weight_concentration.numpy()
   assert alpha.sum() == pytest.approx(4 * 0.25 + 3000, rel=1e-9)
+
+
+def test_extrapolated_bound_follows_geometric_gains():
+  """Aitken's limit of a bound whose gains shrink geometrically is exact;
+  a bound that stopped rising ends where it is; growing gains have none."""
+  bounds = -1.0 - 0.5 ** np.arange(6)          # gains halve: limit -1
+  history = np.stack([bounds, np.zeros(6)], 1)
+  assert initialization.extrapolated_bound(history) == pytest.approx(-1.0)
+  flat = np.stack([[-2.0, -1.5, -1.5], np.zeros(3)], 1)
+  assert initialization.extrapolated_bound(flat) == -1.5
+  growing = np.stack([[-3.0, -2.9, -2.7], np.zeros(3)], 1)
+  assert initialization.extrapolated_bound(growing) == np.inf
+
+
+def test_slow_climbers_are_followed_past_the_proposal_cap():
+  """Overlapping 2-D clusters with weights from 1 to 1/20, full covariances
+  (like the sweep's full-D2-K5-N1e3-ovl-g20 shape): the split-and-merge
+  that reaches the best fit passes the incumbent only after the 20
+  iterations a round of proposals gets. Before proposals were chosen by
+  where their bound is heading (`extrapolated_bound`) and followed to
+  convergence, fit seeds 0, 1, 2 and 4 stopped 0.0016-0.0038 nats per
+  point below the best bound."""
+  rng = np.random.default_rng(2024)
+  means = np.array([[0.0, 0.0], [1.5, 0.5], [-1.0, 1.5], [2.5, -1.0],
+                    [0.5, -2.0]])
+  weights = 20.0 ** -np.linspace(0.0, 1.0, 5)
+  labels = rng.choice(5, size=1000, p=weights / weights.sum())
+  x = means[labels] + rng.standard_normal((1000, 2)) * 0.8
+  assert_every_seed_hits(x, labels, 5, seeds=(0, 1, 2, 3, 4),
+                         covariance_type="full")

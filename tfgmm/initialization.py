@@ -605,13 +605,16 @@ def responsibilities(problem, q):
 
 
 def best_of(problem, resp, max_iter, tol, race_iter=RACE_ITER,
-            survivors=None):
+            survivors=None, extrapolate=False):
   """CAVI from each of R initial responsibilities [R, n, K]; keeps the best.
 
   The restarts race: after `race_iter` iterations those whose bound per
   point trails the leader's by more than `RACE_MARGIN` nats are dropped
   (and, with `survivors`, all but that many leaders), and the rest continue
-  (dropping any that fall that far behind) until each has converged.
+  (dropping any that fall that far behind) until each has converged or
+  `max_iter` iterations have run. With `extrapolate`, the restart kept is
+  the one whose bound is heading highest (`extrapolated_bound`), not the
+  one highest now: after a capped run, a slow climber may pass the leader.
 
   Returns:
     (q, bound, history): the best restart's `Posterior`, its bound per
@@ -649,9 +652,48 @@ def best_of(problem, resp, max_iter, tol, race_iter=RACE_ITER,
   tail = np.zeros((0, 2, keep.size))          # the survivors' history
   if not done:
     q, tail, _, bounds = stage(q, max_iter - head.shape[0], 0)
-  best = int(np.argmax(bounds))
-  trace = np.concatenate([head[:, :, keep[best]], tail[:, :, best]], 0)
-  return (type(q)(*[t[best] for t in q]), float(bounds[best]), trace)
+  traces = [np.concatenate([head[:, :, keep[i]], tail[:, :, i]], 0)
+            for i in range(keep.size)]
+  best = int(np.argmax([extrapolated_bound(t) for t in traces]
+                       if extrapolate else bounds))
+  return (type(q)(*[t[best] for t in q]), float(bounds[best]), traces[best])
+
+
+def extrapolated_bound(history):
+  """Where a CAVI history's bound is heading: Aitken's delta-squared limit.
+
+  With the last two gains g1, g2 shrinking at the ratio rho = g2 / g1, the
+  remaining gain is about g2 rho / (1 - rho); a history whose bound no
+  longer rises ends where it is, one whose gains grow has no finite limit.
+
+  Args:
+    history: [T, 2] CAVI history (mean logsumexp log_rho, KL / N).
+
+  Returns:
+    The extrapolated bound per point (float; inf while the gains grow).
+  """
+  bounds = history[:, 0] - history[:, 1]                          # [T]
+  if bounds.size < 3:
+    return float(bounds[-1]) if bounds.size else -np.inf
+  g1, g2 = np.diff(bounds[-3:])
+  if g2 <= 0:
+    return float(bounds[-1])
+  if g1 <= 0 or g2 >= g1:
+    return np.inf
+  rho = g2 / g1
+  return float(bounds[-1] + g2 * rho / (1.0 - rho))
+
+
+def refine(problem, q, max_iter, tol):
+  """CAVI from one posterior q to convergence: (q, bound, [T, 2] history)."""
+  family, z = problem.family, problem.sample
+  chunk = family.estep_chunk_rows(problem.n_components, int(z.shape[1]))
+  q, history, _ = loops.run_cavi(z, q, problem.prior, max(max_iter, 1), tol,
+                                 chunk, problem.weight_prior,
+                                 problem.sample_weight, family,
+                                 scale=problem.scale)
+  history = history.numpy()
+  return q, float(history[-1, 0] - history[-1, 1]), history
 
 
 def seed_responsibilities(problem, n_init, rng):
@@ -720,7 +762,15 @@ def improve(problem, q, bound, trace, max_iter, tol, n_proposals, births,
         continue
       new_q, new_bound, more = best_of(problem, resp,
                                        min(max_iter, PROPOSAL_MAX_ITER), tol,
-                                       PROPOSAL_RACE_ITER, n_proposals)
+                                       PROPOSAL_RACE_ITER, n_proposals,
+                                       extrapolate=True)
+      if (new_bound <= bound + tol
+          and extrapolated_bound(more) > bound + tol):
+        # Still climbing towards a higher optimum: a small component
+        # growing in overlapping clusters gains slowly. Run it on alone.
+        new_q, new_bound, rest = refine(problem, new_q,
+                                        max_iter - more.shape[0], tol)
+        more = np.concatenate([more, rest], 0)
       if new_bound > bound + tol:
         q, bound = new_q, new_bound
         trace = np.concatenate([trace, more], 0)
