@@ -313,10 +313,10 @@ def test_slow_climbers_are_followed_past_the_proposal_cap():
   """Overlapping 2-D clusters with weights from 1 to 1/20, full covariances
   (like the sweep's full-D2-K5-N1e3-ovl-g20 shape): the split-and-merge
   that reaches the best fit passes the incumbent only after the 20
-  iterations a round of proposals gets. Before proposals were chosen by
-  where their bound is heading (`extrapolated_bound`) and followed to
-  convergence, fit seeds 0, 1, 2 and 4 stopped 0.0016-0.0038 nats per
-  point below the best bound."""
+  iterations a round of proposals gets. Before a round that does not beat
+  the incumbent looked at where its proposals' bounds are heading
+  (`extrapolated_bound`) and followed the best to convergence, fit seeds 0,
+  1, 2 and 4 stopped 0.0016-0.0038 nats per point below the best bound."""
   rng = np.random.default_rng(2024)
   means = np.array([[0.0, 0.0], [1.5, 0.5], [-1.0, 1.5], [2.5, -1.0],
                     [0.5, -2.0]])

@@ -605,16 +605,17 @@ def responsibilities(problem, q):
 
 
 def best_of(problem, resp, max_iter, tol, race_iter=RACE_ITER,
-            survivors=None, extrapolate=False):
+            survivors=None, incumbent=None):
   """CAVI from each of R initial responsibilities [R, n, K]; keeps the best.
 
   The restarts race: after `race_iter` iterations those whose bound per
   point trails the leader's by more than `RACE_MARGIN` nats are dropped
   (and, with `survivors`, all but that many leaders), and the rest continue
   (dropping any that fall that far behind) until each has converged or
-  `max_iter` iterations have run. With `extrapolate`, the restart kept is
-  the one whose bound is heading highest (`extrapolated_bound`), not the
-  one highest now: after a capped run, a slow climber may pass the leader.
+  `max_iter` iterations have run. The restart kept has the highest bound;
+  but where that does not beat an `incumbent` bound (by more than `tol`),
+  the one whose bound is heading highest (`extrapolated_bound`) if that
+  limit does: after a capped run, a slow climber may still pass it.
 
   Returns:
     (q, bound, history): the best restart's `Posterior`, its bound per
@@ -654,8 +655,11 @@ def best_of(problem, resp, max_iter, tol, race_iter=RACE_ITER,
     q, tail, _, bounds = stage(q, max_iter - head.shape[0], 0)
   traces = [np.concatenate([head[:, :, keep[i]], tail[:, :, i]], 0)
             for i in range(keep.size)]
-  best = int(np.argmax([extrapolated_bound(t) for t in traces]
-                       if extrapolate else bounds))
+  best = int(np.argmax(bounds))
+  if incumbent is not None and bounds[best] <= incumbent + tol:
+    limits = [extrapolated_bound(t) for t in traces]
+    if max(limits) > incumbent + tol:
+      best = int(np.argmax(limits))
   return (type(q)(*[t[best] for t in q]), float(bounds[best]), traces[best])
 
 
@@ -763,7 +767,7 @@ def improve(problem, q, bound, trace, max_iter, tol, n_proposals, births,
       new_q, new_bound, more = best_of(problem, resp,
                                        min(max_iter, PROPOSAL_MAX_ITER), tol,
                                        PROPOSAL_RACE_ITER, n_proposals,
-                                       extrapolate=True)
+                                       incumbent=bound)
       if (new_bound <= bound + tol
           and extrapolated_bound(more) > bound + tol):
         # Still climbing towards a higher optimum: a small component
