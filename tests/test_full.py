@@ -16,8 +16,9 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 from sklearn.mixture import BayesianGaussianMixture
 
-from tfgmm import _full
-from tfgmm import _math
+from tfgmm.families import full as _full
+from tfgmm._engine import weight_priors
+from tfgmm.families import diag
 
 tfd = tfp.distributions
 
@@ -59,7 +60,7 @@ def mixture_data(rng, n, d, k=3, spread=4.0):
 
 
 # As the model runs it (a graph); eager while_loops cost 4x the time here.
-run_cavi = tf.function(_full.cavi, autograph=False, reduce_retracing=True)
+run_cavi = tf.function(_full.FAMILY.cavi, autograph=False, reduce_retracing=True)
 
 
 def initial_posterior(x, resp, prior):
@@ -268,7 +269,7 @@ def test_chunked_e_step_matches_one_pass(rng):
   x = tf.constant(rng.normal(size=(1000, 3)))
   q = random_posterior(rng, 4, 3)
   log_weights = tf.constant(rng.normal(size=4))
-  stats, total = _full.statistics_and_log_likelihood(x, q, 77, log_weights)
+  stats, total = _full.FAMILY.statistics_and_log_likelihood(x, q, 77, log_weights)
   lr = _full.log_rho(x, q, log_weights)
   direct = _full.sufficient_statistics(x, tf.nn.softmax(lr, -1))
   for got, want in zip(stats, direct):
@@ -288,7 +289,7 @@ def test_cavi_traces_once_with_unknown_shapes(rng):
       tf.TensorSpec([], dtype), tf.TensorSpec([None], dtype),
       tf.TensorSpec([], dtype), tf.TensorSpec([], dtype),
       tf.TensorSpec([None, None], dtype))
-  compiled = tf.function(_full.cavi, autograph=False, input_signature=(
+  compiled = tf.function(_full.FAMILY.cavi, autograph=False, input_signature=(
       tf.TensorSpec([None, None], dtype), q_spec, prior_spec,
       tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.float64),
       tf.TensorSpec([], tf.int32)))
@@ -299,7 +300,7 @@ def test_cavi_traces_once_with_unknown_shapes(rng):
         x, rng.dirichlet(np.ones(3), size=200), prior)])
     q, history, _ = compiled(x, q0, prior, tf.constant(5), tf.constant(
         0.0, tf.float64), tf.constant(64))
-    eager, _, _ = _full.cavi(x, q0, prior, tf.constant(5),
+    eager, _, _ = _full.FAMILY.cavi(x, q0, prior, tf.constant(5),
                              tf.constant(0.0, tf.float64), 64)
     assert history.shape == (5, 2, 1)
     np.testing.assert_allclose(q.scale_tril, eager.scale_tril, rtol=1e-5)
@@ -438,7 +439,7 @@ def test_float32_natural_update_on_large_standardised_data(rng, tight):
       for got, expected in zip(step, want):
         assert np.all(np.isfinite(got)), rho
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
-  chunked, _ = _full.statistics_and_log_likelihood(x32, q32, 8192)
+  chunked, _ = _full.FAMILY.statistics_and_log_likelihood(x32, q32, 8192)
   for t in _full.natural_update(q32, chunked, prior):
     assert np.all(np.isfinite(t))
 
@@ -481,7 +482,7 @@ def test_normal_wishart_kl_matches_monte_carlo(rng):
                                                              closed)
   np.testing.assert_allclose(
       _full.kl_divergence(q, prior),
-      closed.sum() + _math.dirichlet_kl(q.weight_concentration,
+      closed.sum() + weight_priors.dirichlet_kl(q.weight_concentration,
                                         prior.weight_concentration),
       rtol=1e-12)
 
@@ -513,10 +514,10 @@ def test_predictive_components_are_scipy_multivariate_t(rng):
   alpha = q.weight_concentration.numpy()
   weights = alpha / alpha.sum()
   np.testing.assert_allclose(
-      _full.predictive_log_prob(tf.constant(x), q),
+      _full.FAMILY.predictive_log_prob(tf.constant(x), q),
       scipy.special.logsumexp(got + np.log(weights), -1), rtol=1e-12)
   np.testing.assert_allclose(
-      tf.reduce_sum(_full.predictive_responsibilities(tf.constant(x), q), -1),
+      tf.reduce_sum(_full.FAMILY.predictive_responsibilities(tf.constant(x), q), -1),
       1.0, rtol=1e-12)
 
 
@@ -525,7 +526,7 @@ def test_predictive_integrates_to_one(rng):
   grid = np.linspace(-25, 25, 801)
   xx, yy = np.meshgrid(grid, grid)
   points = tf.constant(np.stack([xx.ravel(), yy.ravel()], -1))
-  density = np.exp(_full.predictive_log_prob(points, q).numpy())
+  density = np.exp(_full.FAMILY.predictive_log_prob(points, q).numpy())
   np.testing.assert_allclose(density.sum() * (grid[1] - grid[0])**2, 1.0,
                              atol=2e-3)
 
@@ -574,49 +575,49 @@ def test_predictive_samples_have_the_predictive_moments(rng):
 
 
 def diag_to_full(q):
-  """A 1-D `_math.Posterior` as a `FullPosterior`: nu = 2 a, W^-1 = 2 b."""
+  """A 1-D `diag.Posterior` as a `FullPosterior`: nu = 2 a, W^-1 = 2 b."""
   return _full.FullPosterior(
       q.weight_concentration, q.mean_loc, q.mean_precision[..., 0],
       2.0 * q.precision_concentration[..., 0],
       tf.sqrt(2.0 * q.precision_rate)[..., None])
 
 
-@pytest.mark.parametrize("weight_prior", _math.WEIGHT_PRIORS)
+@pytest.mark.parametrize("weight_prior", weight_priors.WEIGHT_PRIORS)
 def test_one_feature_reduces_to_the_diagonal_model(rng, weight_prior):
   k = 3
-  diag_q = _math.Posterior(
+  diag_q = diag.Posterior(
       tf.constant(rng.uniform(1, 20, k)), tf.constant(rng.normal(0, 2, (k, 1))),
       tf.constant(rng.uniform(0.5, 30, (k, 1))),
       tf.constant(rng.uniform(2, 15, (k, 1))),
       tf.constant(rng.uniform(0.5, 10, (k, 1))))
-  diag_prior = _math.Posterior(*[tf.constant(v, tf.float64) for v in (
+  diag_prior = diag.Posterior(*[tf.constant(v, tf.float64) for v in (
       0.5, [0.3], 0.7, 1.5, [0.8])])
   # Wishart(W0, nu0) in 1-D is Gamma(nu0 / 2, rate 1 / (2 W0)).
   prior = _full.FullPosterior(*[tf.constant(v, tf.float64) for v in (
       0.5, [0.3], 0.7, 2 * 1.5, [[np.sqrt(2 * 0.8)]])])
   q = diag_to_full(diag_q)
   x = tf.constant(rng.normal(0, 3, (40, 1)))
-  np.testing.assert_allclose(_full.log_rho(x, q), _math.log_rho(x, diag_q),
+  np.testing.assert_allclose(_full.log_rho(x, q), diag.log_rho(x, diag_q),
                              rtol=1e-12)
   np.testing.assert_allclose(_full.predictive_component_log_prob(x, q),
-                             _math.predictive_component_log_prob(x, diag_q),
+                             diag.predictive_component_log_prob(x, diag_q),
                              rtol=1e-12)
-  np.testing.assert_allclose(_full.predictive_log_prob(x, q),
-                             _math.predictive_log_prob(x, diag_q), rtol=1e-12)
+  np.testing.assert_allclose(_full.FAMILY.predictive_log_prob(x, q),
+                             diag.FAMILY.predictive_log_prob(x, diag_q), rtol=1e-12)
   np.testing.assert_allclose(
       _full.kl_divergence(q, prior, weight_prior),
-      _math.kl_divergence(diag_q, diag_prior, weight_prior), rtol=1e-12)
-  resp = tf.nn.softmax(_math.log_rho(x, diag_q), -1)
+      diag.kl_divergence(diag_q, diag_prior, weight_prior), rtol=1e-12)
+  resp = tf.nn.softmax(diag.log_rho(x, diag_q), -1)
   stats = _full.sufficient_statistics(x, resp)
-  diag_stats = _math.sufficient_statistics(x, resp)
+  diag_stats = diag.sufficient_statistics(x, resp)
   for got, want in zip(
       _full.natural_update(q, stats, prior, 3.0, 0.4, weight_prior),
-      diag_to_full(_math.natural_update(diag_q, diag_stats, diag_prior, 3.0,
+      diag_to_full(diag.natural_update(diag_q, diag_stats, diag_prior, 3.0,
                                         0.4, weight_prior))):
     np.testing.assert_allclose(got, want, rtol=1e-12)
   for got, want in zip(
       _full.statistics_from_posterior(q, prior, weight_prior),
-      _math.statistics_from_posterior(diag_q, diag_prior, weight_prior)):
+      diag.statistics_from_posterior(diag_q, diag_prior, weight_prior)):
     np.testing.assert_allclose(np.reshape(got, [k, -1]),
                                np.reshape(want, [k, -1]), rtol=1e-12)
 
@@ -653,7 +654,7 @@ def test_bound_gradients_are_finite(rng, dtype):
     q = _full.posterior_from_unconstrained(*raw)
     loss = (_full.kl_divergence(q, prior) / 200.0
             - tf.reduce_mean(tf.reduce_logsumexp(_full.log_rho(x, q), -1))
-            - tf.reduce_mean(_full.predictive_log_prob(x, q)))
+            - tf.reduce_mean(_full.FAMILY.predictive_log_prob(x, q)))
   assert loss.dtype == dtype
   grads = tape.gradient(loss, raw)
   for grad in grads:
@@ -683,8 +684,8 @@ def test_stacked_restarts_match_separate_runs(rng):
       _full.log_rho(x, stacked), np.stack([_full.log_rho(x, i) for i in inits]),
       rtol=1e-12)
   np.testing.assert_allclose(
-      _full.predictive_log_prob(x, stacked),
-      np.stack([_full.predictive_log_prob(x, i) for i in inits]), rtol=1e-12)
+      _full.FAMILY.predictive_log_prob(x, stacked),
+      np.stack([_full.FAMILY.predictive_log_prob(x, i) for i in inits]), rtol=1e-12)
   for i, init in enumerate(inits):
     alone, alone_history, _ = run_cavi(x, init, prior, tf.constant(12),
                                          tf.constant(0.0, tf.float64),
@@ -710,7 +711,7 @@ _PLAIN_TF_CLIENT = textwrap.dedent("""
            "sample": loaded.sample(tf.constant(3), seed).numpy().tolist()}
     # The math module itself imports without TFP (ImportError otherwise).
     del sys.modules["tfgmm"]
-    from tfgmm import _full
+    from tfgmm.families import full as _full
     print(json.dumps(out))
 """)
 
@@ -720,7 +721,7 @@ def test_saved_model_loads_with_plain_tensorflow(rng, tmp_path):
   q = random_posterior(rng, 4, d)
   module = tf.Module()
   module.log_prob = tf.function(
-      lambda x: _full.predictive_log_prob(x, q),
+      lambda x: _full.FAMILY.predictive_log_prob(x, q),
       input_signature=[tf.TensorSpec([None, d], tf.float64)])
   module.sample = tf.function(
       lambda n, seed: _full.sample_predictive(n, seed, q),
@@ -742,7 +743,7 @@ def test_saved_model_loads_with_plain_tensorflow(rng, tmp_path):
   assert done.returncode == 0, done.stderr[-3000:]
   out = json.loads(done.stdout.strip().splitlines()[-1])
   np.testing.assert_allclose(out["log_prob"],
-                             _full.predictive_log_prob(tf.constant(x), q),
+                             _full.FAMILY.predictive_log_prob(tf.constant(x), q),
                              rtol=1e-12)
   np.testing.assert_allclose(
       out["sample"], _full.sample_predictive(

@@ -8,8 +8,9 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tests.test_math import mixture_data
-from tfgmm import _independent
-from tfgmm import _math
+from tfgmm.families import diag_independent as _independent
+from tfgmm._engine import weight_priors
+from tfgmm.families import diag
 from tfgmm._engine import loops
 from tfgmm import model as model_lib
 
@@ -19,14 +20,14 @@ tfd = tfp.distributions
 def make_prior(d, dtype=tf.float64, alpha0=2.0, m0=0.0, lambda0=1.0, a0=5.0,
                b0=5.0):
   """The blog's prior by default: Dirichlet(2), N(0, 1), Gamma(5, 5)."""
-  return _math.Posterior(tf.constant(alpha0, dtype),
+  return diag.Posterior(tf.constant(alpha0, dtype),
                          tf.constant(np.full(d, m0), dtype),
                          tf.constant(lambda0, dtype), tf.constant(a0, dtype),
                          tf.constant(np.full(d, b0), dtype))
 
 
 def random_posterior(rng, k, d, dtype=tf.float64, a_low=2.0):
-  return _math.Posterior(
+  return diag.Posterior(
       tf.constant(rng.uniform(1.0, 20.0, k), dtype),
       tf.constant(rng.normal(0, 2, (k, d)), dtype),
       tf.constant(rng.uniform(0.5, 30.0, (k, d)), dtype),
@@ -35,7 +36,7 @@ def random_posterior(rng, k, d, dtype=tf.float64, a_low=2.0):
 
 
 def e_step(x, q):
-  return _math.sufficient_statistics(
+  return diag.sufficient_statistics(
       x, tf.nn.softmax(_independent.log_rho(x, q), -1))
 
 
@@ -64,7 +65,7 @@ def simultaneous_update(q, stats, prior):
 def initial_posterior(x, rng, k, prior):
   resp = tf.constant(rng.dirichlet(np.ones(k), size=x.shape[0]), x.dtype)
   return _independent.posterior_from_statistics(
-      _math.sufficient_statistics(x, resp), prior)
+      diag.sufficient_statistics(x, resp), prior)
 
 
 # ------------------------------------------------------------------- CAVI
@@ -78,14 +79,14 @@ def test_cavi_bound_never_decreases(rng, d, dtype):
   q0 = initial_posterior(x, rng, 5, prior)
   # And a start far from the optimum: means 20 units off, precisions 100x
   # too large, weights lopsided.
-  far = _math.Posterior(
+  far = diag.Posterior(
       tf.constant([1.0, 1.0, 1.0, 1.0, 400.0], dtype),
       tf.constant(rng.normal(20.0, 1.0, (5, d)), dtype),
       tf.fill([5, d], tf.constant(1e3, dtype)),
       tf.fill([5, d], tf.constant(50.0, dtype)),
       tf.fill([5, d], tf.constant(0.5, dtype)))
   for start in (q0, far):
-    q, history, _ = _independent.cavi(x, start, prior, tf.constant(30),
+    q, history, _ = _independent.FAMILY.cavi(x, start, prior, tf.constant(30),
                                       tf.constant(0.0, tf.float64), chunk=256)
     assert q.mean_loc.dtype == dtype
     per_point = (history[:, 0] - history[:, 1]).numpy()
@@ -102,8 +103,8 @@ def test_cavi_fits_the_blog_data_with_the_blog_prior(blog):
   prior = make_prior(2)
   resp = tf.one_hot(labels, 3, dtype=tf.float64) * 0.6 + 0.4 / 3
   q0 = _independent.posterior_from_statistics(
-      _math.sufficient_statistics(x, resp), prior)
-  q, history, converged = _independent.cavi(
+      diag.sufficient_statistics(x, resp), prior)
+  q, history, converged = _independent.FAMILY.cavi(
       x, q0, prior, tf.constant(200), tf.constant(1e-10, tf.float64), 256)
   assert bool(converged)
   assert np.all(np.diff(history[:, 0] - history[:, 1]) >= -1e-12)
@@ -120,11 +121,11 @@ def test_cavi_with_stick_breaking_weights_never_decreases(rng):
       1.0, tf.float64))                                           # gamma0
   resp = tf.constant(rng.dirichlet(np.ones(6), size=300))
   q0 = _independent.posterior_from_statistics(
-      _math.sufficient_statistics(x, resp), prior,
+      diag.sufficient_statistics(x, resp), prior,
       weight_prior="dirichlet_process")
   np.testing.assert_allclose(q0.weight_concentration,
                              tf.reduce_sum(resp, 0), rtol=1e-12)   # c = N
-  q, history, _ = _independent.cavi(x, q0, prior, tf.constant(40),
+  q, history, _ = _independent.FAMILY.cavi(x, q0, prior, tf.constant(40),
                                     tf.constant(0.0, tf.float64), 128,
                                     weight_prior="dirichlet_process")
   per_point = (history[:, 0] - history[:, 1]).numpy()
@@ -139,11 +140,11 @@ def test_integer_sample_weights_equal_repeated_rows(rng):
   counts = rng.integers(0, 4, 80)
   prior = make_prior(2)
   q0 = random_posterior(rng, 3, 2)
-  weighted, weighted_history, _ = _independent.cavi(
+  weighted, weighted_history, _ = _independent.FAMILY.cavi(
       tf.constant(x_np), q0, prior, tf.constant(10),
       tf.constant(0.0, tf.float64), 32,
       sample_weight=tf.constant(counts, tf.float64))
-  repeated, repeated_history, _ = _independent.cavi(
+  repeated, repeated_history, _ = _independent.FAMILY.cavi(
       tf.constant(np.repeat(x_np, counts, 0)), q0, prior, tf.constant(10),
       tf.constant(0.0, tf.float64), 32)
   np.testing.assert_allclose(weighted_history, repeated_history, rtol=1e-10)
@@ -159,8 +160,8 @@ def test_simultaneous_update_can_lower_the_bound():
   """
   prior = make_prior(1)
   x = tf.constant(np.random.default_rng(0).normal(3.0, 0.3, (20, 1)))
-  stats = _math.sufficient_statistics(x, tf.ones([20, 1], tf.float64))
-  start = _math.Posterior(*[tf.constant(v, tf.float64) for v in
+  stats = diag.sufficient_statistics(x, tf.ones([20, 1], tf.float64))
+  start = diag.Posterior(*[tf.constant(v, tf.float64) for v in
                             ([22.0], [[-5.0]], [[100.0]], [[5.0]], [[5.0]])])
   jacobi, sequential = start, start
   jacobi_bounds, sequential_bounds = [bound(x, start, prior)], [
@@ -184,7 +185,7 @@ def test_full_batch_natural_update_is_one_cavi_sweep(rng):
   q = random_posterior(rng, k, d)
   resp = tf.nn.softmax(_independent.log_rho(x, q), -1).numpy()
   updated = _independent.natural_update(
-      q, _math.sufficient_statistics(x, tf.constant(resp)), prior)
+      q, diag.sufficient_statistics(x, tf.constant(resp)), prior)
 
   n = resp.sum(0)[:, None]                                        # [K, 1]
   s1, s2 = resp.T @ x_np, resp.T @ x_np**2                        # [K, D]
@@ -195,7 +196,7 @@ def test_full_batch_natural_update_is_one_cavi_sweep(rng):
   b = 0.8 + 0.5 * (s2 - 2 * m * s1 + n * (m**2 + 1 / lam))
   for got, want in zip(updated, (0.5 + n[:, 0], m, lam, a * np.ones(d), b)):
     np.testing.assert_allclose(got, want, rtol=1e-12)
-  swept, _, _ = _independent.cavi(x, q, prior, tf.constant(1),
+  swept, _, _ = _independent.FAMILY.cavi(x, q, prior, tf.constant(1),
                                   tf.constant(0.0, tf.float64), chunk=64)
   for got, want in zip(swept, updated):
     np.testing.assert_allclose(got, want, rtol=1e-12)
@@ -236,7 +237,7 @@ def test_each_half_step_is_the_exact_coordinate_optimum(rng):
   prior = make_prior(d)
   q0 = random_posterior(rng, k, d)
   resp = tf.nn.softmax(_independent.log_rho(x, q0), -1)
-  stats = _math.sufficient_statistics(x, resp)
+  stats = diag.sufficient_statistics(x, resp)
   after_mean = _independent.update_mean_factor(q0, stats, prior)
   after_precision = _independent.update_precision_factor(after_mean, stats,
                                                          prior)
@@ -269,7 +270,7 @@ def test_each_half_step_is_the_exact_coordinate_optimum(rng):
 def test_statistics_round_trip_at_a_cavi_fixed_point(rng):
   x = tf.constant(mixture_data(rng, 300, 2))
   prior = make_prior(2)
-  q, _, _ = _independent.cavi(x, initial_posterior(x, rng, 3, prior), prior,
+  q, _, _ = _independent.FAMILY.cavi(x, initial_posterior(x, rng, 3, prior), prior,
                               tf.constant(300), tf.constant(1e-13, tf.float64),
                               chunk=300)
   stats = _independent.statistics_from_posterior(q, prior)
@@ -287,7 +288,7 @@ def test_log_rho_expanded_square_matches_direct_sum(rng):
   q = random_posterior(rng, 4, 3)
   a, b, m, lam = (q.precision_concentration, q.precision_rate, q.mean_loc,
                   q.mean_precision)
-  direct = (_math.expected_log_weights(q.weight_concentration)
+  direct = (weight_priors.expected_log_weights(q.weight_concentration)
             + tf.reduce_sum(0.5 * (tf.math.digamma(a) - tf.math.log(b)
                                    - np.log(2 * np.pi))
                             - 0.5 * (a / b) * (tf.square(x[:, None] - m)
@@ -296,14 +297,14 @@ def test_log_rho_expanded_square_matches_direct_sum(rng):
   log_weights = tf.constant(np.log([0.5, 0.25, 0.125, 0.125]))
   np.testing.assert_allclose(
       _independent.log_rho(x, q, log_weights),
-      direct - _math.expected_log_weights(q.weight_concentration)
+      direct - weight_priors.expected_log_weights(q.weight_concentration)
       + log_weights, rtol=1e-12)
 
 
 def test_chunked_e_step_matches_one_pass(rng):
   x = tf.constant(rng.normal(size=(500, 3)))
   q = random_posterior(rng, 4, 3)
-  stats, total = _independent.statistics_and_log_likelihood(x, q, chunk=77)
+  stats, total = _independent.FAMILY.statistics_and_log_likelihood(x, q, chunk=77)
   lr = _independent.log_rho(x, q)
   for got, want in zip(stats, e_step(x, q)):
     np.testing.assert_allclose(got, want, rtol=1e-10)
@@ -340,7 +341,7 @@ def test_kl_matches_tfp_and_vanishes_at_the_prior(rng, dtype):
   np.testing.assert_allclose(
       total, dirichlet + tf.reduce_sum(normal) + tf.reduce_sum(gamma),
       rtol=rtol)
-  at_prior = _math.Posterior(
+  at_prior = diag.Posterior(
       tf.fill([k], prior.weight_concentration),
       tf.broadcast_to(prior.mean_loc, [k, d]),
       tf.fill([k, d], prior.mean_precision),
@@ -350,7 +351,7 @@ def test_kl_matches_tfp_and_vanishes_at_the_prior(rng, dtype):
                              atol=1e-12)
   np.testing.assert_allclose(
       _independent.kl_divergence(q, prior, "dirichlet_process"),
-      _math.weights_kl(q.weight_concentration, prior.weight_concentration,
+      weight_priors.weights_kl(q.weight_concentration, prior.weight_concentration,
                        "dirichlet_process")
       + tf.reduce_sum(normal) + tf.reduce_sum(gamma), rtol=rtol)
 
@@ -374,7 +375,7 @@ def exact_predictive_log_prob(x, loc, precision, a, b):
 
 def approx_log_prob(x, loc, precision, a, b):
   """The approximate predictive of one component in one feature, via tfgmm."""
-  q = _math.Posterior(*[tf.constant(v, tf.float64) for v in
+  q = diag.Posterior(*[tf.constant(v, tf.float64) for v in
                         ([1.0], [[loc]], [[precision]], [[a]], [[b]])])
   return _independent.predictive_component_log_prob(
       tf.constant(np.asarray(x)[:, None], tf.float64), q).numpy()[:, 0]
@@ -456,7 +457,7 @@ def test_predictive_variance_is_exact_and_mixture_assembled(rng):
       np.log(weights.numpy()) + scipy.stats.t.logpdf(
           x[:, None, :], df, q.mean_loc.numpy(), scale).sum(-1), axis=1)
   np.testing.assert_allclose(
-      _independent.predictive_log_prob(tf.constant(x), q), want, rtol=1e-10)
+      _independent.FAMILY.predictive_log_prob(tf.constant(x), q), want, rtol=1e-10)
   # a <= 1: infinite variance; the scale falls back to sqrt(b / a).
   heavy = q._replace(precision_concentration=tf.fill([3, 2],
                                                      tf.constant(0.5,
@@ -524,17 +525,17 @@ def test_restarts_equal_separate_runs(rng):
   x = tf.constant(mixture_data(rng, 300, d))
   prior = make_prior(d)
   starts = [initial_posterior(x, rng, k, prior) for _ in range(restarts)]
-  stacked = _math.Posterior(*[tf.stack(t) for t in zip(*starts)])
-  q_all, history_all, _ = _independent.cavi(
+  stacked = diag.Posterior(*[tf.stack(t) for t in zip(*starts)])
+  q_all, history_all, _ = _independent.FAMILY.cavi(
       x, stacked, prior, tf.constant(15), tf.constant(0.0, tf.float64), 64)
   assert history_all.shape == (15, 2, restarts)
   for r, start in enumerate(starts):
-    q, history, _ = _independent.cavi(x, start, prior, tf.constant(15),
+    q, history, _ = _independent.FAMILY.cavi(x, start, prior, tf.constant(15),
                                       tf.constant(0.0, tf.float64), 64)
     np.testing.assert_allclose(history_all[..., r], history, rtol=1e-12)
     for got, want in zip(q_all, q):
       np.testing.assert_allclose(got[r], want, rtol=1e-10)
-    for fn in (_independent.log_rho, _independent.predictive_log_prob,
+    for fn in (_independent.log_rho, _independent.FAMILY.predictive_log_prob,
                _independent.predictive_component_log_prob):
       np.testing.assert_allclose(fn(x[:20], q_all)[r], fn(x[:20], q),
                                  rtol=1e-12)
@@ -545,8 +546,8 @@ def test_restarts_equal_separate_runs(rng):
       x[:20], q_all, tf.constant([1, 2])).shape == (restarts, 20)
   assert _independent.sample_predictive(
       tf.constant(7), tf.constant([1, 2]), q_all).shape == (restarts, 7, d)
-  one = _math.Posterior(*[t[:1] for t in q_all])
-  single = _math.Posterior(*[t[0] for t in q_all])
+  one = diag.Posterior(*[t[:1] for t in q_all])
+  single = diag.Posterior(*[t[0] for t in q_all])
   np.testing.assert_allclose(
       _independent.sample_predictive(tf.constant(7), tf.constant([1, 2]),
                                      one)[0],
@@ -574,7 +575,7 @@ def test_gradients_in_log_space_are_finite(rng, dtype):
   }
 
   def posterior():
-    return _math.Posterior(tf.exp(raw["log_weight_concentration"]),
+    return diag.Posterior(tf.exp(raw["log_weight_concentration"]),
                            raw["mean_loc"], tf.exp(raw["log_mean_precision"]),
                            tf.exp(raw["log_precision_concentration"]),
                            tf.exp(raw["log_precision_rate"]))
@@ -609,11 +610,11 @@ def test_float32_tracks_float64(rng):
   x64 = tf.constant(mixture_data(rng, 100, d) / 4.0)
   q64 = random_posterior(rng, k, d)
   prior64 = make_prior(d)
-  x32, q32 = tf.cast(x64, tf.float32), _math.cast_posterior(q64, tf.float32)
-  prior32 = _math.cast_posterior(prior64, tf.float32)
-  q32_64 = _math.cast_posterior(q32, tf.float64)   # same values, float64 math
+  x32, q32 = tf.cast(x64, tf.float32), diag.cast_posterior(q64, tf.float32)
+  prior32 = diag.cast_posterior(prior64, tf.float32)
+  q32_64 = diag.cast_posterior(q32, tf.float64)   # same values, float64 math
   x32_64 = tf.cast(x32, tf.float64)
-  for fn in (_independent.log_rho, _independent.predictive_log_prob):
+  for fn in (_independent.log_rho, _independent.FAMILY.predictive_log_prob):
     got = fn(x32, q32)
     assert got.dtype == tf.float32
     np.testing.assert_allclose(got, fn(x32_64, q32_64), rtol=1e-5, atol=1e-4)
@@ -633,27 +634,27 @@ def test_float32_tracks_float64(rng):
 def test_shape_free_traces_run_restarts(rng):
   """Traced once with every dimension unknown, as the model compiles them."""
   x_spec, q_spec, prior_spec = loops.shape_free_signature(
-      _independent, tf.float64, batched=True)
+      _independent.FAMILY, tf.float64, batched=True)
   int_spec = tf.TensorSpec([], tf.int32)
-  cavi = tf.function(_independent.cavi, autograph=False, input_signature=(
+  cavi = tf.function(_independent.FAMILY.cavi, autograph=False, input_signature=(
       x_spec, q_spec, prior_spec, int_spec, tf.TensorSpec([], tf.float64),
       int_spec))
-  predict = tf.function(_independent.predictive_log_prob, autograph=False,
+  predict = tf.function(_independent.FAMILY.predictive_log_prob, autograph=False,
                         input_signature=(x_spec, q_spec))
   sample = tf.function(_independent.sample_predictive, autograph=False,
                        input_signature=(int_spec, tf.TensorSpec([2], tf.int32),
                                         q_spec))
   x = tf.constant(mixture_data(rng, 120, 2))
   prior = make_prior(2)
-  q0 = _math.Posterior(*[tf.stack([t, t + 0.1]) for t in
+  q0 = diag.Posterior(*[tf.stack([t, t + 0.1]) for t in
                          initial_posterior(x, rng, 3, prior)])
   q, history, _ = cavi(x, q0, prior, tf.constant(5), tf.constant(0.0,
                                                                   tf.float64),
                        tf.constant(50))
-  eager, eager_history, _ = _independent.cavi(
+  eager, eager_history, _ = _independent.FAMILY.cavi(
       x, q0, prior, tf.constant(5), tf.constant(0.0, tf.float64), 50)
   np.testing.assert_allclose(history, eager_history, rtol=1e-12)
-  np.testing.assert_allclose(predict(x, q), _independent.predictive_log_prob(
+  np.testing.assert_allclose(predict(x, q), _independent.FAMILY.predictive_log_prob(
       x, eager), rtol=1e-10)
   assert sample(tf.constant(4), tf.constant([1, 2]), q).shape == (2, 4, 2)
 

@@ -12,7 +12,7 @@ import tensorflow as tf
 from sklearn.metrics import adjusted_rand_score
 
 import tfgmm
-from tfgmm import _math
+from tfgmm.families import diag
 from tfgmm import initialization
 
 HIT_NATS = 1e-3
@@ -82,9 +82,9 @@ def diagonal_problem(z, n_components):
   """The diagonal model's search problem on z, with a Dirichlet(10) weight
   prior and a Gamma(1, 1e-3) precision prior: neither pulls two components
   together."""
-  prior = _math.Posterior(*[tf.constant(v, tf.float64) for v in (
+  prior = diag.Posterior(*[tf.constant(v, tf.float64) for v in (
       10.0, np.zeros(z.shape[1]), 1.0, 1.0, np.full(z.shape[1], 1e-3))])
-  return initialization.make_problem(_math, prior, "dirichlet", n_components,
+  return initialization.make_problem(diag.FAMILY, prior, "dirichlet", n_components,
                                      z)
 
 

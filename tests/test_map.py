@@ -13,7 +13,7 @@ import tensorflow as tf
 from sklearn.mixture import GaussianMixture
 
 import tfgmm
-from tfgmm import _math
+from tfgmm.families import diag
 from tfgmm import map as map_lib
 
 # Pyro's Gaussian mixture tutorial: five points, K = 2, weights ~
@@ -27,7 +27,7 @@ PYRO_CLUSTERS = (np.array([0.0, 1.0]), np.array([10.0, 11.0, 12.0]))
 
 
 def make_prior(d, alpha0=0.5, m0=0.0, prec0=1.0, a0=1.0, b0=1.0):
-  return _math.Posterior(*[tf.constant(v, tf.float64) for v in (
+  return diag.Posterior(*[tf.constant(v, tf.float64) for v in (
       alpha0, np.full(d, m0), prec0, a0, np.full(d, b0))])
 
 

@@ -7,21 +7,23 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 from sklearn.mixture import BayesianGaussianMixture
 
-from tfgmm import _math
+from tfgmm._engine import inference
+from tfgmm._engine import weight_priors
+from tfgmm.families import diag
 
 tfd = tfp.distributions
 
 
 def make_prior(d, dtype=tf.float64, alpha0=0.5, m0=0.3, beta0=0.7, a0=1.5,
                b0=0.8):
-  return _math.Posterior(tf.constant(alpha0, dtype),
+  return diag.Posterior(tf.constant(alpha0, dtype),
                          tf.constant(np.full(d, m0), dtype),
                          tf.constant(beta0, dtype), tf.constant(a0, dtype),
                          tf.constant(np.full(d, b0), dtype))
 
 
 def random_posterior(rng, k, d, dtype=tf.float64):
-  return _math.Posterior(
+  return diag.Posterior(
       tf.constant(rng.uniform(1.0, 20.0, k), dtype),
       tf.constant(rng.normal(0, 2, (k, d)), dtype),
       tf.constant(rng.uniform(0.5, 30.0, (k, d)), dtype),
@@ -36,9 +38,9 @@ def mixture_data(rng, n, d, k=3, spread=4.0):
 
 
 def cavi_step(x, q, prior):
-  log_r = _math.log_rho(x, q)
+  log_r = diag.log_rho(x, q)
   resp = tf.nn.softmax(log_r, -1)
-  return _math.natural_update(q, _math.sufficient_statistics(x, resp), prior)
+  return diag.natural_update(q, diag.sufficient_statistics(x, resp), prior)
 
 
 def test_cavi_matches_sklearn_bayesian_gmm_in_1d(rng):
@@ -56,8 +58,8 @@ def test_cavi_matches_sklearn_bayesian_gmm_in_1d(rng):
   reference._initialize(x, resp0)  # pylint: disable=protected-access
   prior = make_prior(1, alpha0=alpha0, m0=m0, beta0=beta0, a0=a0, b0=b0)
   xt = tf.constant(x)
-  q = _math.posterior_from_statistics(
-      _math.sufficient_statistics(xt, tf.constant(resp0)), prior)
+  q = diag.posterior_from_statistics(
+      diag.sufficient_statistics(xt, tf.constant(resp0)), prior)
   for iteration in range(8):
     np.testing.assert_allclose(q.weight_concentration,
                                reference.weight_concentration_, rtol=1e-10)
@@ -82,9 +84,9 @@ def test_cavi_bound_never_decreases(rng, d):
   x = tf.constant(mixture_data(rng, 500, d, k=4))
   prior = make_prior(d)
   resp0 = tf.constant(rng.dirichlet(np.ones(5), size=500))
-  q0 = _math.posterior_from_statistics(_math.sufficient_statistics(x, resp0),
+  q0 = diag.posterior_from_statistics(diag.sufficient_statistics(x, resp0),
                                        prior)
-  _, history, _ = _math.cavi(x, q0, prior, tf.constant(60),
+  _, history, _ = diag.FAMILY.cavi(x, q0, prior, tf.constant(60),
                              tf.constant(0.0, tf.float64), chunk=128)
   bound = (history[:, 0] - history[:, 1]).numpy()
   assert bound.shape == (60,)
@@ -103,11 +105,11 @@ def test_cavi_races_restarts(rng):
   shared = np.concatenate([rng.integers(2, size=200), np.full(400, 2)])
   resp0 = tf.constant(np.eye(3)[np.stack([np.repeat([0, 1, 2], 200),
                                           shared])])  # [2, 600, 3]
-  q0 = _math.posterior_from_statistics(_math.sufficient_statistics(x, resp0),
+  q0 = diag.posterior_from_statistics(diag.sufficient_statistics(x, resp0),
                                        prior)          # [2, 3, ...]
   tol = tf.constant(1e-8, tf.float64)
-  _, slow, _ = _math.cavi(x, q0, prior, tf.constant(300), tol, 128)
-  _, fast, raced = _math.cavi(x, q0, prior, tf.constant(300), tol, 128,
+  _, slow, _ = diag.FAMILY.cavi(x, q0, prior, tf.constant(300), tol, 128)
+  _, fast, raced = diag.FAMILY.cavi(x, q0, prior, tf.constant(300), tol, 128,
                               drop_margin=tf.constant(0.1, tf.float64),
                               min_iter=tf.constant(3))
   bound = (slow[:, 0] - slow[:, 1]).numpy()                 # [T, 2]
@@ -122,26 +124,26 @@ def test_log_rho_expanded_square_matches_direct_sum(rng):
   q = random_posterior(rng, 4, 3)
   a, b, m, beta = (q.precision_concentration, q.precision_rate, q.mean_loc,
                    q.mean_precision)
-  direct = (_math.expected_log_weights(q.weight_concentration)
+  direct = (weight_priors.expected_log_weights(q.weight_concentration)
             + tf.reduce_sum(0.5 * (tf.math.digamma(a) - tf.math.log(b)
                                    - np.log(2 * np.pi))
                             - 0.5 * (a / b) * tf.square(x[:, None] - m)
                             - 0.5 / beta, -1))
-  np.testing.assert_allclose(_math.log_rho(x, q), direct, rtol=1e-12)
+  np.testing.assert_allclose(diag.log_rho(x, q), direct, rtol=1e-12)
 
 
 def test_chunked_e_step_matches_one_pass(rng):
   x = tf.constant(rng.normal(size=(1000, 3)))
   q = random_posterior(rng, 4, 3)
-  stats, total = _math.statistics_and_log_likelihood(x, q, chunk=77)
-  lr = _math.log_rho(x, q)
-  direct = _math.sufficient_statistics(x, tf.nn.softmax(lr, -1))
+  stats, total = diag.FAMILY.statistics_and_log_likelihood(x, q, chunk=77)
+  lr = diag.log_rho(x, q)
+  direct = diag.sufficient_statistics(x, tf.nn.softmax(lr, -1))
   for got, want in zip(stats, direct):
     np.testing.assert_allclose(got, want, rtol=1e-10)
   np.testing.assert_allclose(total, tf.reduce_sum(tf.reduce_logsumexp(lr, -1)),
                              rtol=1e-12)
-  chunked = _math.map_chunks(lambda r: _math.predictive_log_prob(r, q), x, 33)
-  np.testing.assert_allclose(chunked, _math.predictive_log_prob(x, q),
+  chunked = inference.map_chunks(lambda r: diag.FAMILY.predictive_log_prob(r, q), x, 33)
+  np.testing.assert_allclose(chunked, diag.FAMILY.predictive_log_prob(x, q),
                              rtol=1e-12)
 
 
@@ -149,12 +151,12 @@ def test_kl_terms_match_tfp_and_monte_carlo(rng):
   q = random_posterior(rng, 3, 2)
   prior = make_prior(2)
   np.testing.assert_allclose(
-      _math.dirichlet_kl(q.weight_concentration, prior.weight_concentration),
+      weight_priors.dirichlet_kl(q.weight_concentration, prior.weight_concentration),
       tfd.kl_divergence(tfd.Dirichlet(q.weight_concentration),
                         tfd.Dirichlet(tf.fill([3], prior.weight_concentration))),
       rtol=1e-10)
   np.testing.assert_allclose(
-      _math.gamma_kl(q.precision_concentration, q.precision_rate,
+      diag.gamma_kl(q.precision_concentration, q.precision_rate,
                      prior.precision_concentration, prior.precision_rate),
       tfd.kl_divergence(tfd.Gamma(q.precision_concentration, q.precision_rate),
                         tfd.Gamma(prior.precision_concentration,
@@ -174,14 +176,14 @@ def test_kl_terms_match_tfp_and_monte_carlo(rng):
            .log_prob(mu))
   diff = (log_q - log_p).numpy()
   estimate, error = diff.mean(0), diff.std(0) / np.sqrt(s)
-  closed = _math.normal_gamma_kl(q, prior).numpy()
+  closed = diag.normal_gamma_kl(q, prior).numpy()
   assert np.all(np.abs(estimate - closed) < 5 * error + 1e-9), (estimate, closed)
 
 
 def test_predictive_components_are_scipy_student_t(rng):
   q = random_posterior(rng, 3, 2)
   x = rng.normal(0, 3, (5, 2))
-  got = _math.predictive_component_log_prob(tf.constant(x), q).numpy()
+  got = diag.predictive_component_log_prob(tf.constant(x), q).numpy()
   df = 2 * q.precision_concentration.numpy()
   scale = np.sqrt(q.precision_rate * (q.mean_precision + 1)
                   / (q.precision_concentration * q.mean_precision))
@@ -205,7 +207,7 @@ def test_predictive_matches_monte_carlo_over_q(rng):
         tf.math.log(pi) + tf.reduce_sum(
             tfd.Normal(mu, tf.math.rsqrt(tau)).log_prob(row), -1), -1)
     estimate = tf.reduce_logsumexp(per_draw) - np.log(s)
-    exact = _math.predictive_log_prob(tf.constant(row[None]), q)[0]
+    exact = diag.FAMILY.predictive_log_prob(tf.constant(row[None]), q)[0]
     np.testing.assert_allclose(estimate, exact, atol=5e-3)
 
 
@@ -214,10 +216,10 @@ def test_sampled_estimator_averages_above_analytic_bound(rng):
   q = random_posterior(rng, 3, 2)
   x = tf.constant(rng.normal(0, 2, (20, 2)))
   # One draw per row: 2000 copies of x give 2000 independent draws each.
-  draws = tf.reshape(_math.sampled_log_likelihood(
+  draws = tf.reshape(diag.sampled_log_likelihood(
       tf.tile(x, [2000, 1]), q, tf.constant([1, 0])), [2000, 20])  # [S, B]
   mean, error = tf.reduce_mean(draws, 0), tf.math.reduce_std(draws, 0) / np.sqrt(2000)
-  analytic = tf.reduce_logsumexp(_math.log_rho(x, q), -1)
+  analytic = tf.reduce_logsumexp(diag.log_rho(x, q), -1)
   assert np.all(mean.numpy() >= analytic.numpy() - 4 * error.numpy())
   assert np.mean(mean.numpy() - analytic.numpy()) > 0
 
@@ -227,17 +229,17 @@ def test_minibatch_natural_targets_average_to_the_full_batch_target(rng):
   x = tf.constant(rng.normal(size=(600, 2)))
   q = random_posterior(rng, 3, 2)
   prior = make_prior(2)
-  resp = tf.nn.softmax(_math.log_rho(x, q), -1)
+  resp = tf.nn.softmax(diag.log_rho(x, q), -1)
 
   def natural(p):
     return [p.weight_concentration, p.mean_precision,
             p.mean_precision * p.mean_loc, p.precision_concentration,
             p.precision_rate + 0.5 * p.mean_precision * tf.square(p.mean_loc)]
 
-  full = natural(_math.posterior_from_statistics(
-      _math.sufficient_statistics(x, resp), prior))
-  parts = [natural(_math.posterior_from_statistics(
-      _math.sufficient_statistics(x[i:i + 200], resp[i:i + 200]), prior, 3.0))
+  full = natural(diag.posterior_from_statistics(
+      diag.sufficient_statistics(x, resp), prior))
+  parts = [natural(diag.posterior_from_statistics(
+      diag.sufficient_statistics(x[i:i + 200], resp[i:i + 200]), prior, 3.0))
            for i in range(0, 600, 200)]
   for j, want in enumerate(full):
     np.testing.assert_allclose(np.mean([p[j] for p in parts], 0), want,
@@ -248,10 +250,10 @@ def test_natural_step_interpolates_natural_parameters(rng):
   q = random_posterior(rng, 3, 2)
   prior = make_prior(2)
   x = tf.constant(rng.normal(size=(50, 2)))
-  stats = _math.sufficient_statistics(
-      x, tf.nn.softmax(_math.log_rho(x, q), -1))
-  target = _math.posterior_from_statistics(stats, prior, 4.0)
-  half = _math.natural_update(q, stats, prior, 4.0, 0.25)
+  stats = diag.sufficient_statistics(
+      x, tf.nn.softmax(diag.log_rho(x, q), -1))
+  target = diag.posterior_from_statistics(stats, prior, 4.0)
+  half = diag.natural_update(q, stats, prior, 4.0, 0.25)
   np.testing.assert_allclose(half.mean_precision,
                              0.75 * q.mean_precision + 0.25 * target.mean_precision)
   np.testing.assert_allclose(
@@ -269,9 +271,9 @@ def test_float32_cavi_tracks_float64(rng):
   for dtype in (tf.float32, tf.float64):
     prior = make_prior(3, dtype)
     xt = tf.constant(x, dtype)
-    q0 = _math.posterior_from_statistics(
-        _math.sufficient_statistics(xt, tf.constant(resp0, dtype)), prior)
-    q, _, _ = _math.cavi(xt, q0, prior, tf.constant(10),
+    q0 = diag.posterior_from_statistics(
+        diag.sufficient_statistics(xt, tf.constant(resp0, dtype)), prior)
+    q, _, _ = diag.FAMILY.cavi(xt, q0, prior, tf.constant(10),
                          tf.constant(0.0, tf.float64), chunk=512)
     assert q.mean_loc.dtype == dtype
     results[dtype] = q
@@ -282,7 +284,7 @@ def test_float32_cavi_tracks_float64(rng):
 def test_predictive_samples_have_the_predictive_moments(rng):
   q = random_posterior(rng, 2, 2)
   n = 400_000
-  draws = _math.sample_predictive(tf.constant(n), tf.constant([3, 4], tf.int64),
+  draws = diag.sample_predictive(tf.constant(n), tf.constant([3, 4], tf.int64),
                                   q).numpy()
   w = (q.weight_concentration / tf.reduce_sum(q.weight_concentration)).numpy()
   m = q.mean_loc.numpy()
@@ -304,11 +306,11 @@ def test_float32_predictive_keeps_its_digits_at_large_counts(rng):
                      mean_precision=q64.mean_precision * big,
                      precision_concentration=q64.precision_concentration * big,
                      precision_rate=q64.precision_rate * big)
-  q32 = _math.cast_posterior(q64, tf.float32)
-  q32_64 = _math.cast_posterior(q32, tf.float64)   # same values, float64 math
+  q32 = diag.cast_posterior(q64, tf.float32)
+  q32_64 = diag.cast_posterior(q32, tf.float64)   # same values, float64 math
   x = rng.normal(0, 1, (50, d))
-  for fn in (_math.predictive_log_prob,
-             lambda x, q: tf.reduce_logsumexp(_math.log_rho(x, q), -1)):
+  for fn in (diag.FAMILY.predictive_log_prob,
+             lambda x, q: tf.reduce_logsumexp(diag.log_rho(x, q), -1)):
     got = fn(tf.constant(x, tf.float32), q32).numpy()
     want = fn(tf.constant(x), q32_64).numpy()
     np.testing.assert_allclose(got, want, atol=2e-4 * np.abs(want).max())
@@ -318,7 +320,7 @@ def test_float32_predictive_keeps_its_digits_at_large_counts(rng):
 def test_log_gamma_draws_follow_the_gamma_distribution(concentration):
   # exp of the boosted draws is Gamma(a, 1): Kolmogorov-Smirnov against
   # scipy, and the mean of log G is digamma(a).
-  draws = _math.log_gamma_draws(
+  draws = weight_priors.log_gamma_draws(
       20000, tf.constant([concentration], tf.float64),
       tf.constant([3, 4], tf.int32)).numpy()[:, 0]
   assert np.all(np.isfinite(draws))
@@ -337,15 +339,15 @@ def test_log_gamma_draws_have_finite_exact_gradients_at_small_concentration():
     a = tf.constant([0.02, 0.5], dtype)
     with tf.GradientTape() as tape:
       tape.watch(a)
-      draws = _math.log_gamma_draws(64, a, seed)                  # [64, 2]
+      draws = weight_priors.log_gamma_draws(64, a, seed)                  # [64, 2]
       total = tf.reduce_sum(draws)
     gradient = tape.gradient(total, a).numpy()
     assert np.all(np.isfinite(gradient)), (dtype, gradient)
     assert draws.numpy().min() < -87.0
     if dtype == tf.float64:
       step = 1e-6
-      plus = _math.log_gamma_draws(64, a + [step, 0.0], seed)
-      minus = _math.log_gamma_draws(64, a - [step, 0.0], seed)
+      plus = weight_priors.log_gamma_draws(64, a + [step, 0.0], seed)
+      minus = weight_priors.log_gamma_draws(64, a - [step, 0.0], seed)
       numeric = float(tf.reduce_sum(plus - minus)) / (2 * step)
       # TFP's implicit Gamma gradient is accurate to about 1e-4.
       np.testing.assert_allclose(gradient[0], numeric, rtol=1e-3)

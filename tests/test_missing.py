@@ -13,8 +13,10 @@ from tests.test_export import run_plain_tf
 from tests.test_math import make_prior
 from tests.test_math import mixture_data
 from tests.test_math import random_posterior
-from tfgmm import _math
-from tfgmm import _missing
+from tfgmm._engine import inference
+from tfgmm._engine import weight_priors
+from tfgmm.families import diag
+from tfgmm.families import diag_missing as _missing
 from tfgmm._engine import loops
 from tfgmm import model as model_lib
 
@@ -39,7 +41,7 @@ def restrict(q, features):
   def pick(t):
     t = tf.convert_to_tensor(t)
     return tf.gather(t, features, axis=-1) if t.shape.rank else t
-  return _math.Posterior(q.weight_concentration,
+  return diag.Posterior(q.weight_concentration,
                          *[pick(t) for t in q[1:]])
 
 
@@ -57,19 +59,20 @@ def student_t_parameters(q):
 def test_complete_rows_get_maths_local_terms_bit_for_bit(rng, dtype):
   x = tf.constant(mixture_data(rng, 200, 3), dtype)
   q = random_posterior(rng, 4, 3, dtype)
-  sticks = _math.expected_log_weights(
+  sticks = weight_priors.expected_log_weights(
       tf.cast(q.weight_concentration, tf.float64), 1.5, "dirichlet_process")
   for log_weights in (None, sticks):
     np.testing.assert_array_equal(_missing.log_rho(x, q, log_weights),
-                                  _math.log_rho(x, q, log_weights))
+                                  diag.log_rho(x, q, log_weights))
   for name in ("predictive_component_log_prob", "predictive_joint_log_prob",
                "predictive_log_prob", "predictive_responsibilities"):
-    np.testing.assert_array_equal(getattr(_missing, name)(x, q),
-                                  getattr(_math, name)(x, q), err_msg=name)
-  resp = tf.nn.softmax(_math.log_rho(x, q), -1)
+    np.testing.assert_array_equal(getattr(_missing.FAMILY, name)(x, q),
+                                  getattr(diag.FAMILY, name)(x, q),
+                                  err_msg=name)
+  resp = tf.nn.softmax(diag.log_rho(x, q), -1)
   weights = tf.constant(rng.uniform(0, 2, 200), dtype)
   stats = _missing.sufficient_statistics(x, resp, weights)
-  reference = _math.sufficient_statistics(x, resp, weights)
+  reference = diag.sufficient_statistics(x, resp, weights)
   for got, want in zip((stats.counts, stats.sum_x, stats.sum_xx), reference):
     np.testing.assert_array_equal(got, want)
   np.testing.assert_allclose(
@@ -78,12 +81,12 @@ def test_complete_rows_get_maths_local_terms_bit_for_bit(rng, dtype):
       rtol=1e-12 if dtype == tf.float64 else 1e-5)
   # Given N_kd = N_k the global step is `_math`'s, bit for bit.
   prior = make_prior(3, dtype)
-  for weight_prior in _math.WEIGHT_PRIORS:
+  for weight_prior in weight_priors.WEIGHT_PRIORS:
     got = _missing.natural_update(
         q, _missing.as_masked_statistics(reference), prior, 3.0, 0.4,
         weight_prior)
-    want = _math.natural_update(q, reference, prior, 3.0, 0.4, weight_prior)
-    for field, g, w in zip(_math.Posterior._fields, got, want):
+    want = diag.natural_update(q, reference, prior, 3.0, 0.4, weight_prior)
+    for field, g, w in zip(diag.Posterior._fields, got, want):
       assert g.dtype == dtype
       np.testing.assert_array_equal(g, w, err_msg=field)
 
@@ -92,22 +95,22 @@ def test_without_missing_values_fits_and_bounds_equal_maths(rng):
   x = tf.constant(mixture_data(rng, 300, 3))
   prior = make_prior(3)
   q = random_posterior(rng, 4, 3)
-  assert _missing.kl_divergence is _math.kl_divergence
-  resp = tf.nn.softmax(_math.log_rho(x, q), -1)
-  for weight_prior in _math.WEIGHT_PRIORS:
+  assert _missing.FAMILY.kl_divergence is diag.kl_divergence
+  resp = tf.nn.softmax(diag.log_rho(x, q), -1)
+  for weight_prior in weight_priors.WEIGHT_PRIORS:
     got = _missing.natural_update(
         q, _missing.sufficient_statistics(x, resp), prior, 2.5, 0.3,
         weight_prior)
-    want = _math.natural_update(q, _math.sufficient_statistics(x, resp),
+    want = diag.natural_update(q, diag.sufficient_statistics(x, resp),
                                 prior, 2.5, 0.3, weight_prior)
     for g, w in zip(got, want):
       np.testing.assert_allclose(g, w, rtol=1e-12)
     q0 = _missing.posterior_from_statistics(
         _missing.sufficient_statistics(x, resp), prior, 1.0, weight_prior)
-    q_got, history_got, _ = _missing.cavi(
+    q_got, history_got, _ = _missing.FAMILY.cavi(
         x, q0, prior, tf.constant(20), tf.constant(0.0, tf.float64), 128,
         weight_prior)
-    q_want, history_want, _ = _math.cavi(
+    q_want, history_want, _ = diag.FAMILY.cavi(
         x, q0, prior, tf.constant(20), tf.constant(0.0, tf.float64), 128,
         weight_prior)
     np.testing.assert_allclose(history_got, history_want, rtol=1e-12)
@@ -116,15 +119,15 @@ def test_without_missing_values_fits_and_bounds_equal_maths(rng):
     for g, w in zip(
         _missing.statistics_from_posterior(q_got, prior, weight_prior),
         _missing.as_masked_statistics(
-            _math.statistics_from_posterior(q_got, prior, weight_prior))):
+            diag.statistics_from_posterior(q_got, prior, weight_prior))):
       np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-9)
     for g, w in zip(_missing.rescale(q_got, prior, 7.0, weight_prior),
-                    _math.rescale(q_got, prior, 7.0, weight_prior)):
+                    diag.rescale(q_got, prior, 7.0, weight_prior)):
       np.testing.assert_allclose(g, w, rtol=1e-12)
     seed = tf.constant([3, 4])
     np.testing.assert_allclose(
-        _missing.sampled_log_likelihood(x, q, seed, 1.5, weight_prior),
-        _math.sampled_log_likelihood(x, q, seed, 1.5, weight_prior),
+        _missing.FAMILY.sampled_log_likelihood(x, q, seed, 1.5, weight_prior),
+        diag.sampled_log_likelihood(x, q, seed, 1.5, weight_prior),
         rtol=1e-12)
 
 
@@ -151,9 +154,9 @@ def test_predictive_of_a_partly_observed_point_is_the_scipy_marginal(rng):
     want_log_prob.append(scipy.special.logsumexp(joint))
     want_resp.append(scipy.special.softmax(joint))
   xt = tf.constant(x)
-  got = _missing.predictive_log_prob(xt, q).numpy()
+  got = _missing.FAMILY.predictive_log_prob(xt, q).numpy()
   np.testing.assert_allclose(got, want_log_prob, rtol=1e-12, atol=1e-12)
-  resp = _missing.predictive_responsibilities(xt, q).numpy()
+  resp = _missing.FAMILY.predictive_responsibilities(xt, q).numpy()
   np.testing.assert_allclose(resp, want_resp, rtol=1e-10, atol=1e-14)
   # The marginal of nothing: log p = 0, responsibilities = E[pi].
   assert abs(got[4]) < 1e-14
@@ -171,9 +174,9 @@ def test_predictive_marginal_integrates_the_complete_density(rng):
   width = 5.0
   t = width * np.tan(u)
   rows = np.stack([np.full_like(t, observed), t], -1)
-  density = np.exp(_math.predictive_log_prob(tf.constant(rows), q).numpy())
+  density = np.exp(diag.FAMILY.predictive_log_prob(tf.constant(rows), q).numpy())
   integral = scipy.integrate.simpson(density * width / np.cos(u) ** 2, x=u)
-  got = _missing.predictive_log_prob(
+  got = _missing.FAMILY.predictive_log_prob(
       tf.constant([[observed, NAN]], tf.float64), q)
   np.testing.assert_allclose(got[0], np.log(integral), rtol=1e-9)
 
@@ -185,11 +188,11 @@ def test_log_rho_leaves_out_exactly_the_missing_features(rng):
   x = punch_holes(rng, rng.normal(0, 2, (n, d)), 0.3)
   x[0] = NAN
   x[1] = rng.normal(size=d)
-  log_weights = _math.expected_log_weights(q.weight_concentration)
+  log_weights = weight_priors.expected_log_weights(q.weight_concentration)
   got = _missing.log_rho(tf.constant(x), q).numpy()
   for i, row in enumerate(x):
     seen = np.flatnonzero(~np.isnan(row))
-    want = _math.log_rho(tf.constant(row[None, seen]), restrict(q, seen),
+    want = diag.log_rho(tf.constant(row[None, seen]), restrict(q, seen),
                          log_weights)
     np.testing.assert_allclose(got[i], want[0], rtol=1e-12, atol=1e-12)
   np.testing.assert_allclose(got[0], log_weights, rtol=1e-12)
@@ -203,17 +206,17 @@ def test_a_feature_missing_everywhere_drops_out_and_keeps_its_prior(rng):
   others = [0, 1, 3]
   q = random_posterior(rng, k, d)
   prior = make_prior(d)
-  log_weights = _math.expected_log_weights(q.weight_concentration)
+  log_weights = weight_priors.expected_log_weights(q.weight_concentration)
   lr = _missing.log_rho(tf.constant(x), q)
   np.testing.assert_allclose(
-      lr, _math.log_rho(tf.constant(complete[:, others]), restrict(q, others),
+      lr, diag.log_rho(tf.constant(complete[:, others]), restrict(q, others),
                         log_weights), rtol=1e-12)
   resp = tf.nn.softmax(lr, -1)
   updated = _missing.natural_update(
       q, _missing.sufficient_statistics(tf.constant(x), resp), prior)
-  reference = _math.natural_update(
+  reference = diag.natural_update(
       restrict(q, others),
-      _math.sufficient_statistics(tf.constant(complete[:, others]), resp),
+      diag.sufficient_statistics(tf.constant(complete[:, others]), resp),
       restrict(prior, others))
   for got, want in zip(restrict(updated, others), reference):
     np.testing.assert_allclose(got, want, rtol=1e-12)
@@ -250,7 +253,7 @@ def test_statistics_sum_over_each_features_observed_rows(rng):
 def test_chunked_e_step_matches_one_pass(rng):
   x = tf.constant(punch_holes(rng, rng.normal(size=(1000, 3)), 0.3))
   q = random_posterior(rng, 4, 3)
-  stats, total = _missing.statistics_and_log_likelihood(x, q, chunk=77)
+  stats, total = _missing.FAMILY.statistics_and_log_likelihood(x, q, chunk=77)
   assert isinstance(stats, _missing.MaskedStatistics)
   lr = _missing.log_rho(x, q)
   direct = _missing.sufficient_statistics(x, tf.nn.softmax(lr, -1))
@@ -258,9 +261,9 @@ def test_chunked_e_step_matches_one_pass(rng):
     np.testing.assert_allclose(got, want, rtol=1e-10)
   np.testing.assert_allclose(
       total, tf.reduce_sum(tf.reduce_logsumexp(lr, -1)), rtol=1e-12)
-  chunked = _math.map_chunks(lambda r: _missing.predictive_log_prob(r, q), x,
+  chunked = inference.map_chunks(lambda r: _missing.FAMILY.predictive_log_prob(r, q), x,
                              33)
-  np.testing.assert_allclose(chunked, _missing.predictive_log_prob(x, q),
+  np.testing.assert_allclose(chunked, _missing.FAMILY.predictive_log_prob(x, q),
                              rtol=1e-12)
 
 
@@ -274,7 +277,7 @@ def test_cavi_bound_never_decreases_with_30_percent_missing(rng, dtype):
                   dtype)
   prior = make_prior(d, dtype)
   # A far start too: means 20 units off, precisions too large, lopsided.
-  far = _math.Posterior(
+  far = diag.Posterior(
       tf.constant([1.0, 1.0, 1.0, 1.0, 400.0], dtype),
       tf.constant(rng.normal(20.0, 1.0, (5, d)), dtype),
       tf.fill([5, d], tf.constant(1e3, dtype)),
@@ -285,7 +288,7 @@ def test_cavi_bound_never_decreases_with_30_percent_missing(rng, dtype):
                               ("dirichlet", far),
                               ("dirichlet_process", initial_posterior(
                                   x, rng, 5, prior, "dirichlet_process"))):
-    q, history, _ = _missing.cavi(x, start, prior, tf.constant(40),
+    q, history, _ = _missing.FAMILY.cavi(x, start, prior, tf.constant(40),
                                   tf.constant(0.0, tf.float64), 128,
                                   weight_prior)
     assert q.mean_loc.dtype == dtype
@@ -321,8 +324,8 @@ def test_cavi_recovers_the_means_with_a_fifth_of_the_entries_missing():
   x = punch_holes(rng, complete, 0.2)
   assert 0.19 < np.isnan(x).mean() < 0.21
   prior = make_prior(d, m0=0.0)
-  fit = tf.function(_missing.cavi, autograph=False)
-  fit_complete = tf.function(_math.cavi, autograph=False)
+  fit = tf.function(_missing.FAMILY.cavi, autograph=False)
+  fit_complete = tf.function(diag.FAMILY.cavi, autograph=False)
   args = (prior, tf.constant(200), tf.constant(1e-10, tf.float64),
           tf.constant(1024))
   for start in (np.eye(k)[labels], farthest_point_responsibilities(x, k)):
@@ -352,8 +355,8 @@ def test_cavi_recovers_the_means_with_a_fifth_of_the_entries_missing():
     sd = np.sqrt((q.precision_rate / q.precision_concentration).numpy())
     np.testing.assert_allclose(sd[order], scales, rtol=0.1)
     # Close to the fit of the complete data from the same start.
-    q0_complete = _math.posterior_from_statistics(
-        _math.sufficient_statistics(tf.constant(complete), resp), prior)
+    q0_complete = diag.posterior_from_statistics(
+        diag.sufficient_statistics(tf.constant(complete), resp), prior)
     q_complete, _, _ = fit_complete(tf.constant(complete), q0_complete, *args)
     np.testing.assert_allclose(fitted, q_complete.mean_loc.numpy()[order],
                                atol=0.1)
@@ -361,8 +364,8 @@ def test_cavi_recovers_the_means_with_a_fifth_of_the_entries_missing():
                            / q_complete.precision_concentration).numpy())
     np.testing.assert_allclose(sd, sd_complete, rtol=0.05)
     np.testing.assert_allclose(
-        _math.expected_weights(q.weight_concentration),
-        _math.expected_weights(q_complete.weight_concentration), atol=0.01)
+        weight_priors.expected_weights(q.weight_concentration),
+        weight_priors.expected_weights(q_complete.weight_concentration), atol=0.01)
 
 
 def test_restarts_equal_separate_runs(rng):
@@ -370,28 +373,28 @@ def test_restarts_equal_separate_runs(rng):
   x = tf.constant(punch_holes(rng, mixture_data(rng, 300, d), 0.25))
   prior = make_prior(d)
   starts = [initial_posterior(x, rng, k, prior) for _ in range(restarts)]
-  stacked = _math.Posterior(*[tf.stack(t) for t in zip(*starts)])
-  q_all, history_all, _ = _missing.cavi(
+  stacked = diag.Posterior(*[tf.stack(t) for t in zip(*starts)])
+  q_all, history_all, _ = _missing.FAMILY.cavi(
       x, stacked, prior, tf.constant(15), tf.constant(0.0, tf.float64), 64)
   assert history_all.shape == (15, 2, restarts)
   for r, start in enumerate(starts):
-    q, history, _ = _missing.cavi(x, start, prior, tf.constant(15),
+    q, history, _ = _missing.FAMILY.cavi(x, start, prior, tf.constant(15),
                                   tf.constant(0.0, tf.float64), 64)
     np.testing.assert_allclose(history_all[..., r], history, rtol=1e-12)
     for got, want in zip(q_all, q):
       np.testing.assert_allclose(got[r], want, rtol=1e-10)
-    for fn in (_missing.log_rho, _missing.predictive_log_prob,
+    for fn in (_missing.log_rho, _missing.FAMILY.predictive_log_prob,
                _missing.predictive_component_log_prob,
-               _missing.predictive_responsibilities):
+               _missing.FAMILY.predictive_responsibilities):
       np.testing.assert_allclose(fn(x[:20], q_all)[r], fn(x[:20], q),
                                  rtol=1e-12)
-    np.testing.assert_allclose(_missing.kl_divergence(q_all, prior)[r],
-                               _missing.kl_divergence(q, prior), rtol=1e-12)
+    np.testing.assert_allclose(_missing.FAMILY.kl_divergence(q_all, prior)[r],
+                               _missing.FAMILY.kl_divergence(q, prior), rtol=1e-12)
     for got, want in zip(_missing.statistics_from_posterior(q_all, prior),
                          _missing.statistics_from_posterior(q, prior)):
       np.testing.assert_allclose(got[r], want, rtol=1e-12, atol=1e-9)
-  for weight_prior in _math.WEIGHT_PRIORS:
-    assert _missing.sampled_log_likelihood(
+  for weight_prior in weight_priors.WEIGHT_PRIORS:
+    assert _missing.FAMILY.sampled_log_likelihood(
         x[:20], q_all, tf.constant([1, 2]), prior.weight_concentration,
         weight_prior).shape == (restarts, 20)
 
@@ -401,11 +404,11 @@ def test_integer_sample_weights_equal_repeated_rows(rng):
   counts = rng.integers(0, 4, 80)
   prior = make_prior(3)
   q0 = random_posterior(rng, 3, 3)
-  weighted, weighted_history, _ = _missing.cavi(
+  weighted, weighted_history, _ = _missing.FAMILY.cavi(
       tf.constant(x_np), q0, prior, tf.constant(10),
       tf.constant(0.0, tf.float64), 32,
       sample_weight=tf.constant(counts, tf.float64))
-  repeated, repeated_history, _ = _missing.cavi(
+  repeated, repeated_history, _ = _missing.FAMILY.cavi(
       tf.constant(np.repeat(x_np, counts, 0)), q0, prior, tf.constant(10),
       tf.constant(0.0, tf.float64), 32)
   np.testing.assert_allclose(weighted_history, repeated_history, rtol=1e-10)
@@ -440,25 +443,25 @@ def test_gradients_in_log_space_are_finite_with_nan_in_x(rng, dtype):
   x = tf.constant(x_np, dtype)
   prior = make_prior(d, dtype)
   q = random_posterior(rng, k, d, dtype)
-  raw = [tf.Variable(t) for t in _missing.unconstrained_from_posterior(q)]
+  raw = [tf.Variable(t) for t in _missing.FAMILY.unconstrained_from_posterior(q)]
   for name in ("analytic", "sampled", "sampled_sticks", "predictive"):
     weight_prior = ("dirichlet_process" if name == "sampled_sticks"
                     else "dirichlet")
     with tf.GradientTape() as tape:
-      q = _missing.posterior_from_unconstrained(*raw)
+      q = _missing.FAMILY.posterior_from_unconstrained(*raw)
       if name == "analytic":
         ll = tf.reduce_logsumexp(_missing.log_rho(x, q), -1)
       elif name == "predictive":
-        ll = _missing.predictive_log_prob(x, q)
+        ll = _missing.FAMILY.predictive_log_prob(x, q)
       else:
-        ll = _missing.sampled_log_likelihood(
+        ll = _missing.FAMILY.sampled_log_likelihood(
             x, q, tf.constant([5, 6]), prior.weight_concentration,
             weight_prior)
       assert np.all(np.isfinite(ll.numpy()))
-      loss = (_missing.kl_divergence(q, prior, weight_prior) / 1000.0
+      loss = (_missing.FAMILY.kl_divergence(q, prior, weight_prior) / 1000.0
               - tf.reduce_mean(ll))
     grads = tape.gradient(loss, raw)
-    for field, grad in zip(_math.Posterior._fields, grads):
+    for field, grad in zip(diag.Posterior._fields, grads):
       assert grad is not None, (name, field)
       assert grad.dtype == dtype
       assert np.all(np.isfinite(grad.numpy())), (name, field)
@@ -476,9 +479,9 @@ def test_gradient_with_respect_to_a_missing_entry_is_zero(rng, name):
     if name == "log_rho":
       out = tf.reduce_logsumexp(_missing.log_rho(x, q), -1)
     elif name == "predictive":
-      out = _missing.predictive_log_prob(x, q)
+      out = _missing.FAMILY.predictive_log_prob(x, q)
     else:
-      out = _missing.sampled_log_likelihood(x, q, tf.constant([1, 2]))
+      out = _missing.FAMILY.sampled_log_likelihood(x, q, tf.constant([1, 2]))
     total = tf.reduce_sum(out)
   grad = tape.gradient(total, x).numpy()
   missing = np.isnan(x_np)
@@ -493,7 +496,7 @@ def test_sampled_estimator_averages_above_analytic_bound(rng):
   x[0] = NAN
   draws = 2000
   tiled = tf.constant(np.tile(x, (draws, 1)))                    # [S B, D]
-  samples = tf.reshape(_missing.sampled_log_likelihood(
+  samples = tf.reshape(_missing.FAMILY.sampled_log_likelihood(
       tiled, q, tf.constant([7, 0])), [draws, 12]).numpy()
   mean = samples.mean(0)
   error = samples.std(0) / np.sqrt(draws)
@@ -512,10 +515,10 @@ def test_float32_tracks_float64(rng):
   d, k = 3, 4
   x64 = tf.constant(punch_holes(rng, mixture_data(rng, 100, d) / 4.0, 0.3))
   q64 = random_posterior(rng, k, d)
-  x32, q32 = tf.cast(x64, tf.float32), _math.cast_posterior(q64, tf.float32)
-  q32_64 = _math.cast_posterior(q32, tf.float64)   # same values, float64 math
+  x32, q32 = tf.cast(x64, tf.float32), diag.cast_posterior(q64, tf.float32)
+  q32_64 = diag.cast_posterior(q32, tf.float64)   # same values, float64 math
   x32_64 = tf.cast(x32, tf.float64)
-  for fn in (_missing.log_rho, _missing.predictive_log_prob):
+  for fn in (_missing.log_rho, _missing.FAMILY.predictive_log_prob):
     got = fn(x32, q32)
     assert got.dtype == tf.float32
     np.testing.assert_allclose(got, fn(x32_64, q32_64), rtol=1e-5, atol=1e-4)
@@ -530,24 +533,24 @@ def test_float32_tracks_float64(rng):
 def test_shape_free_traces_run_restarts(rng):
   """Traced once with every dimension unknown, as the model compiles them."""
   x_spec, q_spec, prior_spec = loops.shape_free_signature(
-      _math, tf.float64, batched=True)
+      diag.FAMILY, tf.float64, batched=True)
   int_spec = tf.TensorSpec([], tf.int32)
-  cavi = tf.function(_missing.cavi, autograph=False, input_signature=(
+  cavi = tf.function(_missing.FAMILY.cavi, autograph=False, input_signature=(
       x_spec, q_spec, prior_spec, int_spec, tf.TensorSpec([], tf.float64),
       int_spec))
-  predict = tf.function(_missing.predictive_log_prob, autograph=False,
+  predict = tf.function(_missing.FAMILY.predictive_log_prob, autograph=False,
                         input_signature=(x_spec, q_spec))
   x = tf.constant(punch_holes(rng, mixture_data(rng, 120, 2), 0.2))
   prior = make_prior(2)
-  q0 = _math.Posterior(*[tf.stack([t, t + 0.1]) for t in
+  q0 = diag.Posterior(*[tf.stack([t, t + 0.1]) for t in
                          initial_posterior(x, rng, 3, prior)])
   q, history, _ = cavi(x, q0, prior, tf.constant(5),
                        tf.constant(0.0, tf.float64), tf.constant(50))
-  eager, eager_history, _ = _missing.cavi(
+  eager, eager_history, _ = _missing.FAMILY.cavi(
       x, q0, prior, tf.constant(5), tf.constant(0.0, tf.float64), 50)
   np.testing.assert_allclose(history, eager_history, rtol=1e-12)
   np.testing.assert_allclose(predict(x, q),
-                             _missing.predictive_log_prob(x, eager),
+                             _missing.FAMILY.predictive_log_prob(x, eager),
                              rtol=1e-10, atol=1e-14)
 
 
@@ -613,7 +616,7 @@ def test_model_log_prob_of_a_partly_missing_row_is_the_marginal():
   loc, scale = model.feature_loc.numpy(), model.feature_scale.numpy()
   weights = model.posterior_mean()["weights"]
   df = 2 * q.precision_concentration.numpy()
-  t_scale = _math.student_t_scale(q).numpy() * scale              # data units
+  t_scale = diag.student_t_scale(q).numpy() * scale              # data units
   t_loc = loc + scale * q.mean_loc.numpy()
   point = np.array([[0.3, np.nan, -0.2, np.nan], [np.nan] * 4,
                     [5.0, -4.0, np.nan, 6.5]])

@@ -8,7 +8,7 @@ import tensorflow as tf
 from sklearn.metrics import adjusted_rand_score
 
 import tfgmm
-from tfgmm import _math
+from tfgmm.families import diag
 from tfgmm import api
 
 
@@ -86,7 +86,7 @@ def test_inference_outputs_are_consistent(blog):
   # log p(x) = logsumexp_k log(E[pi_k] StudentT_k(x)), in data units.
   q = model.posterior()
   z = (x - model.feature_loc.numpy()) / model.feature_scale.numpy()
-  joint = _math.predictive_joint_log_prob(tf.constant(z, tf.float32), q).numpy()
+  joint = diag.FAMILY.predictive_joint_log_prob(tf.constant(z, tf.float32), q).numpy()
   np.testing.assert_allclose(
       scipy.special.logsumexp(joint, 1) - np.log(model.feature_scale.numpy()).sum(),
       log_p, rtol=1e-5)
@@ -128,8 +128,8 @@ def test_gradient_method_has_finite_gradients(blog):
   z = model._to_model_units(x)  # pylint: disable=protected-access
   with tf.GradientTape() as tape:
     q = model.posterior()
-    loss = (_math.kl_divergence(q, model.prior()) / len(x)
-            - tf.reduce_mean(tf.reduce_logsumexp(_math.log_rho(z, q), -1)))
+    loss = (diag.kl_divergence(q, model.prior()) / len(x)
+            - tf.reduce_mean(tf.reduce_logsumexp(diag.log_rho(z, q), -1)))
   grads = tape.gradient(loss, model.trainable_variables)
   assert len(grads) == 5
   for grad in grads:

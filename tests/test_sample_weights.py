@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 import tfgmm
-from tfgmm import _math
+from tfgmm.families import diag
 from tfgmm import api
 from tfgmm import data as data_lib
 
@@ -41,9 +41,9 @@ def test_weighted_cavi_equals_cavi_on_duplicated_rows(weighted, weight_prior):
                             weight_prior=weight_prior, seed=0)
   model.initialize(x, sample_weight=w)
   q0, prior = model.posterior(), model.prior()
-  weighted_run = _math.cavi(tf.constant(x), q0, prior, 20, 0.0, 64,
+  weighted_run = diag.FAMILY.cavi(tf.constant(x), q0, prior, 20, 0.0, 64,
                             weight_prior, tf.constant(w))
-  expanded_run = _math.cavi(tf.constant(expanded), q0, prior, 20, 0.0, 64,
+  expanded_run = diag.FAMILY.cavi(tf.constant(expanded), q0, prior, 20, 0.0, 64,
                             weight_prior)
   for a, b in zip(weighted_run[0], expanded_run[0]):
     np.testing.assert_allclose(a, b, rtol=1e-10)

@@ -22,7 +22,7 @@ from sklearn.metrics import adjusted_rand_score
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import tfgmm
-from tfgmm import _math
+from tfgmm._engine import weight_priors
 from tfgmm.sklearn import BayesianGaussianMixture
 
 CENTRES = np.array([[6.0, 0.0], [-4.0, -4.0], [0.0, 5.0]])
@@ -198,7 +198,7 @@ def test_dirichlet_process_default_is_close_to_scikit_learn(data):
       - counts, rtol=1e-12)
   np.testing.assert_allclose(ours.weights_.sum(), 1.0, rtol=1e-12)
   np.testing.assert_allclose(
-      ours.weights_, _math.expected_weights(
+      ours.weights_, weight_priors.expected_weights(
           counts, ours.weight_concentration_prior_, "dirichlet_process"),
       rtol=1e-12)
 
@@ -397,7 +397,7 @@ def test_partial_fit_is_one_float64_natural_gradient_step(data,
       weight_concentration_prior_type="dirichlet_distribution")
   bgm.partial_fit(x[:300], total_samples=x.shape[0])
   model = bgm.to_keras()
-  family = model._family  # pylint: disable=protected-access
+  family = model.family
   q = model.posterior()
   batch = tf.constant(x[300:400])
   log_rho = family.log_rho(batch, q)                              # [B, K]

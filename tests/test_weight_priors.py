@@ -8,7 +8,8 @@ import tensorflow_probability as tfp
 from sklearn.metrics import adjusted_rand_score
 
 import tfgmm
-from tfgmm import _math
+from tfgmm._engine import weight_priors
+from tfgmm.families import diag
 from tests.test_export import run_plain_tf
 
 tfd = tfp.distributions
@@ -17,7 +18,7 @@ GAMMA0 = 0.7
 
 def stick_draws(counts, gamma0, n, seed):
   """Monte Carlo draws of pi under q's sticks, [n, K] (numpy)."""
-  g1, g2 = [t.numpy() for t in _math.stick_concentrations(counts, gamma0)]
+  g1, g2 = [t.numpy() for t in weight_priors.stick_concentrations(counts, gamma0)]
   rng = np.random.default_rng(seed)
   v = rng.beta(g1, g2, size=(n, len(counts)))
   v[:, -1] = 1.0
@@ -29,12 +30,12 @@ def test_stick_expectations_match_monte_carlo():
   counts = np.array([40.0, 12.5, 3.0, 0.2, 0.0])
   pi = stick_draws(counts, GAMMA0, 400_000, seed=1)
   np.testing.assert_allclose(
-      _math.expected_weights(counts, GAMMA0, "dirichlet_process"),
+      weight_priors.expected_weights(counts, GAMMA0, "dirichlet_process"),
       pi.mean(0), atol=2e-3)
   np.testing.assert_allclose(
-      np.exp(_math.expected_log_weights(counts, GAMMA0, "dirichlet_process")),
+      np.exp(weight_priors.expected_log_weights(counts, GAMMA0, "dirichlet_process")),
       np.exp(np.log(pi).mean(0)), rtol=0.02)
-  assert np.isclose(float(tf.reduce_sum(_math.expected_weights(
+  assert np.isclose(float(tf.reduce_sum(weight_priors.expected_weights(
       counts, GAMMA0, "dirichlet_process"))), 1.0, rtol=1e-12)
   # The model's E[pi^2] (for weights_sd) against the same draws.
   model = tfgmm.BayesianGMM(5, 1, weight_concentration=GAMMA0,
@@ -46,34 +47,34 @@ def test_stick_expectations_match_monte_carlo():
 
 def test_stick_kl_matches_tfp_and_vanishes_at_the_prior():
   counts = tf.constant([5.0, 2.0, 0.5, 1e-3], tf.float64)
-  g1, g2 = _math.stick_concentrations(counts, GAMMA0)
+  g1, g2 = weight_priors.stick_concentrations(counts, GAMMA0)
   expected = tf.reduce_sum(tfd.kl_divergence(
       tfd.Beta(g1[:-1], g2[:-1]),
       tfd.Beta(tf.ones(3, tf.float64), GAMMA0 * tf.ones(3, tf.float64))))
   np.testing.assert_allclose(
-      _math.weights_kl(counts, GAMMA0, "dirichlet_process"), expected,
+      weight_priors.weights_kl(counts, GAMMA0, "dirichlet_process"), expected,
       rtol=1e-7)
   np.testing.assert_allclose(
-      _math.weights_kl(tf.zeros(4, tf.float64), GAMMA0, "dirichlet_process"),
+      weight_priors.weights_kl(tf.zeros(4, tf.float64), GAMMA0, "dirichlet_process"),
       0.0, atol=1e-12)
 
 
 def _dp_problem(rng):
   x = np.concatenate([rng.normal(-3, 1, (150, 2)), rng.normal(3, 0.5, (80, 2)),
                       rng.normal([0, 5], 1, (40, 2))])
-  prior = _math.Posterior(*[tf.constant(v, tf.float64)
+  prior = diag.Posterior(*[tf.constant(v, tf.float64)
                             for v in (GAMMA0, [0.0, 0.0], 1.0, 1.0,
                                       [1.0, 1.0])])
   resp = tf.constant(rng.dirichlet(np.ones(6), len(x)), tf.float64)
-  q0 = _math.posterior_from_statistics(
-      _math.sufficient_statistics(tf.constant(x), resp), prior, 1.0,
+  q0 = diag.posterior_from_statistics(
+      diag.sufficient_statistics(tf.constant(x), resp), prior, 1.0,
       "dirichlet_process")
   return tf.constant(x), prior, q0
 
 
 def test_dp_cavi_bound_never_decreases(rng):
   x, prior, q0 = _dp_problem(rng)
-  _, history, _ = _math.cavi(x, q0, prior, 60, 0.0, 64,
+  _, history, _ = diag.FAMILY.cavi(x, q0, prior, 60, 0.0, 64,
                              weight_prior="dirichlet_process")
   bound = (history[:, 0] - history[:, 1]).numpy()
   assert bound.shape[0] == 60
@@ -83,17 +84,17 @@ def test_dp_cavi_bound_never_decreases(rng):
 
 def test_dp_full_batch_natural_step_is_cavi_and_stats_invert(rng):
   x, prior, q0 = _dp_problem(rng)
-  lw = _math.expected_log_weights(q0.weight_concentration,
+  lw = weight_priors.expected_log_weights(q0.weight_concentration,
                                   prior.weight_concentration,
                                   "dirichlet_process")
-  stats = _math.sufficient_statistics(
-      x, tf.nn.softmax(_math.log_rho(x, q0, lw), -1))
-  step = _math.natural_update(q0, stats, prior, 1.0, 1.0, "dirichlet_process")
-  cavi = _math.posterior_from_statistics(stats, prior, 1.0,
+  stats = diag.sufficient_statistics(
+      x, tf.nn.softmax(diag.log_rho(x, q0, lw), -1))
+  step = diag.natural_update(q0, stats, prior, 1.0, 1.0, "dirichlet_process")
+  cavi = diag.posterior_from_statistics(stats, prior, 1.0,
                                          "dirichlet_process")
   for a, b in zip(step, cavi):
     np.testing.assert_allclose(a, b, rtol=1e-12)
-  back = _math.statistics_from_posterior(cavi, prior, "dirichlet_process")
+  back = diag.statistics_from_posterior(cavi, prior, "dirichlet_process")
   for a, b in zip(back, stats):
     np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)
   # The counts field is the soft counts themselves.
@@ -107,11 +108,11 @@ def test_dp_gradient_of_the_bound_is_finite_with_an_empty_component(rng):
                                             tf.float64)))
   with tf.GradientTape() as tape:
     q = q0._replace(weight_concentration=tf.exp(raw))
-    lw = _math.expected_log_weights(q.weight_concentration,
+    lw = weight_priors.expected_log_weights(q.weight_concentration,
                                     prior.weight_concentration,
                                     "dirichlet_process")
-    loss = (_math.kl_divergence(q, prior, "dirichlet_process") / 270.0
-            - tf.reduce_mean(tf.reduce_logsumexp(_math.log_rho(x, q, lw), -1)))
+    loss = (diag.kl_divergence(q, prior, "dirichlet_process") / 270.0
+            - tf.reduce_mean(tf.reduce_logsumexp(diag.log_rho(x, q, lw), -1)))
   grad = tape.gradient(loss, raw)
   assert np.all(np.isfinite(grad.numpy())) and np.isfinite(float(loss))
 

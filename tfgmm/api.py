@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from tfgmm import _validation
 from tfgmm._engine import loops
+from tfgmm._engine import predict as predict_lib
 from tfgmm import callbacks as callbacks_lib
 from tfgmm import data as data_lib
 from tfgmm import map as map_lib
@@ -134,12 +135,12 @@ def _fit_cavi(model, x, max_epochs, tol, sample_weight=None):
                                    model.compute_dtype)
   q, history, converged = loops.run_cavi(
       z, model.posterior(), model.prior(), max_epochs, tol,
-      model._estep_chunk(),  # pylint: disable=protected-access
-      model.weight_prior, sample_weight,
-      model._family)  # pylint: disable=protected-access
+      model.estep_chunk_rows, model.weight_prior, sample_weight,
+      model.family)
   model.assign_posterior(q)
   history = history.numpy()
-  log_det = model._mean_row_log_det(z, sample_weight)  # pylint: disable=protected-access
+  log_det = predict_lib.mean_row_log_det(z, model.feature_scale,
+                                         sample_weight)
   for key, values in model_lib.history_dict(history, log_det).items():
     model.training_history[key].extend(values)
   model.n_epochs += history.shape[0]

@@ -1,4 +1,9 @@
-"""SavedModel export with serving signatures that load with plain TensorFlow."""
+"""SavedModel export with serving signatures that load with plain TensorFlow.
+
+Builds from a model's public `serving_state()` and `tfgmm._engine.predict`
+(the functions the model itself calls); it imports no model, so
+`BayesianGMM.export` can import it without a cycle.
+"""
 
 import ctypes
 import errno
@@ -8,18 +13,16 @@ import tempfile
 
 import tensorflow as tf
 
-from tfgmm import model as model_lib
+from tfgmm._engine import predict as predict_lib
 
 
 class _MixtureModule(tf.Module):
   """The fitted mixture's parameters and its serving functions."""
 
-  def __init__(self, model):
+  def __init__(self, state):
+    """`state`: a `predict_lib.ServingState` (`BayesianGMM.serving_state()`)."""
     super().__init__(name="tfgmm_bayesian_gmm")
-    dtype = model._dtype  # pylint: disable=protected-access
-    family = model._family  # pylint: disable=protected-access
-    q = model.posterior()
-    loc, scale = model._standardization()  # pylint: disable=protected-access
+    family, q = state.family, state.posterior
     # q's fields by name (weight_concentration, mean_loc, ...): the
     # posterior's own parameters, whatever the covariance type.
     self.posterior_fields = {
@@ -27,13 +30,11 @@ class _MixtureModule(tf.Module):
         for name, value in zip(q._fields, q)}
     # log E[pi]: the predictive needs only the mixing weights, whichever
     # weight prior produced them.
-    self.log_mean_weights = tf.Variable(
-        tf.cast(model._log_mean_weights(q), dtype),  # pylint: disable=protected-access
-        trainable=False)
-    self.feature_loc = tf.Variable(loc, trainable=False)
-    self.feature_scale = tf.Variable(scale, trainable=False)
-    chunk = model._chunk()  # pylint: disable=protected-access
-    d = model.n_features
+    self.log_mean_weights = tf.Variable(state.log_mean_weights,
+                                        trainable=False)
+    self.feature_loc = tf.Variable(state.feature_loc, trainable=False)
+    self.feature_scale = tf.Variable(state.feature_scale, trainable=False)
+    chunk, d = state.chunk, state.n_features
     posterior_type = type(q)
 
     def posterior():
@@ -41,7 +42,7 @@ class _MixtureModule(tf.Module):
                               for name in posterior_type._fields])
 
     def predict(name, x):
-      return model_lib._predict(  # pylint: disable=protected-access
+      return predict_lib.predict(
           family, name, x, posterior(), self.log_mean_weights,
           self.feature_loc, self.feature_scale, chunk)
 
@@ -134,7 +135,7 @@ def _remove_stale_staging(parent):
       pass  # alive, someone else's
 
 
-def export_saved_model(model, path):
+def export_saved_model(state, path):
   """Writes `model`'s serving SavedModel to directory `path`, atomically.
 
   The SavedModel is written to a staging directory beside `path`
@@ -148,7 +149,7 @@ def export_saved_model(model, path):
   parent directory.
 
   Args:
-    model: an initialised `BayesianGMM`.
+    state: the model's `serving_state()` (a `predict_lib.ServingState`).
     path: the SavedModel directory. An existing SavedModel there is replaced;
       any other existing file or non-empty directory is an error.
 
@@ -170,7 +171,7 @@ def export_saved_model(model, path):
   parent = os.path.dirname(os.path.abspath(path))
   os.makedirs(parent, exist_ok=True)
   _remove_stale_staging(parent)
-  module = _MixtureModule(model)
+  module = _MixtureModule(state)
   pid = os.getpid()
   staging = tempfile.mkdtemp(prefix=f".tfgmm-export-{pid}-", dir=parent)
   try:

@@ -54,7 +54,8 @@ from typing import Any, NamedTuple, Optional
 import numpy as np
 import tensorflow as tf
 
-from tfgmm import _math
+from tfgmm._engine import weight_priors
+from tfgmm.families import diag
 from tfgmm._engine import loops
 
 # Rows of the sample the search runs on.
@@ -83,8 +84,7 @@ class Problem(NamedTuple):
   """What CAVI on the initialisation sample needs.
 
   Attributes:
-    family: the model's math module (`_math`, `_independent`, `_missing`,
-      `_full`).
+    family: the model's `tfgmm.families.Family`.
     prior: the prior, a `Posterior` (`FullPosterior`) in the model's dtype.
     weight_prior: "dirichlet" or "dirichlet_process".
     n_components: K.
@@ -134,10 +134,10 @@ def diagonal_problem(problem):
   prior = problem.prior
   dtype = prior.mean_loc.dtype
   d = int(problem.rows.shape[1])
-  diagonal = _math.Posterior(
+  diagonal = diag.Posterior(
       prior.weight_concentration, prior.mean_loc, prior.mean_precision,
       tf.constant(1.0, dtype), tf.ones([d], dtype))
-  return problem._replace(family=_math, prior=diagonal)
+  return problem._replace(family=diag.FAMILY, prior=diagonal)
 
 
 # ------------------------------------------------------------------ seeding
@@ -587,7 +587,7 @@ def delete_proposals(log_rho, n_proposals, sample_weight=None,
 
 def log_weights(problem, q):
   """E_q[log pi], float64 [K] (or [R, K])."""
-  return _math.posterior_log_weights(q, problem.prior, problem.weight_prior)
+  return weight_priors.posterior_log_weights(q, problem.prior, problem.weight_prior)
 
 
 def log_rho(problem, q):
@@ -818,7 +818,7 @@ def pooled_statistics(family, batches):
   """A family's statistics summed over batches of (z, r, w), float64.
 
   Args:
-    family: the model's math module.
+    family: the model's `Family`.
     batches: iterable of (z [B, D] in model units, responsibilities
       [B, K], row weights [B] or None).
 

@@ -95,7 +95,9 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow as tf
 
-from tfgmm import _math
+from tfgmm._engine import inference
+from tfgmm._engine import weight_priors
+from tfgmm.families import diag
 from tfgmm import _validation
 from tfgmm import data as data_lib
 from tfgmm import initialization
@@ -160,7 +162,7 @@ def min_count(prior, mean_prior="conjugate"):
   a0 - 1/2 + N_k / 2 > 0 (conjugate) or a0 - 1 + N_k / 2 > 0 (independent).
 
   Args:
-    prior: `_math.Posterior` of the prior (scalars alpha0 and a0 used).
+    prior: `diag.Posterior` of the prior (scalars alpha0 and a0 used).
     mean_prior: "conjugate" or "independent".
 
   Returns:
@@ -225,7 +227,7 @@ def e_step(x, parameters, chunk, sample_weight=None):
     sample_weight: optional w, [N], x's dtype.
 
   Returns:
-    (stats, log_likelihood): float64 `_math.Statistics` with counts [R, K],
+    (stats, log_likelihood): float64 `diag.Statistics` with counts [R, K],
     sum_x and sum_xx [R, K, D]; and sum_n w_n logsumexp_k log_joint, [R].
   """
   n = tf.shape(x)[0]
@@ -254,7 +256,7 @@ def e_step(x, parameters, chunk, sample_weight=None):
       lambda i, *_: i < num_chunks, body,
       (tf.constant(0), zeros_rk, zeros_rkd, zeros_rkd,
        tf.zeros([shape[0]], tf.float64)))
-  return (_math.Statistics(tf.reshape(counts, shape[:2]),
+  return (diag.Statistics(tf.reshape(counts, shape[:2]),
                            tf.reshape(sum_x, shape),
                            tf.reshape(sum_xx, shape)), total)
 
@@ -270,7 +272,7 @@ def log_prior(parameters, prior, mean_prior="conjugate"):
 
   Args:
     parameters: `Parameters`, float64.
-    prior: `_math.Posterior` of the prior, float64 (scalars and [D]).
+    prior: `diag.Posterior` of the prior, float64 (scalars and [D]).
     mean_prior: "conjugate" or "independent".
   """
   alpha0, m0, prec0, a0, b0 = prior
@@ -302,10 +304,10 @@ def m_step(stats, parameters, prior, mean_prior="conjugate",
   component of a restart would go, the largest stays (its weight is then 1).
 
   Args:
-    stats: float64 `_math.Statistics`, [R, K] and [R, K, D].
+    stats: float64 `diag.Statistics`, [R, K] and [R, K, D].
     parameters: the current `Parameters` (their live set, and tau for the
       independent prior's conditional step).
-    prior: float64 `_math.Posterior` of the prior.
+    prior: float64 `diag.Posterior` of the prior.
     mean_prior: "conjugate" or "independent".
     minimum_count: see `min_count`.
 
@@ -365,7 +367,7 @@ def em(x, parameters, prior, max_iter, tol, chunk, minimum_count,
   Args:
     x: data, [N, D] (float32 or float64).
     parameters: initial float64 `Parameters`, [R, ...].
-    prior: float64 `_math.Posterior` of the prior.
+    prior: float64 `diag.Posterior` of the prior.
     max_iter: int32 scalar, at most this many M-steps.
     tol: float64 scalar, nats per unit weight.
     chunk: rows per E-step chunk.
@@ -422,7 +424,7 @@ def _specs(dtype, weighted):
     return tf.TensorSpec([None] * rank, dt)
 
   return ((spec(2, dtype), Parameters(spec(2), spec(3), spec(3)),
-           _math.Posterior(spec(0), spec(1), spec(0), spec(0), spec(1)),
+           diag.Posterior(spec(0), spec(1), spec(0), spec(0), spec(1)),
            tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.float64),
            tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.float64))
           + ((spec(1, dtype),) if weighted else ()))
@@ -437,7 +439,7 @@ def _compiled_em(dtype, mean_prior, weighted):
     return em(x, parameters, prior, max_iter, tol, chunk, minimum_count,
               mean_prior, *sample_weight)
 
-  # autograph=False: the loops are tf.while_loop already (as in `_math.cavi`).
+  # autograph=False: the loops are tf.while_loop already (as in `diag.FAMILY.cavi`).
   return tf.function(run, autograph=False,
                      input_signature=_specs(dtype, weighted))
 
@@ -449,7 +451,7 @@ def run_em(x, parameters, prior, max_iter=300, tol=1e-5, *,
   Args:
     x: data tensor [N, D] in the model's units (float32 or float64).
     parameters: initial `Parameters`, [R, K, D] (any float dtype).
-    prior: `_math.Posterior` of the prior (scalars and [D]).
+    prior: `diag.Posterior` of the prior (scalars and [D]).
     max_iter: at most this many M-steps per restart.
     tol: nats per unit weight.
     mean_prior: "conjugate" or "independent".
@@ -462,10 +464,10 @@ def run_em(x, parameters, prior, max_iter=300, tol=1e-5, *,
   """
   x = tf.convert_to_tensor(x)
   parameters = Parameters(*[tf.cast(t, tf.float64) for t in parameters])
-  prior = _math.Posterior(*[_math.as_float64(t) for t in prior])
+  prior = diag.Posterior(*[inference.as_float64(t) for t in prior])
   restarts, k, d = parameters.means.shape
   if chunk is None:
-    chunk = _math.estep_chunk_rows(restarts * k, d)
+    chunk = diag.estep_chunk_rows(restarts * k, d)
   weight = (() if sample_weight is None
             else (tf.cast(sample_weight, x.dtype),))
   return _compiled_em(x.dtype, mean_prior, sample_weight is not None)(
@@ -488,7 +490,7 @@ def initial_parameters(z, n_components, n_init, rng, prior,
     n_components: K.
     n_init: R.
     rng: `numpy.random.Generator`.
-    prior: float64 `_math.Posterior` of the prior.
+    prior: float64 `diag.Posterior` of the prior.
     mean_prior: "conjugate" or "independent".
     sample_weight: optional weights of the rows [n] (they may sum to more
       than n: a sample standing in for all the data).
@@ -513,8 +515,8 @@ def initial_parameters(z, n_components, n_init, rng, prior,
   start = Parameters(tf.zeros((n_init, n_components), tf.float64),
                      tf.zeros((n_init, n_components, d), tf.float64),
                      tf.ones((n_init, n_components, d), tf.float64))
-  stats = _math.Statistics(*[tf.constant(t) for t in (counts, sum_x, sum_xx)])
-  prior = _math.Posterior(*[_math.as_float64(t) for t in prior])
+  stats = diag.Statistics(*[tf.constant(t) for t in (counts, sum_x, sum_xx)])
+  prior = diag.Posterior(*[inference.as_float64(t) for t in prior])
   return m_step(stats, start, prior, mean_prior, min_count(prior, mean_prior))
 
 
@@ -535,10 +537,10 @@ def _compiled_predict(name, dtype):
       return log_joint(rows, params)[:, 0]                        # [C, K]
 
     if name == "log_prob":
-      return _math.map_chunks(
+      return inference.map_chunks(
           lambda rows: tf.reduce_logsumexp(joint(rows), -1) + log_det,
           z, chunk)                                               # [N]
-    return _math.map_chunks(
+    return inference.map_chunks(
         lambda rows: tf.nn.log_softmax(joint(rows), -1), z, chunk)  # [N, K]
 
   f64 = lambda rank: tf.TensorSpec([None] * rank, tf.float64)  # noqa: E731
@@ -570,7 +572,7 @@ class MAPMixture:
     restart_active: every restart's number of live components, int [R].
     best_restart: index of the kept restart (int).
     feature_loc, feature_scale: the standardisation, float64 [D].
-    prior: the prior as a float64 `_math.Posterior`, model units.
+    prior: the prior as a float64 `diag.Posterior`, model units.
     mean_prior: "conjugate" or "independent".
     dtype: "float32" or "float64", the dtype of outputs and E-steps.
     seed: the seed of the restarts and of `assign` / `sample` by default.
@@ -627,7 +629,7 @@ class MAPMixture:
   def _apply(self, name, x):
     x = _validation.check_data(x, self.n_features, "x", dtype=self.dtype)
     dtype = tf.as_dtype(self.dtype)
-    chunk = _math.estep_chunk_rows(self.n_components, self.n_features)
+    chunk = diag.estep_chunk_rows(self.n_components, self.n_features)
     return _compiled_predict(name, dtype)(
         tf.constant(x), tf.constant(self._log_weights),
         tf.constant(self._means), tf.constant(self._precisions),
@@ -710,7 +712,7 @@ def _check_options(covariance_type, weight_prior, missing, mean_prior):
         "implemented for diagonal covariances. Received: covariance_type="
         f"{covariance_type!r}.")
   weight_prior = _validation.check_choice(
-      "weight_prior", weight_prior, _math.WEIGHT_PRIORS)
+      "weight_prior", weight_prior, weight_priors.WEIGHT_PRIORS)
   if weight_prior not in WEIGHT_PRIORS:
     raise ValueError(
         "Expected weight_prior='dirichlet' with method='map': MAP-EM is "
@@ -793,7 +795,7 @@ def fit(x, n_components, *, n_init=100, max_iter=300, tol=1e-5, seed=None,
   if standardize:
     std = np.sqrt(summary.variance)
     loc, scale = summary.mean, np.where(std > 0, std, 1.0)
-  prior = _math.Posterior(
+  prior = diag.Posterior(
       tf.constant(float(weight_concentration), tf.float64),
       tf.constant(np.broadcast_to(mean_loc, (d,)), tf.float64),
       tf.constant(float(mean_precision), tf.float64),

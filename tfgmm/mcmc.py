@@ -94,7 +94,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfgmm import _math
+from tfgmm._engine import weight_priors
+from tfgmm.families import diag
 from tfgmm import _validation
 
 tfb = tfp.bijectors
@@ -158,7 +159,7 @@ def log_weights(weight_logits, weight_prior, n_components):
   log_v = -tf.math.softplus(-weight_logits)                       # [..., K-1]
   log_rest = -tf.math.softplus(weight_logits)                     # [..., K-1]
   pad = [[0, 0]] * (weight_logits.shape.rank - 1) + [[0, 1]]
-  return _math.stick_log_weights(tf.pad(log_v, pad), tf.pad(log_rest, pad))
+  return weight_priors.stick_log_weights(tf.pad(log_v, pad), tf.pad(log_rest, pad))
 
 
 def weight_log_prior(weight_logits, weight_concentration, weight_prior):
@@ -863,9 +864,9 @@ def _check_model(model):
     raise NotImplementedError(
         "tfgmm.mcmc supports mean_prior 'conjugate' or 'independent'. "
         f"Received: mean_prior={model.mean_prior!r}.")
-  if model.weight_prior not in _math.WEIGHT_PRIORS:
+  if model.weight_prior not in weight_priors.WEIGHT_PRIORS:
     raise NotImplementedError(
-        f"tfgmm.mcmc supports weight_prior in {list(_math.WEIGHT_PRIORS)}. "
+        f"tfgmm.mcmc supports weight_prior in {list(weight_priors.WEIGHT_PRIORS)}. "
         f"Received: weight_prior={model.weight_prior!r}.")
 
 
@@ -920,11 +921,11 @@ def _initial_state(model, prior, init, num_chains, seed):
   """
   k, d = model.n_components, model.n_features
   if init == "vi":
-    q = _math.cast_posterior(model.posterior(), tf.float64)
+    q = diag.cast_posterior(model.posterior(), tf.float64)
   else:
     counts = (prior.weight_concentration if model.weight_prior == "dirichlet"
               else 0.0)  # The DP weight field holds counts c = 0: the prior.
-    q = _math.Posterior(*[
+    q = diag.Posterior(*[
         tf.broadcast_to(tf.cast(t, tf.float64), shape) for t, shape in zip(
             (counts, prior.mean_loc, prior.mean_precision,
              prior.precision_concentration, prior.precision_rate),
@@ -962,7 +963,7 @@ def _initial_state(model, prior, init, num_chains, seed):
     else:
       # v = g1 / (g1 + g2) with g1 ~ Gamma(g1_k), g2 ~ Gamma(g2_k);
       # logit v = log g1 - log g2.
-      g1, g2 = _math.stick_concentrations(q.weight_concentration,
+      g1, g2 = weight_priors.stick_concentrations(q.weight_concentration,
                                           prior.weight_concentration)
       log_gamma = exp_gamma(tf.stack([g1[:-1], g2[:-1]]), rate=1.0).sample(
           num_chains, seed=weight_seed)                           # [C, 2, K-1]

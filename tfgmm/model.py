@@ -1,6 +1,5 @@
 """`BayesianGMM`: the variational posterior of a Gaussian mixture as a Keras model."""
 
-import functools
 import os
 import time
 
@@ -8,96 +7,23 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfgmm import _full
-from tfgmm import _independent
-from tfgmm import _math
-from tfgmm import _missing
+from tfgmm._engine import weight_priors
 from tfgmm import _validation
 from tfgmm._engine import loops
+from tfgmm._engine import predict as predict_lib
 from tfgmm import callbacks as callbacks_lib
 from tfgmm import data as data_lib
+from tfgmm import export as export_lib
+from tfgmm import families
 from tfgmm import initialization
 
 METHODS = ("natural", "gradient", "sampled")
 _DEFAULT_LEARNING_RATE = {"gradient": 0.01, "sampled": 1e-3}
 
 
-# The math module ("family") of each (covariance_type, mean_prior): the same
-# function names and contracts (see `_math`), different parameters.
-_FAMILIES = {
-    ("diag", "conjugate"): _math,
-    ("diag", "independent"): _independent,
-    ("full", "conjugate"): _full,
-}
-COVARIANCE_TYPES = ("diag", "full")
-MEAN_PRIORS = ("conjugate", "independent")
-MISSING = ("error", "marginalize")
-
-
-def _row_log_det(z, scale):
-  """log |dz/dx| of each row, [B]: -sum over its observed features of log s.
-
-  Densities in data units add it; without missing values (NaN) it is the
-  same for every row.
-  """
-  observed = tf.cast(tf.logical_not(tf.math.is_nan(z)), z.dtype)  # [B, D]
-  log_scale = tf.cast(tf.math.log(scale), z.dtype)                # [D]
-  return -tf.linalg.matvec(observed, log_scale)                   # [B]
-
-
-def _standardize(x, loc, scale, dtype):
-  """(x - loc) / scale computed in float64, then cast to `dtype`, [N, D].
-
-  A float32 model still removes the offset at float64 precision: casting
-  x = 1e6 + z to float32 first would round z to float32's spacing at 1e6
-  (0.0625) before the subtraction.
-
-  Args:
-    x: data in data units, [N, D], any float dtype.
-    loc, scale: the standardisation, float64 [D].
-    dtype: the model's dtype.
-  """
-  z = (tf.cast(x, tf.float64) - loc) / scale                      # [N, D]
-  return tf.cast(z, dtype)
-
-
-@functools.lru_cache(maxsize=None)
-def _compiled_predict(family, name, dtype):
-  """`_predict(family, name, ...)` traced once per output, family and dtype."""
-  _, q, _ = loops.shape_free_signature(family, dtype, batched=False)
-  features = tf.TensorSpec([None], tf.float64)
-  return tf.function(
-      functools.partial(_predict, family, name), autograph=False,
-      input_signature=(tf.TensorSpec([None, None], tf.float64), q,
-                       tf.TensorSpec([None], tf.float64), features,
-                       features, tf.TensorSpec([], tf.int32)))
-
-
-def _predict(family, name, x, q, log_mean_weights, loc, scale, chunk):
-  """The per-point outputs in data units, shared by the model and the export.
-
-  Args:
-    family: the model's math module (`_math`, `_independent`, `_full`).
-    name: "log_prob" ([N]) or "log_responsibilities" ([N, K]).
-    x: data in data units, [N, D], any float dtype.
-    q: `Posterior` in standardised units.
-    log_mean_weights: log E[pi], [K] (any float dtype).
-    loc, scale: the standardisation, float64 [D] each.
-    chunk: rows per chunk.
-  """
-  z = _standardize(x, loc, scale, q.mean_loc.dtype)               # [N, D]
-  if name == "log_prob":
-    return _math.map_chunks(
-        lambda rows: (family.predictive_log_prob(rows, q, log_mean_weights)
-                      + _row_log_det(rows, scale)),
-        z, chunk)                                                 # [N]
-  if name == "log_responsibilities":
-    def fn(rows):
-      joint = family.predictive_joint_log_prob(
-          rows, q, log_mean_weights)                              # [C, K]
-      return joint - tf.reduce_logsumexp(joint, -1, keepdims=True)
-    return _math.map_chunks(fn, z, chunk)                         # [N, K]
-  raise ValueError(f"Unknown output {name!r}.")
+COVARIANCE_TYPES = families.COVARIANCE_TYPES
+MEAN_PRIORS = families.MEAN_PRIORS
+MISSING = families.MISSING
 
 
 @keras.saving.register_keras_serializable(package="tfgmm")
@@ -200,33 +126,19 @@ class BayesianGMM(keras.Model):
     dtype = _validation.check_choice("dtype", dtype, ("float32", "float64"))
     method = _validation.check_choice("method", method, METHODS)
     weight_prior = _validation.check_choice("weight_prior", weight_prior,
-                                            _math.WEIGHT_PRIORS)
+                                            weight_priors.WEIGHT_PRIORS)
     covariance_type = _validation.check_choice(
         "covariance_type", covariance_type, COVARIANCE_TYPES)
     mean_prior = _validation.check_choice("mean_prior", mean_prior,
                                           MEAN_PRIORS)
-    if (covariance_type, mean_prior) not in _FAMILIES:
-      raise ValueError(
-          "Expected `mean_prior='conjugate'` with covariance_type='full' "
-          "(the independent prior is the diagonal seed-blog model). "
-          f"Received: mean_prior={mean_prior!r}.")
-    if covariance_type == "full" and method == "sampled":
-      raise ValueError(
-          "Expected method 'natural' or 'gradient' with covariance_type="
-          "'full': the sampled estimator is the diagonal seed-blog recipe. "
-          f"Received: method={method!r}.")
     missing = _validation.check_choice("missing", missing, MISSING)
-    family = _FAMILIES[covariance_type, mean_prior]
-    if missing == "marginalize":
-      if family is _independent:
-        raise ValueError(
-            "Expected mean_prior='conjugate' with missing='marginalize': "
-            "missing values are not implemented for the independent prior. "
-            f"Received: mean_prior={mean_prior!r}.")
-      # Full covariances marginalise missing values in the predictive
-      # (log_prob, responsibilities, exports) and train on complete rows.
-      family = _missing if family is _math else family
-    if covariance_type == "full":
+    family = families.get(covariance_type, mean_prior, missing)
+    if method not in family.methods:
+      raise ValueError(
+          f"Expected method in {family.methods} with covariance_type="
+          f"{covariance_type!r}: the sampled estimator is the diagonal "
+          f"seed-blog recipe. Received: method={method!r}.")
+    if family.precision_prior == "wishart":
       degrees_of_freedom, scale_matrix = _check_wishart(
           degrees_of_freedom, scale_matrix, n_features)
     elif degrees_of_freedom is not None or scale_matrix is not None:
@@ -278,36 +190,22 @@ class BayesianGMM(keras.Model):
     self.initialization_seconds = None
 
     k, d = n_components, n_features
-    m0 = tf.constant(np.broadcast_to(mean_loc, (d,)), dtype)
-    if family is _full:
-      # L0 = cholesky(W0^-1), computed once in float64.
-      w0 = np.eye(d) if scale_matrix is None else np.asarray(scale_matrix)
-      w0_inv_tril = np.linalg.cholesky(np.linalg.inv(w0))
-      self._prior = _full.FullPosterior(
-          tf.constant(self.weight_concentration, dtype), m0,
-          tf.constant(self.mean_precision, dtype),
-          tf.constant(degrees_of_freedom, dtype),
-          tf.constant(w0_inv_tril, dtype))
-    else:
-      self._prior = _math.Posterior(
-          tf.constant(self.weight_concentration, dtype), m0,
-          tf.constant(self.mean_precision, dtype),
-          tf.constant(self.precision_concentration, dtype),
-          tf.constant(np.broadcast_to(precision_rate, (d,)), dtype))
+    self._prior = family.make_prior(
+        d, dtype, weight_concentration=self.weight_concentration,
+        mean_loc=mean_loc, mean_precision=self.mean_precision,
+        precision_concentration=self.precision_concentration,
+        precision_rate=precision_rate,
+        degrees_of_freedom=degrees_of_freedom, scale_matrix=scale_matrix)
     # Variables hold q in the family's unconstrained coordinates (log-space
     # positive fields, so an optimizer's steps are relative), starting at the
     # prior; `initialize` sets them from data. The weight field is log alpha
-    # (Dirichlet) or log c (stick counts, see `_math.stick_concentrations`).
-    start = loops.posterior_type(family)(*[
+    # (Dirichlet) or log c (stick counts, see `weight_priors.stick_concentrations`).
+    start = family.posterior_type(*[
         tf.broadcast_to(t, shape) for t, shape in zip(
             self._prior, self._field_shapes())])
     if weight_prior == "dirichlet_process":
       start = start._replace(weight_concentration=tf.ones([k], dtype))
     raw = family.unconstrained_from_posterior(start)
-    names = (("log_weight_concentration", "mean_loc", "log_mean_precision",
-              "raw_dof", "raw_scale_tril") if family is _full else
-             ("log_weight_concentration", "mean_loc", "log_mean_precision",
-              "log_precision_concentration", "log_precision_rate"))
     # Under a `tf.distribute` strategy the natural step assigns q in replica
     # context, the same value on every replica (see `_natural_update`):
     # "only_first_replica" takes replica 0's and mirrors it.
@@ -315,7 +213,7 @@ class BayesianGMM(keras.Model):
         self.add_weight(shape=value.shape, name=name,
                         initializer=keras.initializers.Constant(value.numpy()),
                         aggregation="only_first_replica")
-        for name, value in zip(names, raw)]
+        for name, value in zip(family.variable_names, raw)]
     self.feature_loc = self.add_weight(shape=(d,), initializer="zeros",
                                        dtype="float64", trainable=False,
                                        name="feature_loc")
@@ -355,6 +253,11 @@ class BayesianGMM(keras.Model):
     """Whether the variational parameters were set from data."""
     return bool(self._initialized.numpy())
 
+  @property
+  def family(self):
+    """The covariance family (`tfgmm.families.Family`) of q and the prior."""
+    return self._family
+
   def prior(self):
     """The prior as a `Posterior` (`FullPosterior` with
     covariance_type="full") of tensors, in standardised units."""
@@ -362,18 +265,15 @@ class BayesianGMM(keras.Model):
 
   def _field_shapes(self):
     """Shapes of q's fields: [K], [K, D], and [K] / [K, D] / [K, D, D]."""
-    k, d = self.n_components, self.n_features
-    if self._family is _full:
-      return [(k,), (k, d), (k,), (k,), (k, d, d)]
-    return [(k,), (k, d), (k, d), (k, d), (k, d)]
+    return self._family.field_shapes(self.n_components, self.n_features)
 
   def _log_weights(self, q):
     """E_q[log pi], float64 [K] (or [R, K])."""
-    return _math.posterior_log_weights(q, self._prior, self.weight_prior)
+    return weight_priors.posterior_log_weights(q, self._prior, self.weight_prior)
 
   def _log_mean_weights(self, q):
     """log E_q[pi], float64 [K]: the predictive's mixing weights."""
-    return _math.log_expected_weights(
+    return weight_priors.log_expected_weights(
         tf.cast(q.weight_concentration, tf.float64),
         tf.cast(self._prior.weight_concentration, tf.float64),
         self.weight_prior)
@@ -393,12 +293,40 @@ class BayesianGMM(keras.Model):
   def _component_variables(self):
     return list(self._raw_variables)
 
-  def assign_posterior(self, q):
-    """Sets q from a `Posterior` (`FullPosterior`), standardised units."""
+  def assign_posterior(self, q, num_examples=None):
+    """Sets q from a `Posterior` (`FullPosterior`), standardised units.
+
+    Args:
+      q: the family's posterior record.
+      num_examples: None, or N for a posterior fitted elsewhere (e.g. by the
+        scikit-learn face): the model then counts N rows (weight N) and is
+        initialised, as after `initialize`.
+    """
     q = type(q)(*[tf.cast(t, self._dtype) for t in q])
     for variable, value in zip(self._raw_variables,
                                self._family.unconstrained_from_posterior(q)):
       variable.assign(value)
+    if num_examples is not None:
+      self.num_examples.assign(float(num_examples))
+      self.total_weight.assign(float(num_examples))
+      self._initialized.assign(1)
+
+  def serving_state(self):
+    """What an export needs to compute the model's outputs, as tensors.
+
+    Returns:
+      `predict_lib.ServingState`: the family, q (standardised units, the
+      model's dtype), log E[pi] [K], the standardisation (float64 [D] each),
+      the predictive's chunk rows and D.
+    """
+    self._check_initialized("serving_state")
+    q = self.posterior()
+    loc, scale = self._standardization()
+    return predict_lib.ServingState(
+        family=self._family, posterior=q,
+        log_mean_weights=tf.cast(self._log_mean_weights(q), self._dtype),
+        feature_loc=loc, feature_scale=scale, chunk=self._chunk(),
+        n_features=self.n_features)
 
   def _standardization(self):
     """The standardisation (loc, scale), float64 tensors [D] each."""
@@ -406,19 +334,17 @@ class BayesianGMM(keras.Model):
             tf.convert_to_tensor(self.feature_scale))
 
   def _to_model_units(self, x):
-    return _standardize(x, *self._standardization(), self._dtype)
+    return predict_lib.standardize(x, *self._standardization(), self._dtype)
 
   def _row_log_det(self, z):
-    """log |dz/dx| of each row of z (model units), [B]; see `_row_log_det`."""
-    return _row_log_det(z, self._standardization()[1])
+    """log |dz/dx| of each row of z (model units), [B]; see
+    `predict_lib.row_log_det`."""
+    return predict_lib.row_log_det(z, self._standardization()[1])
 
   def _mean_row_log_det(self, z, sample_weight=None):
     """The (weighted) mean of `_row_log_det` over z's rows, a float."""
-    log_det = tf.cast(self._row_log_det(z), tf.float64)           # [N]
-    if sample_weight is None:
-      return float(tf.reduce_mean(log_det))
-    w = tf.cast(sample_weight, tf.float64)
-    return float(tf.reduce_sum(w * log_det) / tf.reduce_sum(w))
+    return predict_lib.mean_row_log_det(z, self._standardization()[1],
+                                        sample_weight)
 
   @property
   def _allow_nan(self):
@@ -428,7 +354,7 @@ class BayesianGMM(keras.Model):
   @property
   def _train_allow_nan(self):
     """NaN entries are missing values in training too (diag only)."""
-    return self._allow_nan and self._family is not _full
+    return self._allow_nan and self._family.trains_on_missing
 
   def _training_data_error(self, error):
     """A NaN in training data for a full-covariance model: say why."""
@@ -444,8 +370,9 @@ class BayesianGMM(keras.Model):
     """Rows per chunk of the predictive ([rows, K, D] temporaries)."""
     return self._family.chunk_rows(self.n_components, self.n_features)
 
-  def _estep_chunk(self):
-    """Rows per chunk of the full-data E-step."""
+  @property
+  def estep_chunk_rows(self):
+    """Rows per chunk of the full-data E-step (bounds its temporaries)."""
     return self._family.estep_chunk_rows(self.n_components, self.n_features)
 
   # ---------------------------------------------------------- initialisation
@@ -543,7 +470,8 @@ class BayesianGMM(keras.Model):
     # it is and scale the result: counting it N / n times made the search
     # fit the sample's noise (under the Dirichlet-process prior the
     # benchmark's 10d-1e5 fit kept 11-12 of 10 clusters, at a lower bound).
-    search_scale = total / rows_seen if self._family is _full else 1.0
+    search_scale = (total / rows_seen if self._family.search_counts_full_data
+                    else 1.0)
     problem = initialization.make_problem(
         self._family, self._prior, self.weight_prior, self.n_components,
         (summary.sample - loc) / scale, summary.sample_weight,
@@ -556,7 +484,7 @@ class BayesianGMM(keras.Model):
     else:
       rng = np.random.default_rng(seed)
       warm_start = None
-      if self._family is _full and self.n_features > 1:
+      if self._family.searches_from_diagonal and self.n_features > 1:
         # Full covariances start from the diagonal model's search (in one
         # dimension the full model is the diagonal one: it searches as is).
         diagonal = initialization.diagonal_problem(problem)
@@ -616,7 +544,7 @@ class BayesianGMM(keras.Model):
     rows of an array, in chunks of the E-step's size."""
     n = np.shape(x)[0]
     weights = _validation.check_sample_weight(sample_weight, n)
-    chunk = self._estep_chunk()
+    chunk = self.estep_chunk_rows
     for start in range(0, n, chunk):
       rows = slice(start, start + chunk)
       yield (self._to_model_units(np.asarray(x[rows])), start,
@@ -1037,12 +965,12 @@ class BayesianGMM(keras.Model):
             f"{column}]={float(inputs[row, column])!r}.")
     loc, scale = self._standardization()
     q = self.posterior()
-    return _predict(self._family, "log_prob", inputs, q,
+    return predict_lib.predict(self._family, "log_prob", inputs, q,
                     self._log_mean_weights(q), loc, scale, self._chunk())
 
   def _inference_input(self, x, what):
     self._check_initialized(what)
-    # float64 whatever the model's dtype: see `_standardize`.
+    # float64 whatever the model's dtype: see `predict_lib.standardize`.
     array = _validation.check_data(x, self.n_features, "x",
                                    dtype="float64",
                                    allow_nan=self._allow_nan)
@@ -1051,7 +979,7 @@ class BayesianGMM(keras.Model):
   def _apply(self, name, x):
     loc, scale = self._standardization()
     q = self.posterior()
-    return _compiled_predict(self._family, name, self._dtype)(
+    return predict_lib.compiled_predict(self._family, name, self._dtype)(
         self._inference_input(x, name), q, self._log_mean_weights(q), loc,
         scale, tf.constant(self._chunk(), tf.int32))
 
@@ -1139,7 +1067,7 @@ class BayesianGMM(keras.Model):
                                                          array.shape[0]))]
     for features, w in batches:
       z = self._to_model_units(features)
-      _, ll = loops.statistics(self._family, z, q, self._estep_chunk(),
+      _, ll = loops.statistics(self._family, z, q, self.estep_chunk_rows,
                                    self._log_weights(q), w)
       rows = (float(z.shape[0]) if w is None
               else float(tf.reduce_sum(tf.cast(w, tf.float64))))
@@ -1158,14 +1086,7 @@ class BayesianGMM(keras.Model):
     self._check_initialized("posterior_mean")
     q = self._posterior64()
     loc, scale = self.feature_loc.numpy(), self.feature_scale.numpy()
-    if self._family is _full:
-      tril = q.scale_tril.numpy()                                 # [K, D, D]
-      w_inv = tril @ np.swapaxes(tril, -1, -2)                    # W^-1
-      precisions = (q.dof.numpy()[:, None, None] * np.linalg.inv(w_inv)
-                    / np.outer(scale, scale))                     # [K, D, D]
-    else:
-      precisions = ((q.precision_concentration / q.precision_rate).numpy()
-                    / np.square(scale))                           # [K, D]
+    precisions = self._family.expected_precisions(q, scale)
     return {
         "weights": np.exp(self._log_mean_weights(q).numpy()),
         "means": loc + scale * q.mean_loc.numpy(),
@@ -1185,21 +1106,7 @@ class BayesianGMM(keras.Model):
     Wishart), and Var(mu_d) (conjugate: b / (beta (a - 1)), NaN for a <= 1;
     independent: 1 / lambda).
     """
-    if self._family is _full:
-      tril = q.scale_tril.numpy()
-      w_inv_diag = np.square(tril).sum(-1)                        # [K, D]
-      a = np.broadcast_to(
-          0.5 * (q.dof.numpy() - self.n_features + 1)[:, None], w_inv_diag.shape)
-      b = 0.5 * w_inv_diag
-      beta = q.mean_precision.numpy()[:, None]
-    else:
-      a, b = q.precision_concentration.numpy(), q.precision_rate.numpy()
-      beta = q.mean_precision.numpy()
-    if self._family is _independent:
-      return a, b, 1.0 / beta
-    with np.errstate(invalid="ignore", divide="ignore"):
-      return a, b, np.where(a > 1, b / (beta * np.where(a > 1, a - 1, 1.0)),
-                            np.nan)
+    return self._family.feature_marginals(q, self.n_features)
 
   def posterior_summary(self):
     """Posterior means and standard deviations, in data units.
@@ -1240,10 +1147,10 @@ class BayesianGMM(keras.Model):
     if self.weight_prior == "dirichlet":
       total = c.sum()
       return c * (c + 1) / (total * (total + 1))
-    g1, g2 = [t.numpy() for t in _math.stick_concentrations(
+    g1, g2 = [t.numpy() for t in weight_priors.stick_concentrations(
         c, float(self._prior.weight_concentration))]
     log_total = np.log(g1 + g2) + np.log(g1 + g2 + 1)
-    return np.exp(_math.stick_log_weights(
+    return np.exp(weight_priors.stick_log_weights(
         np.log(g1) + np.log(g1 + 1) - log_total,
         np.log(g2) + np.log(g2 + 1) - log_total).numpy())
 
@@ -1305,16 +1212,15 @@ class BayesianGMM(keras.Model):
                          f"Received: format={format!r}, version={version!r}.")
       return super().export(filepath, format=format, verbose=verbose,
                             input_signature=input_signature, **kwargs)
-    from tfgmm import export as export_lib  # pylint: disable=import-outside-toplevel
     self._check_initialized("export")
     if version is not None:
       version = _validation.check_non_negative_int("version", version)
       filepath = os.path.join(os.fspath(filepath), str(version))
-    return export_lib.export_saved_model(self, filepath)
+    return export_lib.export_saved_model(self.serving_state(), filepath)
 
 
 def history_dict(history, log_det):
-  """Per-iteration metrics in data units from `_math.cavi`'s [T, 2] history.
+  """Per-iteration metrics in data units from `inference.cavi`'s [T, 2] history.
 
   Args:
     history: float [T, 2]: mean logsumexp log_rho and KL / N per iteration,

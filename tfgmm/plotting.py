@@ -595,10 +595,8 @@ def _vi_marginals(model, with_weights=True):
   """
   # The inverse-Wishart / Gamma marginals per feature and the standardisation
   # are the model's own (those of posterior_summary), not re-derived here.
-  # pylint: disable=protected-access
-  q = model._posterior64()
-  a, b, mean_variance = model._feature_marginals(q)
-  # pylint: enable=protected-access
+  q = model.family.cast_posterior(model.posterior(), "float64")
+  a, b, mean_variance = model.family.feature_marginals(q, model.n_features)
   scale = np.asarray(model.feature_scale.numpy(), np.float64)     # [D]
   loc = model.posterior_mean()["means"]                           # [K, D]
   concentration = q.weight_concentration.numpy()                  # [K]
@@ -607,8 +605,8 @@ def _vi_marginals(model, with_weights=True):
   elif model.weight_prior == "dirichlet":
     weights = ("beta", concentration, concentration.sum() - concentration)
   else:
-    from tfgmm import _math  # pylint: disable=import-outside-toplevel
-    g1, g2 = [t.numpy() for t in _math.stick_concentrations(
+    from tfgmm._engine import weight_priors  # pylint: disable=import-outside-toplevel
+    g1, g2 = [t.numpy() for t in weight_priors.stick_concentrations(
         concentration, model.weight_concentration)]
     rng = np.random.default_rng(model.seed)
     v = rng.beta(g1, g2, size=(_WEIGHT_DRAWS, len(g1)))           # [S, K]

@@ -102,7 +102,8 @@ except ImportError as error:  # pragma: no cover - exercised without the extra
 
 import tensorflow as tf
 
-from tfgmm import _math
+from tfgmm._engine import weight_priors
+from tfgmm.families import diag
 from tfgmm._engine import loops
 from tfgmm import model as model_lib
 
@@ -397,7 +398,7 @@ default='kmeans'
       sample after each iteration (the last one that of the final q); whether
       the bound's change fell below `tol`; and the loop's [T, 2] history.
     """
-    family = model._family  # pylint: disable=protected-access
+    family = model.family
     if self.max_iter == 0:
       q, history, converged = q0, np.zeros((0, 2)), False
     else:
@@ -405,8 +406,7 @@ default='kmeans'
       # scikit-learn's threshold on the total.
       q, history, converged = loops.run_cavi(
           z, q0, model.prior(), self.max_iter, self.tol / z.shape[0],
-          model._estep_chunk(),  # pylint: disable=protected-access
-          model.weight_prior, None, family)
+          model.estep_chunk_rows, model.weight_prior, None, family)
       history, converged = history.numpy(), bool(converged)
     model.assign_posterior(q)
     # history[t] holds the bound of the posterior before iteration t's
@@ -419,13 +419,6 @@ default='kmeans'
   @staticmethod
   def _model_bound(model, z):
     return float(model.elbo(z.numpy())) / float(z.shape[0])
-
-  def _mark_initialized(self, model, n_samples):
-    # BayesianGMM has no public way to take a posterior fitted elsewhere: set
-    # the state `initialize` would.
-    model.num_examples.assign(float(n_samples))
-    model.total_weight.assign(float(n_samples))
-    model._initialized.assign(1)  # pylint: disable=protected-access
 
   # -------------------------------------------------------------------- fit
 
@@ -474,9 +467,10 @@ default='kmeans'
           f"{self.n_components}, n_samples = {n_samples}")
     self._check_priors(x)
     model = self._build_model(n_features)
-    family = model._family  # pylint: disable=protected-access
+    family = model.family
     z = tf.constant(np.asarray(x, np.float64))
-    self._mark_initialized(model, n_samples)
+    # The start counts n_samples rows, so `elbo` can score it.
+    model.assign_posterior(model.posterior(), num_examples=n_samples)
     if previous is not None:
       shapes = [tuple(t.shape) for t in model.posterior()]
       if [tuple(t.shape) for t in previous] != shapes:
@@ -513,8 +507,7 @@ default='kmeans'
       # scaling every count alike keeps the order.
       model.assign_posterior(family.rescale(
           model.posterior(), model.prior(), total_samples / n_samples,
-          model.weight_prior))
-      self._mark_initialized(model, total_samples)
+          model.weight_prior), num_examples=total_samples)
     for key, values in model_lib.history_dict(history, 0.0).items():
       model.training_history[key].extend(values)
     model.n_epochs = len(bounds) if self.max_iter else 0
@@ -611,7 +604,7 @@ default='kmeans'
     counts = q.weight_concentration.numpy()
     if model.weight_prior == "dirichlet_process":
       self.weight_concentration_ = tuple(
-          t.numpy() for t in _math.stick_concentrations(
+          t.numpy() for t in weight_priors.stick_concentrations(
               counts, self.weight_concentration_prior_))
     else:
       self.weight_concentration_ = counts
@@ -644,10 +637,11 @@ default='kmeans'
   def _estimate_log_rho(self, x):
     """The CAVI E-step's log rho_nk (scikit-learn's weighted log prob)."""
     model = self._model
-    family = model._family  # pylint: disable=protected-access
+    family = model.family
     q = model.posterior()
-    log_weights = model._log_weights(q)  # pylint: disable=protected-access
-    chunk = model._estep_chunk()  # pylint: disable=protected-access
+    log_weights = weight_priors.posterior_log_weights(q, model.prior(),
+                                                      model.weight_prior)
+    chunk = model.estep_chunk_rows
     x = np.asarray(x, np.float64)
     return np.concatenate([
         family.log_rho(tf.constant(x[start:start + chunk]), q,
@@ -774,7 +768,7 @@ default='kmeans'
     else:
       a = q.precision_concentration.numpy()
       df = 2.0 * a
-      scale = _math.student_t_scale(q).numpy()                    # [K, D]
+      scale = diag.student_t_scale(q).numpy()                    # [K, D]
       for k, count in enumerate(counts):
         normal = rng.standard_normal((count, n_features))
         chi2 = rng.chisquare(df[k], size=(count, n_features))

@@ -1,7 +1,7 @@
 """The compiled CAVI and statistics loops, traced once per family and dtype.
 
-`run_cavi` and `statistics` wrap `_math.cavi` and
-`_math.statistics_and_log_likelihood` in `tf.function`s whose input
+`run_cavi` and `statistics` wrap `inference.cavi` and
+`inference.statistics_and_log_likelihood` in `tf.function`s whose input
 signatures leave every dimension unknown, so one trace serves any N, K, D and
 any number of restarts R. The model's full-data fit, its initialisation
 search and the scikit-learn face all run through them.
@@ -12,19 +12,8 @@ import functools
 import numpy as np
 import tensorflow as tf
 
-from tfgmm import _full
-from tfgmm import _math
-
-
-def _family_ranks(family):
-  """Ranks of a posterior's fields and of the prior's, without a restart axis."""
-  if family is _full:
-    return (1, 2, 1, 1, 3), (0, 1, 0, 0, 2)
-  return (1, 2, 2, 2, 2), (0, 1, 0, 0, 1)
-
-
-def posterior_type(family):
-  return _full.FullPosterior if family is _full else _math.Posterior
+from tfgmm._engine import inference
+from tfgmm.families import diag
 
 
 def shape_free_signature(family, dtype, batched):
@@ -35,11 +24,10 @@ def shape_free_signature(family, dtype, batched):
     axis when `batched`.
   """
   lead = 1 if batched else 0
-  q_ranks, prior_ranks = _family_ranks(family)
-  posterior = posterior_type(family)
+  posterior = family.posterior_type
   spec = lambda rank: tf.TensorSpec([None] * rank, dtype)  # noqa: E731
-  return (spec(2), posterior(*[spec(r + lead) for r in q_ranks]),
-          posterior(*[spec(r) for r in prior_ranks]))
+  return (spec(2), posterior(*[spec(r + lead) for r in family.field_ranks]),
+          posterior(*[spec(r) for r in family.prior_ranks]))
 
 
 def _weight_spec(dtype, weighted):
@@ -48,7 +36,7 @@ def _weight_spec(dtype, weighted):
 
 @functools.lru_cache(maxsize=None)
 def _compiled_cavi(family, dtype, weight_prior, weighted):
-  """`_math.cavi` traced once per family, dtype, weight prior and weighting.
+  """`inference.cavi` traced once per family, dtype, weight prior and weighting.
 
   Restarts run with a leading restart axis R, full-data CAVI with R = 1.
   """
@@ -56,7 +44,7 @@ def _compiled_cavi(family, dtype, weight_prior, weighted):
 
   def cavi(x, q, prior, max_iter, tol, chunk, drop_margin, min_iter, scale,
            *sample_weight):
-    return _math.cavi(x, q, prior, max_iter, tol, chunk, weight_prior,
+    return inference.cavi(x, q, prior, max_iter, tol, chunk, weight_prior,
                       *sample_weight, family=family, drop_margin=drop_margin,
                       min_iter=min_iter, scale=scale)
 
@@ -71,11 +59,11 @@ def _compiled_cavi(family, dtype, weight_prior, weighted):
 
 @functools.lru_cache(maxsize=None)
 def _compiled_statistics(family, dtype, weighted):
-  """`_math.statistics_and_log_likelihood` traced once per family and dtype."""
+  """`inference.statistics_and_log_likelihood` traced once per family and dtype."""
   x, q, _ = shape_free_signature(family, dtype, batched=False)
 
   def statistics(x, q, chunk, log_weights, *sample_weight):
-    return _math.statistics_and_log_likelihood(
+    return inference.statistics_and_log_likelihood(
         x, q, chunk, log_weights, *sample_weight, family=family)
 
   return tf.function(statistics, autograph=False,
@@ -89,14 +77,16 @@ def _weight_args(sample_weight, dtype):
 
 
 def run_cavi(x, q, prior, max_iter, tol, chunk, weight_prior="dirichlet",
-             sample_weight=None, family=_math, drop_margin=np.inf,
+             sample_weight=None, family=None, drop_margin=np.inf,
              min_iter=0, scale=1.0):
-  """`_math.cavi` compiled; q may be unbatched (run as one restart).
+  """`inference.cavi` compiled; q may be unbatched (run as one restart).
 
-  `drop_margin` and `min_iter` race restarts (see `_math.cavi`); the default
+  `family`: the model's `Family` (None: the diagonal one). `drop_margin`
+  and `min_iter` race restarts (see `inference.cavi`); the default
   waits for every restart to converge. `scale`: x is a sample standing in
   for `scale` times as many rows.
   """
+  family = family or diag.FAMILY
   dtype = x.dtype
   batched = len(q.weight_concentration.shape) == 2
   if not batched:
@@ -116,7 +106,7 @@ def run_cavi(x, q, prior, max_iter, tol, chunk, weight_prior="dirichlet",
 
 
 def statistics(family, x, q, chunk, log_weights, sample_weight=None):
-  """`_math.statistics_and_log_likelihood` compiled: (statistics, total)."""
+  """`diag.FAMILY.statistics_and_log_likelihood` compiled: (statistics, total)."""
   return _compiled_statistics(family, x.dtype, sample_weight is not None)(
       x, q, tf.constant(chunk, tf.int32), tf.cast(log_weights, tf.float64),
       *_weight_args(sample_weight, x.dtype))

@@ -1,6 +1,6 @@
 """The diagonal Normal-Gamma mixture with values missing at random (NaN).
 
-`_math`'s model (Bishop 2006, section 10.2, diagonal precisions) fitted to
+`diag`'s model (Bishop 2006, section 10.2, diagonal precisions) fitted to
 data whose missing entries are NaN. Each point's likelihood is that of its
 observed features only, which is exact for this model: given its component
 the features of a point are independent, so integrating the missing ones out
@@ -9,12 +9,12 @@ assumed missing at random (Rubin 1976): whether an entry is missing may
 depend on the observed values but not on the missing one, and the missingness
 mechanism is then ignorable for inference on (pi, mu, tau).
 
-Same calling conventions and names as `_math`, so the model swaps this
+Same calling conventions and names as `diag`, so the model swaps this
 module in when the user asks for `missing="marginalize"`: tensors in, tensors
 out; only core TensorFlow ops at module level (TFP is imported lazily by the
 training-only sampled estimator), so exported graphs load with plain
 TensorFlow; parameter-only terms in float64. With no NaN in x every function
-gives `_math`'s result (tests/test_missing.py checks each to 1e-12).
+gives `diag`'s result (tests/test_missing.py checks each to 1e-12).
 
 #### Mathematical Details
 
@@ -38,12 +38,12 @@ b_kd     = b0 + 0.5 (S2_kd + beta0 m0_d^2 - beta_kd m_kd^2)
 ```
 
 so q's `mean_precision` and `precision_concentration` differ across
-features (the [K, D] fields `_math` already stores), and a feature never
+features (the [K, D] fields `diag` already stores), and a feature never
 observed in a component keeps the prior's (m0, beta0, a0, b0) there. The KL
-of q from the prior is `_math`'s, unchanged.
+of q from the prior is `diag`'s, unchanged.
 
 The posterior predictive of a partly observed point is the marginal of
-`_math`'s over the observed features:
+`diag`'s over the observed features:
 
 ```none
 p(x_obs | data) = sum_k E[pi_k] prod_{d observed}
@@ -59,7 +59,7 @@ statistics.
 
 Every function also accepts a `Posterior` with a leading restart dimension R
 ([R, K] and [R, K, D] fields); per-point outputs then gain a leading R
-([R, B, K], [R, B]), like `_math.log_rho`'s.
+([R, B, K], [R, B]), like `diag.log_rho`'s.
 
 #### References
 
@@ -70,14 +70,16 @@ Every function also accepts a `Posterior` with a leading restart dimension R
 [4] Hoffman, Blei, Wang, Paisley. Stochastic Variational Inference. JMLR 2013.
 """
 
+import dataclasses
 import math
-import sys
 from typing import NamedTuple
 
 import tensorflow as tf
 
-from tfgmm import _math
-from tfgmm._math import Posterior
+from tfgmm._engine import inference
+from tfgmm._engine import weight_priors
+from tfgmm.families import diag
+from tfgmm.families.diag import Posterior
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -137,7 +139,7 @@ def _per_feature_log_rho64(q64):
   """The parameter-only part of each feature's log_rho term, float64 [K, D].
 
   c_kd = 0.5 (E[log tau_kd] - log 2 pi - 1 / beta_kd - E[tau_kd] m_kd^2):
-  what `_math.log_rho` adds for feature d besides its data terms.
+  what `diag.log_rho` adds for feature d besides its data terms.
   """
   a, b = q64.precision_concentration, q64.precision_rate
   return 0.5 * (tf.math.digamma(a) - tf.math.log(b) - _LOG_2PI
@@ -154,7 +156,7 @@ def log_rho(x, q, log_weights=None):
                                 - 0.5 E[tau_kd] (x_nd - m_kd)^2)
   ```
   (Bishop 10.46 over the observed features). With x0 = x where observed and
-  0 where missing, this is `_math.log_rho(x0, q)` minus, for each missing
+  0 where missing, this is `diag.log_rho(x0, q)` minus, for each missing
   feature, its term at x_nd = 0, which is the parameter-only c_kd of
   `_per_feature_log_rho64`:
 
@@ -165,14 +167,14 @@ def log_rho(x, q, log_weights=None):
   ```
   Only [B, K] and [B, D] tensors are formed. Summing c over the missing
   features rather than the observed ones keeps the complete rows' constant
-  the float64 sum of `_math.log_rho`: without NaN the result is `_math`'s
+  the float64 sum of `diag.log_rho`: without NaN the result is `diag`'s
   bit for bit, in float32 as well.
 
   Args:
     x: data, [B, D], float32 or float64; missing entries NaN.
     q: `Posterior` with [K] and [K, D] fields (or [R, K], [R, K, D]).
     log_weights: optional E[log pi_k], [K] (or [R, K]), e.g. a stick-breaking
-      prior's (`_math.expected_log_weights`); None uses q's Dirichlet.
+      prior's (`weight_priors.expected_log_weights`); None uses q's Dirichlet.
 
   Returns:
     log_rho: [B, K] (or [R, B, K]) in x's dtype. Its gradient with respect to
@@ -180,10 +182,10 @@ def log_rho(x, q, log_weights=None):
   """
   observed, x0 = observed_and_filled(x)                           # [B, D]
   constant = tf.cast(_per_feature_log_rho64(
-      _math.cast_posterior(q, tf.float64)), x.dtype)              # [K, D]
+      diag.cast_posterior(q, tf.float64)), x.dtype)              # [K, D]
   unobserved_terms = tf.matmul(1.0 - observed, constant,
                                transpose_b=True)                  # [B, K]
-  return _math.log_rho(x0, q, log_weights) - unobserved_terms     # [B, K]
+  return diag.log_rho(x0, q, log_weights) - unobserved_terms     # [B, K]
 
 
 def sufficient_statistics(x, responsibilities, sample_weight=None):
@@ -203,7 +205,7 @@ def sufficient_statistics(x, responsibilities, sample_weight=None):
   if sample_weight is not None:
     r = r * sample_weight[:, None]                                # [B, K]
   # The missing entries are zeros of x0: they drop out of S1 and S2.
-  counts, sum_x, sum_xx = _math.sufficient_statistics(x0, r)
+  counts, sum_x, sum_xx = diag.sufficient_statistics(x0, r)
   feature_counts = tf.matmul(r, observed, transpose_a=True)       # [K, D]
   return MaskedStatistics(counts, feature_counts, sum_x, sum_xx)
 
@@ -233,9 +235,9 @@ def normal_gamma_natural_step64(q64, p64, feature_counts, sum_x, sum_xx,
              b0 + 0.5 (s S2 + beta0 m0^2))
   eta    <- (1 - rho) eta + rho eta_hat
   ```
-  `_math.natural_update`'s Normal-Gamma part with N_k[..., None] replaced by
+  `diag.natural_update`'s Normal-Gamma part with N_k[..., None] replaced by
   N_kd, written with the same operations in the same order: given
-  N_kd = N_k it returns `_math`'s values bit for bit. (`_math.natural_update`
+  N_kd = N_k it returns `diag`'s values bit for bit. (`diag.natural_update`
   could call this with `counts[..., None]` and keep only its weight line.)
 
   Args:
@@ -283,7 +285,7 @@ def natural_update(q, stats, prior, scale=1.0, step_size=1.0,
   s = 1 and rho = 1 it is the CAVI global step of the observed-data bound
   (Bishop 10.58, 10.60-10.63 per feature). Runs in float64 whatever q's
   dtype. Given statistics of data without NaN (N_kd = N_k) it returns
-  `_math.natural_update`'s values exactly.
+  `diag.natural_update`'s values exactly.
 
   Args:
     q: current `Posterior`.
@@ -292,24 +294,24 @@ def natural_update(q, stats, prior, scale=1.0, step_size=1.0,
     prior: `Posterior` of the prior, broadcastable to q's shapes.
     scale: s = N_total / batch size (the minibatch scale), scalar.
     step_size: rho in (0, 1], scalar.
-    weight_prior: "dirichlet" or "dirichlet_process" (see `_math`).
+    weight_prior: "dirichlet" or "dirichlet_process" (see `diag`).
 
   Returns:
     The updated `Posterior`, in q's dtype.
   """
   dtype = q.mean_loc.dtype
-  q64 = _math.cast_posterior(q, tf.float64)
-  p64 = _math.cast_posterior(prior, tf.float64)
+  q64 = diag.cast_posterior(q, tf.float64)
+  p64 = diag.cast_posterior(prior, tf.float64)
   counts, feature_counts, sum_x, sum_xx = [
       tf.cast(t, tf.float64) for t in as_masked_statistics(stats)]
-  s = _math.as_float64(scale)
-  rho = _math.as_float64(step_size)
+  s = inference.as_float64(scale)
+  rho = inference.as_float64(step_size)
   alpha = ((1.0 - rho) * q64.weight_concentration
-           + rho * (_math.weight_offset(p64.weight_concentration,
+           + rho * (weight_priors.weight_offset(p64.weight_concentration,
                                         weight_prior) + s * counts))  # [K]
   m, beta, a, b = normal_gamma_natural_step64(q64, p64, feature_counts, sum_x,
                                               sum_xx, s, rho)
-  return _math.cast_posterior(Posterior(alpha, m, beta, a, b), dtype)
+  return diag.cast_posterior(Posterior(alpha, m, beta, a, b), dtype)
 
 
 def statistics_from_posterior(q, prior, weight_prior="dirichlet"):
@@ -322,7 +324,7 @@ def statistics_from_posterior(q, prior, weight_prior="dirichlet"):
   (float64). `posterior_from_statistics(stats, prior, s)` of the result
   rescales q's data to s times as many rows.
   """
-  counts, sum_x, sum_xx = _math.statistics_from_posterior(q, prior,
+  counts, sum_x, sum_xx = diag.statistics_from_posterior(q, prior,
                                                           weight_prior)
   beta = tf.cast(q.mean_precision, tf.float64)                    # [K, D]
   feature_counts = beta - tf.cast(prior.mean_precision, tf.float64)
@@ -348,50 +350,6 @@ def rescale(q, prior, scale, weight_prior="dirichlet"):
       weight_prior)
 
 
-# What missing values leave unchanged: q's parameterisation, the KL of the
-# global factors, the chunk sizes, and the predictive's per-feature Student-t
-# and its sampler (which draws complete points).
-cast_posterior = _math.cast_posterior
-chunk_rows = _math.chunk_rows
-estep_chunk_rows = _math.estep_chunk_rows
-posterior_from_unconstrained = _math.posterior_from_unconstrained
-unconstrained_from_posterior = _math.unconstrained_from_posterior
-kl_divergence = _math.kl_divergence
-student_t_scale = _math.student_t_scale
-sample_predictive = _math.sample_predictive
-
-
-# ------------------------------------------------------------- full-data CAVI
-
-
-def statistics_and_log_likelihood(x, q, chunk, log_weights=None,
-                                  sample_weight=None):
-  """One E-step over all rows of x, in chunks (`_math`'s loop, this model).
-
-  Returns float64 `MaskedStatistics` and sum_n w_n logsumexp_k log_rho[n, k];
-  see `_math.statistics_and_log_likelihood`.
-  """
-  return _math.statistics_and_log_likelihood(x, q, chunk, log_weights,
-                                             sample_weight, _this_module())
-
-
-def cavi(x, q, prior, max_iter, tol, chunk, weight_prior="dirichlet",
-         sample_weight=None):
-  """Coordinate-ascent VI on the observed entries of x.
-
-  `_math.cavi`'s loop with this module's E-step and global step. Each step
-  maximises the observed-data bound over one block, so the bound never
-  decreases. Arguments and results as `_math.cavi`'s; "per point" counts
-  every row, including rows with every feature missing.
-  """
-  return _math.cavi(x, q, prior, max_iter, tol, chunk, weight_prior,
-                    sample_weight, _this_module())
-
-
-def _this_module():
-  return sys.modules[__name__]
-
-
 # ------------------------------------------------------- posterior predictive
 
 
@@ -402,11 +360,11 @@ def predictive_component_log_prob(x, q):
   log p_k(x_obs) = sum_{d observed} log StudentT(x_d | df = 2 a_kd,
                                                  loc = m_kd, scale = s_kd)
   ```
-  The marginal of `_math`'s product density over the observed features.
+  The marginal of `diag`'s product density over the observed features.
   The normalisers are summed in float64 over all features and the missing
-  ones' taken off, so complete rows get `_math`'s value bit for bit. A row
+  ones' taken off, so complete rows get `diag`'s value bit for bit. A row
   with no observed feature gets 0. Forms a [B, K, D] tensor: call it on
-  chunks (`_math.map_chunks`).
+  chunks (`inference.map_chunks`).
 
   Args:
     x: [B, D]; missing entries NaN.
@@ -417,9 +375,9 @@ def predictive_component_log_prob(x, q):
   """
   dtype = x.dtype
   observed, x0 = observed_and_filled(x)                           # [B, D]
-  q64 = _math.cast_posterior(q, tf.float64)
+  q64 = diag.cast_posterior(q, tf.float64)
   df64 = 2.0 * q64.precision_concentration                        # [K, D]
-  scale64 = student_t_scale(q64)                                  # [K, D]
+  scale64 = diag.student_t_scale(q64)                                  # [K, D]
   # lgamma((df + 1) / 2) - lgamma(df / 2) cancels in float32 at large df.
   norm64 = (tf.math.lgamma(0.5 * (df64 + 1.0)) - tf.math.lgamma(0.5 * df64)
             - 0.5 * tf.math.log(df64 * math.pi)
@@ -435,12 +393,19 @@ def predictive_component_log_prob(x, q):
   return norm + tf.reduce_sum(kernel * observed[:, None, :], -1)  # [B, K]
 
 
-# The exact predictive of each row's observed features (0 for a row with
-# every feature missing: the marginal of nothing).
-(predictive_joint_log_prob, predictive_log_prob,
- predictive_responsibilities) = _math.predictive_functions(
-     predictive_component_log_prob)
+# ------------------------------------------------------------ the family
 
-
-# `_math`'s estimator leaves out the terms of missing (NaN) entries.
-sampled_log_likelihood = _math.sampled_log_likelihood
+# What missing values leave unchanged: q's parameterisation, the KL of the
+# global factors, the chunk sizes, the sampler (which draws complete points)
+# and the seed blog's estimator (`diag.sampled_log_likelihood` leaves out the
+# terms of missing entries). The predictive of a row is the exact marginal
+# of its observed features (0 for a row with every feature missing).
+FAMILY = dataclasses.replace(
+    diag.FAMILY, log_rho=log_rho,
+    sufficient_statistics=sufficient_statistics,
+    add_statistics=add_statistics, zero_statistics=zero_statistics,
+    natural_update=natural_update,
+    statistics_from_posterior=statistics_from_posterior,
+    posterior_from_statistics=posterior_from_statistics, rescale=rescale,
+    predictive_component_log_prob=predictive_component_log_prob,
+    trains_on_missing=True, predicts_missing=True)

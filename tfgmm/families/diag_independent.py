@@ -2,8 +2,8 @@
 
 The seed TFP blog's model: the means and the precisions of the components
 have independent priors, and q keeps them independent. The conjugate model
-of `_math` ties the mean's prior precision to tau instead. Same calling
-conventions as `_math` (whose `Posterior`, `Statistics`, statistics and
+of `diag` ties the mean's prior precision to tau instead. Same calling
+conventions as `diag` (whose `Posterior`, `Statistics`, statistics and
 Dirichlet and Gamma KLs are reused): tensors in, tensors out; only core
 TensorFlow ops at module level, so exported graphs load with plain
 TensorFlow; parameter-only terms in float64.
@@ -22,7 +22,7 @@ x[n, d]    ~ Normal(mu[z[n], d], 1 / tau[z[n], d])
 ```
 
 Mean-field posterior q(pi) q(mu) q(tau) prod_n q(z[n]), stored in a
-`_math.Posterior`:
+`diag.Posterior`:
 
 ```none
 q(pi)        = Dirichlet(alpha)              # weight_concentration, [K]
@@ -33,19 +33,19 @@ q(tau[k, d]) = Gamma(a[k, d], b[k, d])       # precision_concentration,
 ```
 
 `mean_precision` is lambda, the ABSOLUTE precision of q(mu) (and lambda0 that
-of the prior), whereas in `_math` it is beta, a multiplier of tau (the
+of the prior), whereas in `diag` it is beta, a multiplier of tau (the
 mean's precision there is beta * tau). The same numbers therefore mean
 different priors in the two models: lambda0 = 1 here is a unit-variance
 prior on the means whatever the precisions.
 
-The weight factor is the same as `_math`'s and shares its machinery:
+The weight factor is the same as `diag`'s and shares its machinery:
 `weight_prior="dirichlet_process"` swaps q(pi) for truncated stick-breaking
 (the weight field then holds the stick counts), as there. The signatures
-match `_math`'s, so the model can pick either module.
+match `diag`'s, so the model can pick either module.
 
 Every function also accepts a `Posterior` with a leading restart dimension R
 ([R, K] and [R, K, D] fields); per-point outputs then gain a leading R
-([R, B, K], [R, B]), like `_math.log_rho`'s.
+([R, B, K], [R, B]), like `diag.log_rho`'s.
 
 #### References
 
@@ -56,20 +56,22 @@ Every function also accepts a `Posterior` with a leading restart dimension R
     TFP and Keras, 2019 (the model, its prior and its sampled estimator).
 """
 
+import dataclasses
 import math
-import sys
 
 import tensorflow as tf
 
-from tfgmm import _math
-from tfgmm._math import Posterior
-from tfgmm._math import Statistics
+from tfgmm._engine import inference
+from tfgmm._engine import weight_priors
+from tfgmm.families import diag
+from tfgmm.families.diag import Posterior
+from tfgmm.families.diag import Statistics
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
 def _cast(q, dtype):
-  return _math.cast_posterior(q, dtype)
+  return diag.cast_posterior(q, dtype)
 
 
 # ----------------------------------------------------------------- local step
@@ -92,7 +94,7 @@ def log_rho(x, q, log_weights=None):
     x: data, [B, D], float32 or float64.
     q: `Posterior` with [K] and [K, D] fields (or [R, K], [R, K, D]).
     log_weights: optional E[log pi_k], [K] (or [R, K]), e.g. a stick-breaking
-      prior's (`_math.expected_log_weights`); None uses q's Dirichlet.
+      prior's (`weight_priors.expected_log_weights`); None uses q's Dirichlet.
 
   Returns:
     log_rho: [B, K] (or [R, B, K]) in x's dtype.
@@ -101,7 +103,7 @@ def log_rho(x, q, log_weights=None):
   q64 = _cast(q, tf.float64)
   a, b = q64.precision_concentration, q64.precision_rate
   if log_weights is None:
-    log_weights = _math.expected_log_weights(q64.weight_concentration)
+    log_weights = weight_priors.expected_log_weights(q64.weight_concentration)
   precision64 = a / b                                             # [K, D]
   log_precision = tf.math.digamma(a) - tf.math.log(b)             # [K, D]
   # (x - m)^2 + 1/lambda = x^2 - 2 x m + (m^2 + 1/lambda): the parameter-only
@@ -129,7 +131,7 @@ def _mix(old, new, step_size):
 def _statistics64(stats, scale):
   """The statistics in float64, scaled by s: (s N [K, 1], s S1, s S2)."""
   counts, sum_x, sum_xx = [tf.cast(t, tf.float64) for t in stats]
-  s = _math.as_float64(scale)
+  s = inference.as_float64(scale)
   return s * counts[..., None], s * sum_x, s * sum_xx
 
 
@@ -188,7 +190,7 @@ def update_mean_factor(q, stats, prior, scale=1.0, step_size=1.0):
   """
   counts, sum_x, _ = _statistics64(stats, scale)
   q64 = _mean_step64(_cast(q, tf.float64), _cast(prior, tf.float64), counts,
-                     sum_x, _math.as_float64(step_size))
+                     sum_x, inference.as_float64(step_size))
   return _cast(q64, q.mean_loc.dtype)
 
 
@@ -209,7 +211,7 @@ def update_precision_factor(q, stats, prior, scale=1.0, step_size=1.0):
   counts, sum_x, sum_xx = _statistics64(stats, scale)
   q64 = _precision_step64(_cast(q, tf.float64), _cast(prior, tf.float64),
                           counts, sum_x, sum_xx,
-                          _math.as_float64(step_size))
+                          inference.as_float64(step_size))
   return _cast(q64, q.mean_loc.dtype)
 
 
@@ -253,7 +255,7 @@ def natural_update(q, stats, prior, scale=1.0, step_size=1.0,
     prior: prior `Posterior`, broadcastable to q's shapes.
     scale: s = N_total / batch size (the minibatch scale), scalar.
     step_size: rho in (0, 1], scalar.
-    weight_prior: "dirichlet" or "dirichlet_process" (see `_math`).
+    weight_prior: "dirichlet" or "dirichlet_process" (see `diag`).
 
   Returns:
     The updated `Posterior`, in q's dtype.
@@ -261,10 +263,10 @@ def natural_update(q, stats, prior, scale=1.0, step_size=1.0,
   dtype = q.mean_loc.dtype
   q64, p64 = _cast(q, tf.float64), _cast(prior, tf.float64)
   counts, sum_x, sum_xx = _statistics64(stats, scale)
-  rho = _math.as_float64(step_size)
+  rho = inference.as_float64(step_size)
   alpha = tf.broadcast_to(
       _mix(q64.weight_concentration,
-           _math.weight_offset(p64.weight_concentration, weight_prior)
+           weight_priors.weight_offset(p64.weight_concentration, weight_prior)
            + counts[..., 0], rho),
       tf.shape(q64.weight_concentration))                         # [K]
   q64 = _mean_step64(q64._replace(weight_concentration=alpha), p64, counts,
@@ -301,17 +303,6 @@ def posterior_from_statistics(stats, prior, scale=1.0,
                         weight_prior)
 
 
-# The conventions this model shares with `_math` (same `Posterior` fields,
-# same log-space coordinates, the same matmul-form E-step sizes).
-chunk_rows = _math.chunk_rows
-estep_chunk_rows = _math.estep_chunk_rows
-zero_statistics = _math.zero_statistics
-sufficient_statistics = _math.sufficient_statistics
-cast_posterior = _math.cast_posterior
-posterior_from_unconstrained = _math.posterior_from_unconstrained
-unconstrained_from_posterior = _math.unconstrained_from_posterior
-
-
 def rescale(q, prior, scale, weight_prior="dirichlet"):
   """The CAVI posterior of q's data repeated `scale` times (q at a CAVI
   fixed point, as initialisation leaves it)."""
@@ -336,7 +327,7 @@ def statistics_from_posterior(q, prior, weight_prior="dirichlet"):
   """
   q64, p64 = _cast(q, tf.float64), _cast(prior, tf.float64)
   m, lam = q64.mean_loc, q64.mean_precision                       # [K, D]
-  counts = q64.weight_concentration - _math.weight_offset(
+  counts = q64.weight_concentration - weight_priors.weight_offset(
       p64.weight_concentration, weight_prior)                     # [K]
   precision = q64.precision_concentration / q64.precision_rate    # [K, D]
   sum_x = (lam * m - p64.mean_precision * p64.mean_loc) / precision  # [K, D]
@@ -367,14 +358,14 @@ def mean_and_precision_kl(q, prior):
   q64, p64 = _cast(q, tf.float64), _cast(prior, tf.float64)
   kl = (normal_kl(q64.mean_loc, q64.mean_precision, p64.mean_loc,
                   p64.mean_precision)
-        + _math.gamma_kl(q64.precision_concentration, q64.precision_rate,
+        + diag.gamma_kl(q64.precision_concentration, q64.precision_rate,
                          p64.precision_concentration, p64.precision_rate))
   return tf.cast(kl, q.mean_loc.dtype)                            # [K, D]
 
 
 def _kl64(q, prior, weight_prior):
   q64, p64 = _cast(q, tf.float64), _cast(prior, tf.float64)
-  return (_math.weights_kl(q64.weight_concentration,
+  return (weight_priors.weights_kl(q64.weight_concentration,
                            p64.weight_concentration, weight_prior)
           + tf.reduce_sum(mean_and_precision_kl(q64, p64), [-2, -1]))
 
@@ -391,34 +382,6 @@ def kl_divergence(q, prior, weight_prior="dirichlet"):
   dtype; differentiable with respect to q.
   """
   return tf.cast(_kl64(q, prior, weight_prior), q.mean_loc.dtype)
-
-
-# ------------------------------------------------------------- full-data CAVI
-
-
-def statistics_and_log_likelihood(x, q, chunk, log_weights=None,
-                                  sample_weight=None):
-  """One E-step over all rows of x, in chunks (`_math`'s loop, this model)."""
-  return _math.statistics_and_log_likelihood(x, q, chunk, log_weights,
-                                             sample_weight, _this_module())
-
-
-def cavi(x, q, prior, max_iter, tol, chunk, weight_prior="dirichlet",
-         sample_weight=None):
-  """Coordinate-ascent VI on all of x until the bound per point settles.
-
-  `_math.cavi`'s loop with this model's steps: each iteration is one E-step
-  over x (in chunks), then q(pi), q(mu) with the current E[tau], and q(tau)
-  with the new q(mu) (`natural_update` at s = 1, rho = 1). Every step
-  maximises the bound over one block with the others fixed, so the bound
-  never decreases. Arguments and results as `_math.cavi`'s.
-  """
-  return _math.cavi(x, q, prior, max_iter, tol, chunk, weight_prior,
-                    sample_weight, _this_module())
-
-
-def _this_module():
-  return sys.modules[__name__]
 
 
 # ----------------------------------------- approximate posterior predictive
@@ -463,7 +426,7 @@ def predictive_component_log_prob(x, q):
   standard deviations and KL(exact || approx) = 2.5e-3 nats; with 100 unit-
   variance points in the component, <= 0.015 nats within 5 standard
   deviations. Forms a [B, K, D] tensor: call it on chunks
-  (`_math.map_chunks`).
+  (`inference.map_chunks`).
 
   Args:
     x: [B, D].
@@ -489,12 +452,6 @@ def predictive_component_log_prob(x, q):
   return tf.expand_dims(norm, -2) + tf.reduce_sum(kernel, -1)     # [B, K]
 
 
-# The (variance-matched, approximate) posterior predictive.
-(predictive_joint_log_prob, predictive_log_prob,
- predictive_responsibilities) = _math.predictive_functions(
-     predictive_component_log_prob)
-
-
 def sample_predictive(n, seed, q, log_mean_weights=None):
   """Draws n points from the EXACT posterior predictive, stateless, [n, D].
 
@@ -518,7 +475,7 @@ def sample_predictive(n, seed, q, log_mean_weights=None):
   d = tf.shape(q.mean_loc)[-1]
   lead = tf.shape(q.weight_concentration)[:-1]
   if log_mean_weights is None:
-    log_mean_weights = _math.log_expected_weights(
+    log_mean_weights = weight_priors.log_expected_weights(
         tf.cast(q.weight_concentration, tf.float64))              # [K]
   logits = tf.reshape(tf.cast(log_mean_weights, tf.float64),
                       [-1, k])                                    # [R, K]
@@ -546,6 +503,30 @@ def sample_predictive(n, seed, q, log_mean_weights=None):
 def sampled_log_likelihood(x, q, seed, prior_concentration=None,
                            weight_prior="dirichlet"):
   """The blog's one-draw estimator with this q: mu = m + eps / sqrt(lambda),
-  independent of tau; see `_math.sampled_log_likelihood`. [B] (or [R, B])."""
-  return _math.sampled_log_likelihood(x, q, seed, prior_concentration,
+  independent of tau; see `diag.sampled_log_likelihood`. [B] (or [R, B])."""
+  return diag.sampled_log_likelihood(x, q, seed, prior_concentration,
                                       weight_prior, independent=True)
+
+
+# ------------------------------------------------------------ the family
+
+
+def feature_marginals(q, n_features):
+  """(a, b, Var(mu)), numpy [K, D] each: q(mu) is Normal(m, 1 / lambda)."""
+  del n_features
+  return (q.precision_concentration.numpy(), q.precision_rate.numpy(),
+          1.0 / q.mean_precision.numpy())
+
+
+# The diagonal family's fields, parameterisation, statistics and chunk
+# sizes, with this model's steps, KL and (variance-matched) predictive.
+FAMILY = dataclasses.replace(
+    diag.FAMILY, mean_prior="independent", log_rho=log_rho,
+    natural_update=natural_update,
+    statistics_from_posterior=statistics_from_posterior,
+    posterior_from_statistics=posterior_from_statistics, rescale=rescale,
+    kl_divergence=kl_divergence,
+    predictive_component_log_prob=predictive_component_log_prob,
+    sample_predictive=sample_predictive,
+    feature_marginals=feature_marginals,
+    sampled_log_likelihood=sampled_log_likelihood)

@@ -1,6 +1,6 @@
 """Pure tensor math of the full-covariance Normal-Wishart Bayesian mixture.
 
-The full-covariance counterpart of `_math` (the diagonal model): the same
+The full-covariance counterpart of `diag` (the diagonal model): the same
 contracts (E-step, sufficient statistics, natural-gradient global step, KL,
 posterior predictive, chunked CAVI), with [K, D, D] Cholesky factors in place
 of per-feature precisions. Only core TensorFlow ops are used (no TFP), so an
@@ -33,7 +33,7 @@ diagonal), so that W^-1 = L L^T, ln|W| = -2 sum_i ln L_ii and
 global step produces (Bishop 10.62); scikit-learn's `covariances_` are
 W^-1 / nu and its `covariance_prior` is W0^-1.
 
-The weight field is handled as in `_math`: it holds the Dirichlet alpha, or
+The weight field is handled as in `diag`: it holds the Dirichlet alpha, or
 the stick counts c under the truncated Dirichlet-process prior
 (`weight_prior="dirichlet_process"`); `log_rho` and the predictive take
 E[ln pi] and log E[pi] from the caller when they are not the Dirichlet ones.
@@ -50,12 +50,15 @@ against q's: alpha0 and beta0 and nu0 scalars, m0 [D], cholesky(W0^-1) [D, D].
 """
 
 import math
-import sys
 from typing import NamedTuple
 
+import numpy as np
 import tensorflow as tf
 
-from tfgmm import _math
+from tfgmm._engine import inference
+from tfgmm._engine import weight_priors
+from tfgmm.families import base
+from tfgmm.families import diag
 
 _LOG_2 = math.log(2.0)
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -119,18 +122,18 @@ def cast_posterior(q, dtype):
 def estep_chunk_rows(n_components, n_features):
   """Rows per chunk of `statistics_and_log_likelihood` and `log_rho`.
 
-  Unlike the diagonal model's E-step ([rows, K + D], `_math.estep_chunk_rows`)
+  Unlike the diagonal model's E-step ([rows, K + D], `diag.estep_chunk_rows`)
   this one forms [rows, K, D] temporaries (a triangular solve per component
   and the centred second moments), so it is sized like the predictive:
   [rows, K, D] near 2**21 elements. `n_components` counts every restart's
   components (K R) when restarts run together.
   """
-  return _math.chunk_rows(n_components, n_features)
+  return diag.chunk_rows(n_components, n_features)
 
 
 def chunk_rows(n_components, n_features):
   """Rows per predictive chunk so that [rows, K, D] stays near 2**21."""
-  return _math.chunk_rows(n_components, n_features)
+  return diag.chunk_rows(n_components, n_features)
 
 
 def _num_features(q, dtype):
@@ -239,7 +242,7 @@ def log_rho(x, q, log_weights=None):
   q64 = cast_posterior(q, tf.float64)
   d64 = _num_features(q64, tf.float64)
   if log_weights is None:
-    log_weights64 = _math.expected_log_weights(q64.weight_concentration)
+    log_weights64 = weight_priors.expected_log_weights(q64.weight_concentration)
   else:
     log_weights64 = tf.cast(log_weights, tf.float64)              # [K]
   const = tf.cast(log_weights64
@@ -324,10 +327,10 @@ def _global_target(stats, prior, scale, weight_prior):
   """
   p64 = cast_posterior(prior, tf.float64)
   counts, sum_x, sum_xx = [tf.cast(t, tf.float64) for t in stats]
-  s = _math.as_float64(scale)
+  s = inference.as_float64(scale)
   m0 = p64.mean_loc                                               # [D]
   prior_cov = _gram(p64.scale_tril)                               # [D, D]
-  alpha = (_math.weight_offset(p64.weight_concentration, weight_prior)
+  alpha = (weight_priors.weight_offset(p64.weight_concentration, weight_prior)
            + s * counts)                                          # [K]
   beta = p64.mean_precision + s * counts                          # [K]
   nu = p64.dof + s * counts                                       # [K]
@@ -374,14 +377,14 @@ def natural_update(q, stats, prior, scale=1.0, step_size=1.0,
     step_size: rho in (0, 1], scalar.
     weight_prior: "dirichlet" (the weight field is alpha = alpha0 + s N) or
       "dirichlet_process" (it is the stick counts c = s N; see
-      `_math.stick_concentrations`).
+      `weight_priors.stick_concentrations`).
 
   Returns:
     The updated `FullPosterior`, in q's dtype.
   """
   dtype = q.mean_loc.dtype
   q64 = cast_posterior(q, tf.float64)
-  rho = _math.as_float64(step_size)
+  rho = inference.as_float64(step_size)
   alpha_hat, beta_hat, m_hat, nu_hat, cov_hat = _global_target(
       stats, prior, scale, weight_prior)
   old_weight = (1.0 - rho) * q64.mean_precision                   # [K]
@@ -416,7 +419,7 @@ def statistics_from_posterior(q, prior, weight_prior="dirichlet"):
   """
   q64, p64 = cast_posterior(q, tf.float64), cast_posterior(prior, tf.float64)
   beta = q64.mean_precision[..., None]                            # [K, 1]
-  counts = q64.weight_concentration - _math.weight_offset(
+  counts = q64.weight_concentration - weight_priors.weight_offset(
       p64.weight_concentration, weight_prior)                     # [K]
   sum_x = beta * q64.mean_loc - p64.mean_precision * p64.mean_loc  # [K, D]
   sum_xx = (_gram(q64.scale_tril) - _gram(p64.scale_tril)
@@ -516,11 +519,11 @@ def component_kl(q, prior):
 def kl_divergence(q, prior, weight_prior="dirichlet"):
   """KL(q(pi) q(mu, Lambda) || p(pi) p(mu, Lambda)), scalar (or [R]).
 
-  The weights' KL is `_math.weights_kl` (Dirichlet, or the stick-breaking
+  The weights' KL is `weight_priors.weights_kl` (Dirichlet, or the stick-breaking
   Betas). Computed in float64 (lgamma of counts of order N), returned in q's
   dtype.
   """
-  weights_kl = _math.weights_kl(
+  weights_kl = weight_priors.weights_kl(
       tf.cast(q.weight_concentration, tf.float64),
       tf.cast(prior.weight_concentration, tf.float64), weight_prior)
   return tf.cast(weights_kl, q.mean_loc.dtype) + component_kl(q, prior)
@@ -554,7 +557,7 @@ def predictive_component_log_prob(x, q):
   ```
   The normaliser is computed in float64 (lgamma differences of order nu ln nu
   lose whole hundredths of a nat in float32). Forms [K, D, B] temporaries:
-  call it on chunks (see `_math.map_chunks`).
+  call it on chunks (see `inference.map_chunks`).
 
   NaN entries of x are missing values: a row's density is then the marginal
   of its observed block (`_observed_block_log_prob`).
@@ -636,12 +639,6 @@ def _complete_rows_log_prob(x, q):
           * tf.math.log1p(tf.expand_dims(shrink, -2) * maha))     # [B, K]
 
 
-# The exact posterior predictive: a multivariate Student-t mixture.
-(predictive_joint_log_prob, predictive_log_prob,
- predictive_responsibilities) = _math.predictive_functions(
-     predictive_component_log_prob)
-
-
 def sample_predictive(n, seed, q, log_mean_weights=None):
   """Draws n points from the posterior predictive with stateless ops, [n, D].
 
@@ -662,7 +659,7 @@ def sample_predictive(n, seed, q, log_mean_weights=None):
   batched = q.weight_concentration.shape.rank == 2
   seeds = tf.random.experimental.stateless_split(seed, 3)
   if log_mean_weights is None:
-    log_mean_weights = _math.log_expected_weights(
+    log_mean_weights = weight_priors.log_expected_weights(
         tf.cast(q.weight_concentration, tf.float64))
   logits = tf.cast(log_mean_weights, tf.float64)                  # [K]
   if not batched:
@@ -724,34 +721,10 @@ def unconstrained_from_posterior(q):
   raw_tril = tf.linalg.set_diag(
       tf.linalg.band_part(q.scale_tril, -1, 0),
       tf.math.log(tf.linalg.diag_part(q.scale_tril)))             # [K, D, D]
-  return FullUnconstrained(_math.log_weight_field(q.weight_concentration),
+  return FullUnconstrained(weight_priors.log_weight_field(q.weight_concentration),
                            q.mean_loc,
                            tf.math.log(q.mean_precision),
                            tf.math.log(q.dof - (d - 1.0)), raw_tril)
-
-
-# ------------------------------------------------------------- full-data CAVI
-
-
-def statistics_and_log_likelihood(x, q, chunk, log_weights=None,
-                                  sample_weight=None):
-  """One E-step over all rows of x, in chunks (`_math`'s loop, this model).
-
-  Returns (stats, total): float64 `FullStatistics` and
-  sum_n w_n logsumexp_k log_rho[n, k] ([R] with restarts).
-  """
-  return _math.statistics_and_log_likelihood(x, q, chunk, log_weights,
-                                             sample_weight, _this_module())
-
-
-def cavi(x, q, prior, max_iter, tol, chunk, weight_prior="dirichlet",
-         sample_weight=None):
-  """Coordinate-ascent VI on all of x: `_math.cavi`'s loop with this model's
-  E-step and global step (Bishop 10.46-10.63); the bound (10.70-10.77)
-  never decreases. Arguments and results as `_math.cavi`'s.
-  """
-  return _math.cavi(x, q, prior, max_iter, tol, chunk, weight_prior,
-                    sample_weight, _this_module())
 
 
 def zero_statistics(q):
@@ -768,5 +741,77 @@ def rescale(q, prior, scale, weight_prior="dirichlet"):
       weight_prior)
 
 
-def _this_module():
-  return sys.modules[__name__]
+# ------------------------------------------------------------ the family
+
+
+def field_shapes(n_components, n_features):
+  """Shapes of q's fields: [K], [K, D], [K], [K], [K, D, D]."""
+  k, d = n_components, n_features
+  return [(k,), (k, d), (k,), (k,), (k, d, d)]
+
+
+def make_prior(n_features, dtype, *, weight_concentration, mean_loc,
+               mean_precision, degrees_of_freedom, scale_matrix, **unused):
+  """The Normal-Wishart prior as a `FullPosterior` of tensors.
+
+  Its scale field is L0 = cholesky(W0^-1), computed once in float64
+  (W0 = I when `scale_matrix` is None).
+  """
+  del unused
+  d = n_features
+  w0 = np.eye(d) if scale_matrix is None else np.asarray(scale_matrix)
+  w0_inv_tril = np.linalg.cholesky(np.linalg.inv(w0))
+  return FullPosterior(
+      tf.constant(weight_concentration, dtype),
+      tf.constant(np.broadcast_to(mean_loc, (d,)), dtype),
+      tf.constant(mean_precision, dtype),
+      tf.constant(degrees_of_freedom, dtype),
+      tf.constant(w0_inv_tril, dtype))
+
+
+def expected_precisions(q, scale):
+  """E[Lambda] = nu W in data units, numpy [K, D, D]."""
+  tril = q.scale_tril.numpy()                                     # [K, D, D]
+  w_inv = tril @ np.swapaxes(tril, -1, -2)                        # W^-1
+  return (q.dof.numpy()[:, None, None] * np.linalg.inv(w_inv)
+          / np.outer(scale, scale))                               # [K, D, D]
+
+
+def feature_marginals(q, n_features):
+  """(a, b, Var(mu)), numpy [K, D] each, of the marginal of Sigma_dd.
+
+  Under the inverse Wishart, Sigma_dd ~ inverse-Gamma((nu - D + 1) / 2,
+  (W^-1)_dd / 2), so 1 / sigma_d^2 ~ Gamma(a, b) with those parameters;
+  mu_d's marginal is the conjugate Student-t (`diag.conjugate_mean_variance`).
+  """
+  w_inv_diag = np.square(q.scale_tril.numpy()).sum(-1)            # [K, D]
+  a = np.broadcast_to(0.5 * (q.dof.numpy() - n_features + 1)[:, None],
+                      w_inv_diag.shape)
+  b = 0.5 * w_inv_diag
+  return a, b, diag.conjugate_mean_variance(
+      a, b, q.mean_precision.numpy()[:, None])
+
+
+FAMILY = base.Family(
+    covariance_type="full", mean_prior="conjugate",
+    posterior_type=FullPosterior, field_shapes=field_shapes,
+    prior_ranks=(0, 1, 0, 0, 2),
+    variable_names=("log_weight_concentration", "mean_loc",
+                    "log_mean_precision", "raw_dof", "raw_scale_tril"),
+    make_prior=make_prior, cast_posterior=cast_posterior,
+    chunk_rows=chunk_rows, estep_chunk_rows=estep_chunk_rows,
+    log_rho=log_rho, sufficient_statistics=sufficient_statistics,
+    add_statistics=add_statistics, zero_statistics=zero_statistics,
+    natural_update=natural_update,
+    statistics_from_posterior=statistics_from_posterior,
+    posterior_from_statistics=posterior_from_statistics, rescale=rescale,
+    posterior_from_unconstrained=posterior_from_unconstrained,
+    unconstrained_from_posterior=unconstrained_from_posterior,
+    kl_divergence=kl_divergence,
+    predictive_component_log_prob=predictive_component_log_prob,
+    sample_predictive=sample_predictive,
+    expected_precisions=expected_precisions,
+    feature_marginals=feature_marginals, precision_prior="wishart",
+    methods=("natural", "gradient"),
+    predicts_missing=True, search_counts_full_data=True,
+    searches_from_diagonal=True)
