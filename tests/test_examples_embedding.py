@@ -1,8 +1,8 @@
 """Reduced runs of the examples that embed a mixture in a larger model.
 
-scripts/examples/deep_clustering.py (an autoencoder with a mixture prior on
-its codes) and scripts/examples/anomaly_scores.py (the mixture's density as
-the anomaly-score head of a Keras model, served as one SavedModel).
+examples/deep_clustering.py (an autoencoder with a mixture prior on its
+codes) and examples/anomaly_scores.py (the mixture's density as the
+anomaly-score head of a Keras model, served as one SavedModel).
 """
 
 import json
@@ -18,18 +18,9 @@ import pytest
 
 pytest.importorskip("sklearn")
 
-from tests.test_examples import PNG_SIGNATURE  # noqa: E402
-from tests.test_examples import load_script  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def deep_clustering():
-  return load_script("deep_clustering")
-
-
-@pytest.fixture(scope="module")
-def anomaly_scores():
-  return load_script("anomaly_scores")
+from examples import anomaly_scores  # noqa: E402
+from examples import deep_clustering  # noqa: E402
+from tests.helpers import PNG_SIGNATURE  # noqa: E402
 
 
 # -------------------------------------------------------- deep clustering
@@ -45,7 +36,7 @@ def parse_ari_table(text):
   return rows
 
 
-def test_deep_clustering_reduced_run(deep_clustering, tmp_path, capsys):
+def test_deep_clustering_reduced_run(tmp_path, capsys):
   plots = tmp_path / "plots"
   assert deep_clustering.main(["--quick", "--plots", str(plots)]) == 0
   out = capsys.readouterr().out
@@ -73,7 +64,7 @@ def test_deep_clustering_reduced_run(deep_clustering, tmp_path, capsys):
   assert f"Plot: {png}" in out
 
 
-def test_clusters_match_digits_one_to_one(deep_clustering):
+def test_clusters_match_digits_one_to_one():
   labels = np.repeat(np.arange(4), 5)
   clusters = (labels + 1) % 4
   clusters[0] = 2   # one disagreement leaves the matching alone
@@ -83,7 +74,7 @@ def test_clusters_match_digits_one_to_one(deep_clustering):
 
 @pytest.mark.parametrize("argv", [["--epochs", "5"], ["--epochs", "-1", "2"],
                                   ["--seed", "x"], ["--covariance", "tied"]])
-def test_deep_clustering_bad_arguments_exit_2(deep_clustering, argv, capsys):
+def test_deep_clustering_bad_arguments_exit_2(argv, capsys):
   assert deep_clustering.main(argv) == 2
   assert "error" in capsys.readouterr().err
 
@@ -112,8 +103,7 @@ _PLAIN_TF_CLIENT = textwrap.dedent("""
 """)
 
 
-def test_anomaly_scores_reduced_run_serves_one_saved_model(
-    anomaly_scores, tmp_path, capsys):
+def test_anomaly_scores_reduced_run_serves_one_saved_model(tmp_path, capsys):
   export = tmp_path / "scorer"
   reference = tmp_path / "reference.npz"
   assert anomaly_scores.main(["--quick", "--export", str(export),
@@ -151,8 +141,7 @@ def test_anomaly_scores_reduced_run_serves_one_saved_model(
                              atol=1e-5)
 
 
-def test_anomaly_scores_refuses_to_replace_other_files(anomaly_scores,
-                                                       tmp_path, capsys):
+def test_anomaly_scores_refuses_to_replace_other_files(tmp_path, capsys):
   taken = tmp_path / "taken"
   taken.mkdir()
   (taken / "notes.txt").write_text("not a SavedModel")
@@ -161,7 +150,7 @@ def test_anomaly_scores_refuses_to_replace_other_files(anomaly_scores,
   assert (taken / "notes.txt").read_text() == "not a SavedModel"
 
 
-def test_relative_difference_has_a_floor_near_zero(anomaly_scores):
+def test_relative_difference_has_a_floor_near_zero():
   assert anomaly_scores.relative_difference([2.0, 1e-3], [2.0, 0.0]) == 1e-3
   assert anomaly_scores.relative_difference([-10.0], [-10.001]) == (
       pytest.approx(1e-3 / 10.001))
