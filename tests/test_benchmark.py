@@ -1,9 +1,7 @@
 """The benchmark script: its true-mixture helpers and a smoke run."""
 
 import contextlib
-import importlib.util
 import io
-import pathlib
 import re
 import subprocess
 import sys
@@ -13,14 +11,8 @@ import pytest
 import scipy.stats
 from sklearn import datasets
 
-_SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "scripts" / "benchmark.py"
-
-
-def load_benchmark():
-  spec = importlib.util.spec_from_file_location("benchmark", _SCRIPT)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+from tests.helpers import BENCHMARK_SCRIPT
+from tests.helpers import load_benchmark
 
 
 def _scipy_log_prob(x, mixture):
@@ -145,8 +137,8 @@ def _assert_exit_status_matches_targets(returncode, stdout):
 
 def test_quick_benchmark_runs_and_reports_targets():
   done = subprocess.run(
-      [sys.executable, str(_SCRIPT), "--quick", "--datasets", "blog", "far",
-       "aniso", "--sampled-epochs", "3", "--cold", "none"],
+      [sys.executable, str(BENCHMARK_SCRIPT), "--quick", "--datasets", "blog",
+       "far", "aniso", "--sampled-epochs", "3", "--cold", "none"],
       capture_output=True, text=True, timeout=600, check=False)
   assert done.returncode in (0, 1), done.stderr[-3000:]
   assert "Traceback" not in done.stderr, done.stderr[-3000:]
@@ -194,7 +186,7 @@ def _run_workers_in_process(monkeypatch, benchmark, flag):
   def run(command, **kwargs):
     if flag not in command:
       return real_run(command, **kwargs)
-    assert command[:2] == [sys.executable, str(_SCRIPT)]
+    assert command[:2] == [sys.executable, str(BENCHMARK_SCRIPT)]
     workers.append(command)
     out = io.StringIO()
     with contextlib.redirect_stdout(out):

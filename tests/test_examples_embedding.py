@@ -5,12 +5,8 @@ codes) and examples/anomaly_scores.py (the mixture's density as the
 anomaly-score head of a Keras model, served as one SavedModel).
 """
 
-import json
 import math
-import os
 import re
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -21,6 +17,7 @@ pytest.importorskip("sklearn")
 from examples import anomaly_scores  # noqa: E402
 from examples import deep_clustering  # noqa: E402
 from tests.helpers import PNG_SIGNATURE  # noqa: E402
+from tests.helpers import run_client  # noqa: E402
 
 
 # -------------------------------------------------------- deep clustering
@@ -125,14 +122,7 @@ def test_anomaly_scores_reduced_run_serves_one_saved_model(tmp_path, capsys):
 
   # The served model, run by a separate client, reproduces the reference
   # scores the script wrote from the in-memory model.
-  script = tmp_path / "client.py"
-  script.write_text(_PLAIN_TF_CLIENT)
-  done = subprocess.run(
-      [sys.executable, str(script), str(export), str(reference)],
-      capture_output=True, text=True, timeout=300, cwd=tmp_path, check=False,
-      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
-  assert done.returncode == 0, done.stderr[-3000:]
-  served = json.loads(done.stdout.strip().splitlines()[-1])
+  served = run_client(_PLAIN_TF_CLIENT, [export, reference], tmp_path)
   assert served["inputs"] == {"x": ["float32", [None, 64]]}
   assert served["outputs"] == {"anomaly_score": ["float32", [None]]}
   expected = np.load(reference)["anomaly_score"]

@@ -7,7 +7,7 @@ import scipy.stats
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tests.test_math import mixture_data
+from tests.helpers import mixture_data
 from tfgmm import _independent
 from tfgmm import _math
 from tfgmm._engine import loops

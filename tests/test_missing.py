@@ -9,10 +9,10 @@ import tensorflow as tf
 from sklearn.metrics import adjusted_rand_score
 
 import tfgmm
-from tests.test_export import run_plain_tf
-from tests.test_math import make_prior
-from tests.test_math import mixture_data
-from tests.test_math import random_posterior
+from tests.helpers import run_plain_tf
+from tests.helpers import make_prior
+from tests.helpers import mixture_data
+from tests.helpers import random_posterior
 from tfgmm import _math
 from tfgmm import _missing
 from tfgmm._engine import loops

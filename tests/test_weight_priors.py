@@ -9,7 +9,7 @@ from sklearn.metrics import adjusted_rand_score
 
 import tfgmm
 from tfgmm import _math
-from tests.test_export import run_plain_tf
+from tests.helpers import run_plain_tf
 
 tfd = tfp.distributions
 GAMMA0 = 0.7
