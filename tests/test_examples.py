@@ -1,30 +1,14 @@
-"""Reduced runs of the example scripts in scripts/examples/."""
+"""Reduced runs of examples/tfp_blog.py (the 2019 TFP blog's mixture)."""
 
-import importlib.util
 import math
-import pathlib
 import re
 import sys
 
 import numpy as np
 import pytest
 
-EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "scripts" / "examples"
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def load_script(name):
-  """A script of scripts/examples as a module (the folder is not a package)."""
-  spec = importlib.util.spec_from_file_location(
-      f"tfgmm_example_{name}", EXAMPLES / f"{name}.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-@pytest.fixture(scope="module")
-def tfp_blog():
-  return load_script("tfp_blog")
+from examples import tfp_blog
+from tests.helpers import PNG_SIGNATURE
 
 
 def parse_table(text):
@@ -51,7 +35,7 @@ def estimate(cell):
   return float(cell.split()[0])
 
 
-def test_blog_data_reproduces_the_blog_points(tfp_blog):
+def test_blog_data_reproduces_the_blog_points():
   x, labels = tfp_blog.blog_data(np.random.RandomState(12345))
   # The blog: np.random.seed(12345); X = np.random.randn(3000, 2) + shifts.
   raw = np.random.RandomState(12345).randn(3000, 2).astype(np.float32)
@@ -63,7 +47,7 @@ def test_blog_data_reproduces_the_blog_points(tfp_blog):
   np.testing.assert_array_equal(np.bincount(labels), [1000, 1000, 1000])
 
 
-def test_reduced_run_prints_the_three_fits(tfp_blog, tmp_path, capsys):
+def test_reduced_run_prints_the_three_fits(tmp_path, capsys):
   pytest.importorskip("sklearn")
   plots = tmp_path / "plots"
   assert tfp_blog.main(["--epochs", "3", "--init", "tfgmm", "--plots",
@@ -122,7 +106,7 @@ def test_reduced_run_prints_the_three_fits(tfp_blog, tmp_path, capsys):
   assert f"Plot: {png}" in out
 
 
-def test_blog_start_runs(tfp_blog, capsys):
+def test_blog_start_runs(capsys):
   assert tfp_blog.main(["--epochs", "2", "--init", "blog", "--seed", "7"]) == 0
   out = capsys.readouterr().out
   rows = parse_table(out)
@@ -134,7 +118,7 @@ def test_blog_start_runs(tfp_blog, capsys):
     assert all(math.isfinite(estimate(cell)) for cell in rows[label]), label
 
 
-def test_blog_start_draws_the_blog_distributions(tfp_blog):
+def test_blog_start_draws_the_blog_distributions():
   import tfgmm  # pylint: disable=import-outside-toplevel
 
   x, _ = tfp_blog.blog_data(np.random.RandomState(0), n_per_cluster=50)
@@ -150,7 +134,7 @@ def test_blog_start_draws_the_blog_distributions(tfp_blog):
   assert np.all(q.mean_precision.numpy() > 0)
 
 
-def test_ari_is_skipped_without_scikit_learn(tfp_blog, monkeypatch):
+def test_ari_is_skipped_without_scikit_learn(monkeypatch):
   monkeypatch.setitem(sys.modules, "sklearn", None)  # import raises
   assert tfp_blog.adjusted_rand_index([0, 0, 1], [1, 1, 0]) is None
   assert "ARI skipped" in tfp_blog.format_notes(3000, ari_missing=True)
@@ -159,12 +143,12 @@ def test_ari_is_skipped_without_scikit_learn(tfp_blog, monkeypatch):
 
 @pytest.mark.parametrize("argv", [["--epochs", "0"], ["--seed", "-1"],
                                   ["--init", "kmeans"], ["--nonsense"]])
-def test_bad_arguments_exit_2(tfp_blog, argv, capsys):
+def test_bad_arguments_exit_2(argv, capsys):
   assert tfp_blog.main(argv) == 2
   assert "error" in capsys.readouterr().err
 
 
-def test_plots_path_that_is_a_file_exits_2(tfp_blog, tmp_path, capsys):
+def test_plots_path_that_is_a_file_exits_2(tmp_path, capsys):
   path = tmp_path / "taken"
   path.write_text("not a directory")
   assert tfp_blog.main(["--plots", str(path)]) == 2

@@ -1,16 +1,12 @@
 """Reduced runs of the examples that embed a mixture in a larger model.
 
-scripts/examples/deep_clustering.py (an autoencoder with a mixture prior on
-its codes) and scripts/examples/anomaly_scores.py (the mixture's density as
-the anomaly-score head of a Keras model, served as one SavedModel).
+examples/deep_clustering.py (an autoencoder with a mixture prior on its
+codes) and examples/anomaly_scores.py (the mixture's density as the
+anomaly-score head of a Keras model, served as one SavedModel).
 """
 
-import json
 import math
-import os
 import re
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -18,18 +14,10 @@ import pytest
 
 pytest.importorskip("sklearn")
 
-from tests.test_examples import PNG_SIGNATURE  # noqa: E402
-from tests.test_examples import load_script  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def deep_clustering():
-  return load_script("deep_clustering")
-
-
-@pytest.fixture(scope="module")
-def anomaly_scores():
-  return load_script("anomaly_scores")
+from examples import anomaly_scores  # noqa: E402
+from examples import deep_clustering  # noqa: E402
+from tests.helpers import PNG_SIGNATURE  # noqa: E402
+from tests.helpers import run_client  # noqa: E402
 
 
 # -------------------------------------------------------- deep clustering
@@ -45,7 +33,7 @@ def parse_ari_table(text):
   return rows
 
 
-def test_deep_clustering_reduced_run(deep_clustering, tmp_path, capsys):
+def test_deep_clustering_reduced_run(tmp_path, capsys):
   plots = tmp_path / "plots"
   assert deep_clustering.main(["--quick", "--plots", str(plots)]) == 0
   out = capsys.readouterr().out
@@ -73,7 +61,7 @@ def test_deep_clustering_reduced_run(deep_clustering, tmp_path, capsys):
   assert f"Plot: {png}" in out
 
 
-def test_clusters_match_digits_one_to_one(deep_clustering):
+def test_clusters_match_digits_one_to_one():
   labels = np.repeat(np.arange(4), 5)
   clusters = (labels + 1) % 4
   clusters[0] = 2   # one disagreement leaves the matching alone
@@ -83,7 +71,7 @@ def test_clusters_match_digits_one_to_one(deep_clustering):
 
 @pytest.mark.parametrize("argv", [["--epochs", "5"], ["--epochs", "-1", "2"],
                                   ["--seed", "x"], ["--covariance", "tied"]])
-def test_deep_clustering_bad_arguments_exit_2(deep_clustering, argv, capsys):
+def test_deep_clustering_bad_arguments_exit_2(argv, capsys):
   assert deep_clustering.main(argv) == 2
   assert "error" in capsys.readouterr().err
 
@@ -112,8 +100,7 @@ _PLAIN_TF_CLIENT = textwrap.dedent("""
 """)
 
 
-def test_anomaly_scores_reduced_run_serves_one_saved_model(
-    anomaly_scores, tmp_path, capsys):
+def test_anomaly_scores_reduced_run_serves_one_saved_model(tmp_path, capsys):
   export = tmp_path / "scorer"
   reference = tmp_path / "reference.npz"
   assert anomaly_scores.main(["--quick", "--export", str(export),
@@ -135,14 +122,7 @@ def test_anomaly_scores_reduced_run_serves_one_saved_model(
 
   # The served model, run by a separate client, reproduces the reference
   # scores the script wrote from the in-memory model.
-  script = tmp_path / "client.py"
-  script.write_text(_PLAIN_TF_CLIENT)
-  done = subprocess.run(
-      [sys.executable, str(script), str(export), str(reference)],
-      capture_output=True, text=True, timeout=300, cwd=tmp_path, check=False,
-      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
-  assert done.returncode == 0, done.stderr[-3000:]
-  served = json.loads(done.stdout.strip().splitlines()[-1])
+  served = run_client(_PLAIN_TF_CLIENT, [export, reference], tmp_path)
   assert served["inputs"] == {"x": ["float32", [None, 64]]}
   assert served["outputs"] == {"anomaly_score": ["float32", [None]]}
   expected = np.load(reference)["anomaly_score"]
@@ -151,8 +131,7 @@ def test_anomaly_scores_reduced_run_serves_one_saved_model(
                              atol=1e-5)
 
 
-def test_anomaly_scores_refuses_to_replace_other_files(anomaly_scores,
-                                                       tmp_path, capsys):
+def test_anomaly_scores_refuses_to_replace_other_files(tmp_path, capsys):
   taken = tmp_path / "taken"
   taken.mkdir()
   (taken / "notes.txt").write_text("not a SavedModel")
@@ -161,7 +140,7 @@ def test_anomaly_scores_refuses_to_replace_other_files(anomaly_scores,
   assert (taken / "notes.txt").read_text() == "not a SavedModel"
 
 
-def test_relative_difference_has_a_floor_near_zero(anomaly_scores):
+def test_relative_difference_has_a_floor_near_zero():
   assert anomaly_scores.relative_difference([2.0, 1e-3], [2.0, 0.0]) == 1e-3
   assert anomaly_scores.relative_difference([-10.0], [-10.001]) == (
       pytest.approx(1e-3 / 10.001))

@@ -1,4 +1,4 @@
-"""A reduced run of scripts/examples/pyro_gmm.py (Pyro's five-point mixture).
+"""A reduced run of examples/pyro_gmm.py (Pyro's five-point mixture).
 
 One run of `main` at reduced size (20 starts and restarts; NUTS 2 chains x
 200 draws after 200 burn-in) is shared by the tests of this module.
@@ -12,8 +12,8 @@ import re
 import numpy as np
 import pytest
 
-from tests.test_examples import PNG_SIGNATURE
-from tests.test_examples import load_script
+from examples import pyro_gmm
+from tests.helpers import PNG_SIGNATURE
 
 X = np.array([0.0, 1.0, 10.0, 11.0, 12.0])
 # Canonical order (decreasing weight): 0 is {10, 11, 12}, 1 is {0, 1}.
@@ -24,12 +24,7 @@ REDUCED = ["--n-init", "20", "--num-results", "200", "--num-burnin", "200",
 
 
 @pytest.fixture(scope="module")
-def pyro_gmm():
-  return load_script("pyro_gmm")
-
-
-@pytest.fixture(scope="module")
-def run(pyro_gmm, tmp_path_factory):
+def run(tmp_path_factory):
   """(results, printed text, plot directory) of one reduced run."""
   out = tmp_path_factory.mktemp("pyro_gmm") / "plots"
   text = io.StringIO()
@@ -54,7 +49,7 @@ def ecm_fixed_point(points, a, b, lam, iterations=500):
 
 # ------------------------------------------------ Pyro's model, in NumPy
 
-def test_log_joint_gives_pyro_printed_initial_loss(pyro_gmm):
+def test_log_joint_gives_pyro_printed_initial_loss():
   # The tutorial's best start (its seed 7): uniform weights, scale
   # sqrt(var(x) / 2), locs [1, 10]; it printed initial_loss =
   # 25.665584564208984 (float32: one unit in the last place is 1.9e-6).
@@ -89,7 +84,7 @@ def test_reference_reproduces_pyro_map(run):
 
 # ------------------------------------------------------------- tfgmm MAP
 
-def test_tfgmm_map(pyro_gmm, run):
+def test_tfgmm_map(run):
   results, _, _ = run
   fit = results["map"]
   # (N_k + alpha0 - 1) / (N + K (alpha0 - 1)) = 2.5 / 4 and 1.5 / 4: the
@@ -181,14 +176,14 @@ def test_printed_tables_and_plots(run):
 
 @pytest.mark.parametrize("argv", [["--num-chains", "1"], ["--n-init", "0"],
                                   ["--seed", "-1"], ["--nonsense"]])
-def test_bad_arguments_exit_2(pyro_gmm, argv, capsys):
+def test_bad_arguments_exit_2(argv, capsys):
   with pytest.raises(SystemExit) as error:
     pyro_gmm.main(argv)
   assert error.value.code == 2
   assert "error" in capsys.readouterr().err
 
 
-def test_out_path_that_is_a_file_exits_2(pyro_gmm, tmp_path, capsys):
+def test_out_path_that_is_a_file_exits_2(tmp_path, capsys):
   path = tmp_path / "taken"
   path.write_text("not a directory")
   with pytest.raises(SystemExit) as error:

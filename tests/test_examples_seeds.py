@@ -1,12 +1,13 @@
 """Reduced runs of the examples that reproduce the seed documents.
 
-scripts/examples/pymc3_advi_mcmc.py (the PyMC3 notebook: VI, Metropolis,
+examples/pymc3_advi_mcmc.py (the PyMC3 notebook: VI, Metropolis,
 NUTS, minibatches), cavi_univariate.py (the univariate CAVI lecture),
 cavi_multivariate.py (the multivariate CAVI derivation) and iris_wine.py
 (scikit-learn's bundled data sets against their labels). Each `main`
 returns its numbers; the tests check what must hold on the seeds' data.
 """
 
+import importlib
 import math
 
 import numpy as np
@@ -15,33 +16,12 @@ from scipy import stats
 
 pytest.importorskip("sklearn")
 
-from tests.test_examples import PNG_SIGNATURE  # noqa: E402
-from tests.test_examples import load_script  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def common():
-  return load_script("_common")
-
-
-@pytest.fixture(scope="module")
-def pymc3():
-  return load_script("pymc3_advi_mcmc")
-
-
-@pytest.fixture(scope="module")
-def univariate():
-  return load_script("cavi_univariate")
-
-
-@pytest.fixture(scope="module")
-def multivariate():
-  return load_script("cavi_multivariate")
-
-
-@pytest.fixture(scope="module")
-def iris_wine():
-  return load_script("iris_wine")
+from examples import _common  # noqa: E402
+from examples import cavi_multivariate as multivariate  # noqa: E402
+from examples import cavi_univariate as univariate  # noqa: E402
+from examples import iris_wine  # noqa: E402
+from examples import pymc3_advi_mcmc as pymc3  # noqa: E402
+from tests.helpers import PNG_SIGNATURE  # noqa: E402
 
 
 def assert_pngs(result, names):
@@ -54,7 +34,7 @@ def assert_pngs(result, names):
 # ------------------------------------------------------ the seeds' data
 
 
-def test_pymc3_data_reproduces_the_notebook_shares(pymc3):
+def test_pymc3_data_reproduces_the_notebook_shares():
   x, zs = pymc3.notebook_draw(np.random.RandomState(123), 100)
   assert x.shape == (100, 2)
   # The notebook prints (0.13, 0.87) for zs[0].mean(), zs[1].mean().
@@ -63,7 +43,7 @@ def test_pymc3_data_reproduces_the_notebook_shares(pymc3):
   assert np.all(zs.sum(0) == 1)
 
 
-def test_lecture_data_is_the_lectures(univariate):
+def test_lecture_data_is_the_lectures():
   x, labels = univariate.lecture_data()
   rng = np.random.RandomState(10)
   expected = rng.normal(loc=0, scale=1, size=1000)
@@ -73,7 +53,7 @@ def test_lecture_data_is_the_lectures(univariate):
   np.testing.assert_array_equal(np.bincount(labels), [1000] * 3)
 
 
-def test_derivation_data_cycles_through_the_clusters(multivariate):
+def test_derivation_data_cycles_through_the_clusters():
   x, labels = multivariate.derivation_data(per_cluster=500)
   np.testing.assert_array_equal(labels[:6], [0, 1, 2, 0, 1, 2])
   for c, centre in enumerate(multivariate.CENTRES):
@@ -87,13 +67,12 @@ def test_derivation_data_cycles_through_the_clusters(multivariate):
 
 
 @pytest.mark.parametrize("weights", [None, 1.0])
-def test_reference_cavi_bound_is_the_evidence_for_one_component(common,
-                                                                weights):
+def test_reference_cavi_bound_is_the_evidence_for_one_component(weights):
   """K = 1: q(mu) is the exact posterior, so the bound is log p(x)."""
   rng = np.random.default_rng(3)
   x = rng.normal(size=(7, 2)) + [1.0, -2.0]
   nu0 = 0.5
-  fit = common.reference_cavi(x, np.zeros((1, 2)), np.ones(1),
+  fit = _common.reference_cavi(x, np.zeros((1, 2)), np.ones(1),
                               prior_precision=nu0,
                               weight_concentration=weights, max_iter=5,
                               tol=1e-12)
@@ -112,7 +91,7 @@ def test_reference_cavi_bound_is_the_evidence_for_one_component(common,
 # ------------------------------------------------- PyMC3 notebook
 
 
-def test_pymc3_reduced_run(pymc3, tmp_path, capsys):
+def test_pymc3_reduced_run(tmp_path, capsys):
   result = pymc3.main(["--draws", "250", "--burnin", "150", "--large-n",
                        "4000", "--epochs", "5", "--out", str(tmp_path)])
   out = capsys.readouterr().out
@@ -156,7 +135,7 @@ def test_pymc3_reduced_run(pymc3, tmp_path, capsys):
 # ---------------------------------------------- univariate lecture
 
 
-def test_cavi_univariate_reduced_run(univariate, tmp_path, capsys):
+def test_cavi_univariate_reduced_run(tmp_path, capsys):
   result = univariate.main(["--per-cluster", "300", "--max-iter", "300",
                             "--out", str(tmp_path)])
   out = capsys.readouterr().out
@@ -211,7 +190,7 @@ def test_cavi_univariate_reduced_run(univariate, tmp_path, capsys):
 # -------------------------------------------- multivariate derivation
 
 
-def test_cavi_multivariate_run(multivariate, tmp_path, capsys):
+def test_cavi_multivariate_run(tmp_path, capsys):
   result = multivariate.main(["--out", str(tmp_path)])
   out = capsys.readouterr().out
   assert "derivation (its draws)" in out and "Bound never fell" in out
@@ -256,8 +235,7 @@ def test_cavi_multivariate_run(multivariate, tmp_path, capsys):
   assert_pngs(result, multivariate.PLOTS)
 
 
-def test_cavi_multivariate_stops_when_the_bound_falls(multivariate,
-                                                      monkeypatch, capsys):
+def test_cavi_multivariate_stops_when_the_bound_falls(monkeypatch, capsys):
   """The derivation's check: a bound that falls by > 1e-4 is an error."""
   # pylint: disable=protected-access
   real = multivariate._common.reference_cavi
@@ -277,7 +255,7 @@ def test_cavi_multivariate_stops_when_the_bound_falls(multivariate,
 # ------------------------------------------------------ real data
 
 
-def test_iris_reduced_run(iris_wine, tmp_path, capsys):
+def test_iris_reduced_run(tmp_path, capsys):
   result = iris_wine.main(["--datasets", "iris", "--seeds", "1", "--out",
                            str(tmp_path)])
   out = capsys.readouterr().out
@@ -310,7 +288,7 @@ def test_iris_reduced_run(iris_wine, tmp_path, capsys):
 @pytest.mark.parametrize("name", ["pymc3_advi_mcmc", "cavi_univariate",
                                   "cavi_multivariate", "iris_wine"])
 def test_bad_arguments_exit_2(name, tmp_path, capsys):
-  script = load_script(name)
+  script = importlib.import_module(f"examples.{name}")
   with pytest.raises(SystemExit) as raised:
     script.main(["--seed", "-1"])
   assert raised.value.code == 2
@@ -322,7 +300,7 @@ def test_bad_arguments_exit_2(name, tmp_path, capsys):
   assert "is not a directory" in capsys.readouterr().err
 
 
-def test_iris_wine_rejects_unknown_dataset(iris_wine, capsys):
+def test_iris_wine_rejects_unknown_dataset(capsys):
   with pytest.raises(SystemExit) as raised:
     iris_wine.main(["--datasets", "iris,digits"])
   assert raised.value.code == 2

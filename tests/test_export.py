@@ -1,52 +1,14 @@
 """SavedModel exports load with plain TensorFlow and match the model."""
 
-import json
 import os
 import subprocess
 import sys
-import textwrap
 
 import numpy as np
 import pytest
 
 import tfgmm
-
-# Runs in a fresh interpreter where importing tfgmm or TFP fails, so the
-# SavedModel must stand on core TensorFlow alone.
-_PLAIN_TF_CLIENT = textwrap.dedent("""
-    import json, sys
-    sys.modules["tfgmm"] = None
-    sys.modules["tensorflow_probability"] = None
-    import numpy as np
-    import tensorflow as tf
-
-    path, x_path = sys.argv[1], sys.argv[2]
-    x = tf.constant(np.load(x_path), tf.float32)
-    loaded = tf.saved_model.load(path)
-    out = {}
-    for name in ("serving_default", "responsibilities", "assign"):
-      fn = loaded.signatures[name]
-      out[name] = {k: v.numpy().tolist() for k, v in fn(x=x).items()}
-      out[name + "_spec"] = {k: [v.dtype.name, v.shape.as_list()]
-                             for k, v in fn.structured_outputs.items()}
-    result = loaded.signatures["sample"](n=tf.constant(4, tf.int32),
-                                         seed=tf.constant(7, tf.int64))
-    out["sample"] = {k: v.numpy().tolist() for k, v in result.items()}
-    print(json.dumps(out))
-""")
-
-
-def run_plain_tf(path, x, tmp_path):
-  x_path = tmp_path / "x.npy"
-  np.save(x_path, x.astype(np.float32))
-  script = tmp_path / "client.py"
-  script.write_text(_PLAIN_TF_CLIENT)
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-  done = subprocess.run([sys.executable, str(script), str(path), str(x_path)],
-                        capture_output=True, text=True, timeout=300, env=env,
-                        cwd=tmp_path, check=False)
-  assert done.returncode == 0, done.stderr[-3000:]
-  return json.loads(done.stdout.strip().splitlines()[-1])
+from tests.helpers import run_plain_tf
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -7,7 +7,7 @@ from sklearn.metrics import adjusted_rand_score
 from sklearn.mixture import BayesianGaussianMixture
 
 import tfgmm
-from tests.test_export import run_plain_tf
+from tests.helpers import run_plain_tf
 
 SHEAR = np.array([[0.6, -0.64], [-0.41, 0.85]])
 

@@ -7,12 +7,11 @@ import scipy.stats
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tests.test_math import mixture_data
+from tests.helpers import mixture_data
 from tfgmm.families import diag_independent as _independent
 from tfgmm._engine import weight_priors
 from tfgmm.families import diag
 from tfgmm._engine import loops
-from tfgmm import model as model_lib
 
 tfd = tfp.distributions
 
@@ -115,7 +114,7 @@ def test_cavi_fits_the_blog_data_with_the_blog_prior(blog):
 
 
 def test_cavi_with_stick_breaking_weights_never_decreases(rng):
-  """The weight factor is `_math`'s: the DP sticks drop in unchanged."""
+  """The weight factor is `diag`'s: the DP sticks drop in unchanged."""
   x = tf.constant(mixture_data(rng, 300, 2, k=3))
   prior = make_prior(2)._replace(weight_concentration=tf.constant(
       1.0, tf.float64))                                           # gamma0

@@ -7,34 +7,14 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 from sklearn.mixture import BayesianGaussianMixture
 
+from tests.helpers import make_prior
+from tests.helpers import mixture_data
+from tests.helpers import random_posterior
 from tfgmm._engine import inference
 from tfgmm._engine import weight_priors
 from tfgmm.families import diag
 
 tfd = tfp.distributions
-
-
-def make_prior(d, dtype=tf.float64, alpha0=0.5, m0=0.3, beta0=0.7, a0=1.5,
-               b0=0.8):
-  return diag.Posterior(tf.constant(alpha0, dtype),
-                         tf.constant(np.full(d, m0), dtype),
-                         tf.constant(beta0, dtype), tf.constant(a0, dtype),
-                         tf.constant(np.full(d, b0), dtype))
-
-
-def random_posterior(rng, k, d, dtype=tf.float64):
-  return diag.Posterior(
-      tf.constant(rng.uniform(1.0, 20.0, k), dtype),
-      tf.constant(rng.normal(0, 2, (k, d)), dtype),
-      tf.constant(rng.uniform(0.5, 30.0, (k, d)), dtype),
-      tf.constant(rng.uniform(2.0, 15.0, (k, d)), dtype),
-      tf.constant(rng.uniform(0.5, 10.0, (k, d)), dtype))
-
-
-def mixture_data(rng, n, d, k=3, spread=4.0):
-  means = rng.normal(0, spread, (k, d))
-  labels = rng.integers(k, size=n)
-  return means[labels] + rng.normal(size=(n, d)) * rng.uniform(0.5, 1.5, d)
 
 
 def cavi_step(x, q, prior):

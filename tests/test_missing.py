@@ -1,4 +1,4 @@
-"""The missing-at-random model's math: `_math` without NaN, marginals with."""
+"""The missing-at-random model's math: `diag` without NaN, marginals with."""
 
 import numpy as np
 import pytest
@@ -9,16 +9,15 @@ import tensorflow as tf
 from sklearn.metrics import adjusted_rand_score
 
 import tfgmm
-from tests.test_export import run_plain_tf
-from tests.test_math import make_prior
-from tests.test_math import mixture_data
-from tests.test_math import random_posterior
+from tests.helpers import run_plain_tf
+from tests.helpers import make_prior
+from tests.helpers import mixture_data
+from tests.helpers import random_posterior
 from tfgmm._engine import inference
 from tfgmm._engine import weight_priors
 from tfgmm.families import diag
 from tfgmm.families import diag_missing as _missing
 from tfgmm._engine import loops
-from tfgmm import model as model_lib
 
 NAN = np.nan
 
@@ -52,7 +51,7 @@ def student_t_parameters(q):
           np.sqrt(b * (beta + 1) / (a * beta)))
 
 
-# ------------------------------------------------ no NaN: exactly `_math`
+# ------------------------------------------------ no NaN: exactly `diag`
 
 
 @pytest.mark.parametrize("dtype", [tf.float32, tf.float64])
@@ -79,7 +78,7 @@ def test_complete_rows_get_maths_local_terms_bit_for_bit(rng, dtype):
       stats.feature_counts,
       np.broadcast_to(reference.counts[:, None], (4, 3)),
       rtol=1e-12 if dtype == tf.float64 else 1e-5)
-  # Given N_kd = N_k the global step is `_math`'s, bit for bit.
+  # Given N_kd = N_k the global step is `diag`'s, bit for bit.
   prior = make_prior(3, dtype)
   for weight_prior in weight_priors.WEIGHT_PRIORS:
     got = _missing.natural_update(
@@ -165,7 +164,7 @@ def test_predictive_of_a_partly_observed_point_is_the_scipy_marginal(rng):
 
 
 def test_predictive_marginal_integrates_the_complete_density(rng):
-  """log of the integral of `_math`'s density over the missing feature."""
+  """log of the integral of `diag`'s density over the missing feature."""
   q = random_posterior(rng, 3, 2)
   observed = 0.7
   # t = c tan(u) maps (-pi/2, pi/2) onto the line; the Student-t tails
@@ -182,7 +181,7 @@ def test_predictive_marginal_integrates_the_complete_density(rng):
 
 
 def test_log_rho_leaves_out_exactly_the_missing_features(rng):
-  """Each row's log_rho is `_math`'s on its observed features only."""
+  """Each row's log_rho is `diag`'s on its observed features only."""
   k, d, n = 4, 5, 60
   q = random_posterior(rng, k, d)
   x = punch_holes(rng, rng.normal(0, 2, (n, d)), 0.3)

@@ -10,7 +10,7 @@ from sklearn.metrics import adjusted_rand_score
 import tfgmm
 from tfgmm._engine import weight_priors
 from tfgmm.families import diag
-from tests.test_export import run_plain_tf
+from tests.helpers import run_plain_tf
 
 tfd = tfp.distributions
 GAMMA0 = 0.7

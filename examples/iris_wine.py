@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Bayesian mixtures on real data: scikit-learn's bundled iris and wine sets.
 
 Both data sets ship inside scikit-learn (`sklearn.datasets.load_iris`,
@@ -27,9 +26,9 @@ the number of clusters the fit uses and the time per fit.
 
 Examples:
 
-  python scripts/examples/iris_wine.py                     # about 15 s
-  python scripts/examples/iris_wine.py --datasets iris --seeds 1
-  python scripts/examples/iris_wine.py --out plots/iris_wine
+  python -m examples.iris_wine                     # about 15 s
+  python -m examples.iris_wine --datasets iris --seeds 1
+  python -m examples.iris_wine --out plots/iris_wine
 
 `main(argv)` returns a dict of the results (see `main`); bad arguments exit
 with argparse's status 2.
@@ -41,19 +40,14 @@ with argparse's status 2.
 import argparse
 import math
 import os
-import sys
 import time
 import warnings
 
 import numpy as np
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-if _HERE not in sys.path:
-  sys.path.insert(0, _HERE)
+from examples import _common
 
-import _common  # noqa: E402  pylint: disable=wrong-import-position
-
-PROG = "iris_wine.py"
+PROG = "python -m examples.iris_wine"
 
 DATASETS = ("iris", "wine")
 COVARIANCES = ("full", "diag")

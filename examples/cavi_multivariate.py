@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """The multivariate CAVI derivation's Gaussian mixture, beside tfgmm.
 
 The derivation (CAVI for a K-component Gaussian mixture with known identity
@@ -40,9 +39,9 @@ The plots show the fits' n-sigma ellipses over the data.
 
 Examples:
 
-  python scripts/examples/cavi_multivariate.py            # about 10 s
-  python scripts/examples/cavi_multivariate.py --out plots/cavi_multivariate
-  python scripts/examples/cavi_multivariate.py --per-cluster 200
+  python -m examples.cavi_multivariate            # about 10 s
+  python -m examples.cavi_multivariate --out plots/cavi_multivariate
+  python -m examples.cavi_multivariate --per-cluster 200
 
 `main(argv)` returns a dict of the results (see `main`); bad arguments exit
 with argparse's status 2.
@@ -53,18 +52,13 @@ with argparse's status 2.
 
 import argparse
 import os
-import sys
 import time
 
 import numpy as np
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-if _HERE not in sys.path:
-  sys.path.insert(0, _HERE)
+from examples import _common
 
-import _common  # noqa: E402  pylint: disable=wrong-import-position
-
-PROG = "cavi_multivariate.py"
+PROG = "python -m examples.cavi_multivariate"
 
 CENTRES = np.array([[2.0, 2.0], [5.0, 5.0], [8.0, 8.0]])
 POINTS_PER_CLUSTER = 20

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """The univariate CAVI lecture's Gaussian mixture, beside tfgmm.
 
 The lecture (variational inference for the Gaussian mixture, with its
@@ -43,9 +42,9 @@ max_iter=1500, mean_precision_prior=0.8, random_state=10)`, beside
 
 Examples:
 
-  python scripts/examples/cavi_univariate.py                # about 15 s
-  python scripts/examples/cavi_univariate.py --out plots/cavi_univariate
-  python scripts/examples/cavi_univariate.py --per-cluster 300 --no-appendix
+  python -m examples.cavi_univariate                # about 15 s
+  python -m examples.cavi_univariate --out plots/cavi_univariate
+  python -m examples.cavi_univariate --per-cluster 300 --no-appendix
 
 `main(argv)` returns a dict of the results (see `main`); bad arguments exit
 with argparse's status 2.
@@ -56,18 +55,13 @@ with argparse's status 2.
 
 import argparse
 import os
-import sys
 import time
 
 import numpy as np
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-if _HERE not in sys.path:
-  sys.path.insert(0, _HERE)
+from examples import _common
 
-import _common  # noqa: E402  pylint: disable=wrong-import-position
-
-PROG = "cavi_univariate.py"
+PROG = "python -m examples.cavi_univariate"
 
 # The lecture's data: RandomState(10), 1,000 draws per cluster, in order.
 LECTURE_SEED = 10

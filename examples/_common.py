@@ -1,7 +1,7 @@
-"""Helpers shared by the examples of scripts/examples/.
+"""Helpers shared by the examples of the `examples` package.
 
-Used by every script of scripts/examples/ (not a public module; the folder
-is not a package, each script puts it on `sys.path`):
+Used by every example (`from examples import _common`; not a public
+module):
 
 - argparse value types (`positive_int`, `seed`, `positive_float`, ...) and
   `check_out_dir` for the `--out DIR` flag;

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """The PyMC3 notebook's 2-D mixture: variational fit against MCMC, with tfgmm.
 
 The notebook (a Gaussian mixture with ADVI and MCMC, taken from PyMC3's
@@ -36,9 +35,9 @@ minibatches of 200 for the notebook's 1,500 steps (`BayesianGMM.fit` on
 
 Examples:
 
-  python scripts/examples/pymc3_advi_mcmc.py                # about 25 s
-  python scripts/examples/pymc3_advi_mcmc.py --out plots/pymc3
-  python scripts/examples/pymc3_advi_mcmc.py --chains 4 --draws 2000
+  python -m examples.pymc3_advi_mcmc                # about 25 s
+  python -m examples.pymc3_advi_mcmc --out plots/pymc3
+  python -m examples.pymc3_advi_mcmc --chains 4 --draws 2000
 
 `main(argv)` returns a dict of the results (see `main`); bad arguments exit
 with argparse's status 2.
@@ -49,18 +48,13 @@ with argparse's status 2.
 
 import argparse
 import os
-import sys
 import time
 
 import numpy as np
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-if _HERE not in sys.path:
-  sys.path.insert(0, _HERE)
+from examples import _common
 
-import _common  # noqa: E402  pylint: disable=wrong-import-position
-
-PROG = "pymc3_advi_mcmc.py"
+PROG = "python -m examples.pymc3_advi_mcmc"
 
 NOTEBOOK_SEED = 123
 TRUE_MEANS = np.array([[-1.0, -1.5], [1.0, 1.0]])

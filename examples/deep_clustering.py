@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Deep clustering: an autoencoder with a Bayesian Gaussian-mixture prior.
 
 An autoencoder on scikit-learn's bundled 8x8 handwritten digits (1,797
@@ -41,9 +40,9 @@ principal components), coloured by cluster and by digit.
 
 Examples:
 
-  python scripts/examples/deep_clustering.py                 # about 30 s
-  python scripts/examples/deep_clustering.py --plots plots --seed 3
-  python scripts/examples/deep_clustering.py --quick         # reduced run
+  python -m examples.deep_clustering                 # about 30 s
+  python -m examples.deep_clustering --plots plots --seed 3
+  python -m examples.deep_clustering --quick         # reduced run
 
 Exit status: 0 on success, 1 when scikit-learn is missing or writing the
 plot fails, 2 on bad arguments, 130 when interrupted.
@@ -61,13 +60,9 @@ import tensorflow as tf
 
 import tfgmm
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-if _HERE not in sys.path:
-  sys.path.insert(0, _HERE)
+from examples import _common
 
-import _common  # noqa: E402  pylint: disable=wrong-import-position
-
-PROG = "deep_clustering.py"
+PROG = "python -m examples.deep_clustering"
 
 N_COMPONENTS = 10           # K: one component per digit, if all goes well
 LATENT_DIM = 10             # the codes, and the PCA baseline's features

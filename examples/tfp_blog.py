@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """The 2019 TFP blog's Bayesian Gaussian mixture, fitted three ways with tfgmm.
 
 The blog fits a 3-component, 2-D mixture to 3,000 points by stochastic
@@ -21,9 +20,9 @@ against the true labels (needs scikit-learn; skipped with a note if absent).
 
 Examples:
 
-  python scripts/examples/tfp_blog.py                     # about 1.5 min
-  python scripts/examples/tfp_blog.py --epochs 50 --plots plots
-  python scripts/examples/tfp_blog.py --init tfgmm        # tfgmm's start
+  python -m examples.tfp_blog                     # about 1.5 min
+  python -m examples.tfp_blog --epochs 50 --plots plots
+  python -m examples.tfp_blog --init tfgmm        # tfgmm's start
 
 By default (a) starts as the blog does, from random values drawn the way
 the blog draws them (means ~ Normal(0, 1), mean precisions ~ Gamma(5, 5),
@@ -48,13 +47,9 @@ import time
 
 import numpy as np
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-if _HERE not in sys.path:
-  sys.path.insert(0, _HERE)
+from examples import _common
 
-import _common  # noqa: E402  pylint: disable=wrong-import-position
-
-PROG = "tfp_blog.py"
+PROG = "python -m examples.tfp_blog"
 
 # The blog's data: N(0, I) points shifted to these centres, 1,000 each.
 CENTRES = np.array([[2.0, 0.0], [-2.0, -4.0], [-2.0, 4.0]])     # [3, 2]

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """A Bayesian Gaussian mixture as the anomaly-score head of a Keras model.
 
 Trains on "normal" data, the digits 0-4 of scikit-learn's bundled 8x8
@@ -29,8 +28,8 @@ in-memory model's.
 
 Examples:
 
-  python scripts/examples/anomaly_scores.py          # about 15 s
-  python scripts/examples/anomaly_scores.py --export saved_models/digits \\
+  python -m examples.anomaly_scores          # about 15 s
+  python -m examples.anomaly_scores --export saved_models/digits \\
       --save-scores scores.npz
   # The held-out images' scores again, from the SavedModel alone:
   saved_model_cli run --dir saved_models/digits --tag_set serve \\
@@ -56,13 +55,9 @@ import tensorflow as tf
 
 import tfgmm
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-if _HERE not in sys.path:
-  sys.path.insert(0, _HERE)
+from examples import _common
 
-import _common  # noqa: E402  pylint: disable=wrong-import-position
-
-PROG = "anomaly_scores.py"
+PROG = "python -m examples.anomaly_scores"
 
 NORMAL_DIGITS = (0, 1, 2, 3, 4)
 ANOMALOUS_DIGITS = (5, 6, 7, 8, 9)

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Pyro's Gaussian mixture tutorial (five points, MAP, assignments, NUTS),
 beside tfgmm.
 
@@ -41,9 +40,9 @@ density as PNGs.
 
 Examples:
 
-  python scripts/examples/pyro_gmm.py                  # about 1 min
-  python scripts/examples/pyro_gmm.py --out plots/pyro_gmm
-  python scripts/examples/pyro_gmm.py --n-init 20 --num-results 200 \\
+  python -m examples.pyro_gmm                  # about 1 min
+  python -m examples.pyro_gmm --out plots/pyro_gmm
+  python -m examples.pyro_gmm --n-init 20 --num-results 200 \\
       --num-burnin 200 --num-chains 2
 
 `main(argv)` returns a dict of the results (see `main`); bad arguments exit
@@ -53,7 +52,6 @@ with argparse's status 2.
 import argparse
 import math
 import os
-import sys
 import time
 
 import numpy as np
@@ -61,13 +59,9 @@ from scipy import optimize
 from scipy import special
 from scipy import stats
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-if _HERE not in sys.path:
-  sys.path.insert(0, _HERE)
+from examples import _common
 
-import _common  # noqa: E402  pylint: disable=wrong-import-position
-
-PROG = "pyro_gmm.py"
+PROG = "python -m examples.pyro_gmm"
 
 # The tutorial's data and model.
 DATA = np.array([0.0, 1.0, 10.0, 11.0, 12.0])
