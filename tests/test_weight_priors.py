@@ -37,12 +37,10 @@ def test_stick_expectations_match_monte_carlo():
       np.exp(np.log(pi).mean(0)), rtol=0.02)
   assert np.isclose(float(tf.reduce_sum(weight_priors.expected_weights(
       counts, GAMMA0, "dirichlet_process"))), 1.0, rtol=1e-12)
-  # The model's E[pi^2] (for weights_sd) against the same draws.
-  model = tfgmm.BayesianGMM(5, 1, weight_concentration=GAMMA0,
-                            weight_prior="dirichlet_process", dtype="float64")
-  q = model.posterior()._replace(weight_concentration=tf.constant(counts))
-  np.testing.assert_allclose(model._weight_second_moments(q),  # pylint: disable=protected-access
-                             (pi**2).mean(0), rtol=0.02, atol=1e-6)
+  # E[pi^2] (for the model's weights_sd) against the same draws.
+  np.testing.assert_allclose(
+      weight_priors.weight_second_moments(counts, GAMMA0, "dirichlet_process"),
+      (pi**2).mean(0), rtol=0.02, atol=1e-6)
 
 
 def test_stick_kl_matches_tfp_and_vanishes_at_the_prior():

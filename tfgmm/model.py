@@ -16,6 +16,7 @@ from tfgmm import data as data_lib
 from tfgmm import export as export_lib
 from tfgmm import families
 from tfgmm import initialization
+from tfgmm import summary as summary_lib
 
 METHODS = ("natural", "gradient", "sampled")
 _DEFAULT_LEARNING_RATE = {"gradient": 0.01, "sampled": 1e-3}
@@ -1076,83 +1077,17 @@ class BayesianGMM(keras.Model):
     return tf.constant(total - kl, tf.float64)
 
   def posterior_mean(self):
-    """Posterior means of the weights, component means and precisions.
-
-    Returns:
-      dict of numpy arrays in data units: `weights` [K] (E[pi]), `means`
-      [K, D] (E[mu]), `precisions` [K, D] (E[tau]), or with
-      covariance_type="full" [K, D, D] (E[Lambda] = nu W).
-    """
+    """Posterior means of the weights, component means and precisions, in
+    data units; see `tfgmm.summary.posterior_mean`."""
     self._check_initialized("posterior_mean")
-    q = self._posterior64()
-    loc, scale = self.feature_loc.numpy(), self.feature_scale.numpy()
-    precisions = self._family.expected_precisions(q, scale)
-    return {
-        "weights": np.exp(self._log_mean_weights(q).numpy()),
-        "means": loc + scale * q.mean_loc.numpy(),
-        "precisions": precisions,
-    }
-
-  def _posterior64(self):
-    q = self.posterior()
-    return type(q)(*[tf.cast(t, tf.float64) for t in q])
-
-  def _feature_marginals(self, q):
-    """Per-feature marginals of q, standardised units, numpy [K, D] each.
-
-    Returns (a, b, mean_variance): 1 / sigma_d^2 ~ Gamma(a, rate b) for the
-    feature's standard deviation sigma_d (diag: tau itself; full: Sigma_dd
-    is inverse-Gamma((nu - D + 1) / 2, (W^-1)_dd / 2) under the inverse
-    Wishart), and Var(mu_d) (conjugate: b / (beta (a - 1)), NaN for a <= 1;
-    independent: 1 / lambda).
-    """
-    return self._family.feature_marginals(q, self.n_features)
+    return summary_lib.posterior_mean(self)
 
   def posterior_summary(self):
-    """Posterior means and standard deviations, in data units.
-
-    Returns:
-      dict of numpy arrays: `weights`, `weights_sd` [K] (Dirichlet, or the
-      stick-breaking E[pi_k^2] = E[v_k^2] prod_{j<k} E[(1 - v_j)^2]);
-      `means`, `means_sd` [K, D] (conjugate: marginal Student-t of mu,
-      sd = sqrt(b / (beta (a - 1))); independent: 1 / sqrt(lambda));
-      `stddevs`, `stddevs_sd` [K, D] of each feature's sigma, with
-      1 / sigma^2 ~ Gamma(a, b) (diag: tau; full: the marginal of Sigma_dd),
-      E[sigma] = sqrt(b) Gamma(a - 1/2) / Gamma(a), E[sigma^2] = b / (a - 1).
-      Standard deviations need a > 1 and are NaN otherwise (the moment does
-      not exist).
-    """
+    """Posterior means and standard deviations, in data units: `weights`,
+    `weights_sd` [K], `means`, `means_sd`, `stddevs`, `stddevs_sd` [K, D];
+    see `tfgmm.summary.posterior_summary`."""
     self._check_initialized("posterior_summary")
-    q = self._posterior64()
-    a, b, mean_variance = self._feature_marginals(q)
-    scale = self.feature_scale.numpy()
-    weights = np.exp(self._log_mean_weights(q).numpy())
-    with np.errstate(invalid="ignore", divide="ignore"):
-      moment2 = np.where(a > 1, b / np.where(a > 1, a - 1, 1.0), np.nan)
-      e_sigma = np.exp(0.5 * np.log(b) + tf.math.lgamma(a - 0.5).numpy()
-                       - tf.math.lgamma(a).numpy())
-      return {
-          "weights": weights,
-          "weights_sd": np.sqrt(np.maximum(
-              self._weight_second_moments(q) - weights**2, 0.0)),
-          "means": self.posterior_mean()["means"],
-          "means_sd": scale * np.sqrt(mean_variance),
-          "stddevs": scale * e_sigma,
-          "stddevs_sd": scale * np.sqrt(np.maximum(moment2 - e_sigma**2, 0.0)),
-      }
-
-  def _weight_second_moments(self, q):
-    """E_q[pi_k^2], numpy [K]."""
-    c = q.weight_concentration.numpy()
-    if self.weight_prior == "dirichlet":
-      total = c.sum()
-      return c * (c + 1) / (total * (total + 1))
-    g1, g2 = [t.numpy() for t in weight_priors.stick_concentrations(
-        c, float(self._prior.weight_concentration))]
-    log_total = np.log(g1 + g2) + np.log(g1 + g2 + 1)
-    return np.exp(weight_priors.stick_log_weights(
-        np.log(g1) + np.log(g1 + 1) - log_total,
-        np.log(g2) + np.log(g2 + 1) - log_total).numpy())
+    return summary_lib.posterior_summary(self)
 
   # ------------------------------------------------------------ persistence
 

@@ -228,3 +228,29 @@ def sampled_log_weights(rows, weight_concentration, seed,
   log_total = tf.reduce_logsumexp(log_gamma, 1)                   # [B, R.., K]
   return stick_log_weights(log_gamma[:, 0] - log_total,
                            log_gamma[:, 1] - log_total)
+
+
+def weight_second_moments(weight_concentration, prior_concentration=None,
+                          weight_prior="dirichlet"):
+  """E_q[pi_k^2], numpy [K] (for the weights' standard deviations).
+
+  ```none
+  Dirichlet:  alpha_k (alpha_k + 1) / (A (A + 1)),  A = sum_j alpha_j
+  DP sticks:  E[v_k^2] prod_{j<k} E[(1 - v_j)^2],
+              E[v^2] = g1 (g1 + 1) / ((g1 + g2) (g1 + g2 + 1))
+  ```
+
+  Args:
+    weight_concentration: q's weight field, numpy [K].
+    prior_concentration: gamma0 (DP only), a float.
+    weight_prior: "dirichlet" or "dirichlet_process".
+  """
+  c = np.asarray(weight_concentration, np.float64)
+  if weight_prior == "dirichlet":
+    total = c.sum()
+    return c * (c + 1) / (total * (total + 1))
+  g1, g2 = [t.numpy() for t in stick_concentrations(c, prior_concentration)]
+  log_total = np.log(g1 + g2) + np.log(g1 + g2 + 1)
+  return np.exp(stick_log_weights(
+      np.log(g1) + np.log(g1 + 1) - log_total,
+      np.log(g2) + np.log(g2 + 1) - log_total).numpy())
