@@ -23,7 +23,7 @@ def test_make_dataset_order_depends_on_seed_and_epoch_only():
     np.testing.assert_array_equal(np.sort(order), x[:, 0])
   # Told the epoch (as fit does), a fresh dataset replays that epoch's order.
   resumed = tfgmm.make_dataset(x, 6, seed=5)
-  resumed._tfgmm_epoch.assign(2)  # pylint: disable=protected-access
+  resumed.tfgmm_epoch.assign(2)
   np.testing.assert_array_equal(epochs(resumed, 1)[0], first[2])
   unshuffled = tfgmm.make_dataset(x, 6, shuffle=False)
   np.testing.assert_array_equal(epochs(unshuffled, 1)[0], x[:, 0])

@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 
-def _describe(value):
+def describe(value):
   text = repr(value)
   return text if len(text) <= 80 else text[:77] + "..."
 
@@ -15,7 +15,7 @@ def check_int(name, value, minimum):
   """An int >= minimum (bools rejected)."""
   if isinstance(value, bool) or not isinstance(value, numbers.Integral):
     raise TypeError(f"Expected `{name}` to be an int >= {minimum}. "
-                    f"Received: {name}={_describe(value)} "
+                    f"Received: {name}={describe(value)} "
                     f"of type {type(value).__name__}.")
   if value < minimum:
     raise ValueError(f"Expected `{name}` >= {minimum}. "
@@ -42,7 +42,7 @@ def check_bool(name, value):
   """A bool (numpy bools too)."""
   if not isinstance(value, (bool, np.bool_)):
     raise TypeError(f"Expected `{name}` to be a bool. "
-                    f"Received: {name}={_describe(value)} "
+                    f"Received: {name}={describe(value)} "
                     f"of type {type(value).__name__}.")
   return bool(value)
 
@@ -69,7 +69,7 @@ def check_positive(name, value, shape=None):
   """A finite, strictly positive float or array (broadcastable to shape)."""
   array = check_finite_number(name, value, shape)
   if np.any(array <= 0):
-    raise ValueError(f"Expected `{name}` > 0. Received: {name}={_describe(value)}.")
+    raise ValueError(f"Expected `{name}` > 0. Received: {name}={describe(value)}.")
   return array
 
 
@@ -77,15 +77,15 @@ def check_finite_number(name, value, shape=None):
   """A finite float scalar, or an array broadcastable to `shape`."""
   if isinstance(value, (str, bytes)) or isinstance(value, bool):
     raise TypeError(f"Expected `{name}` to be a number. "
-                    f"Received: {name}={_describe(value)}.")
+                    f"Received: {name}={describe(value)}.")
   try:
     array = np.asarray(value, dtype=np.float64)
   except (TypeError, ValueError):
     raise TypeError(f"Expected `{name}` to be a number or an array of numbers. "
-                    f"Received: {name}={_describe(value)}.") from None
+                    f"Received: {name}={describe(value)}.") from None
   if not np.all(np.isfinite(array)):
     raise ValueError(f"Expected `{name}` to be finite. "
-                     f"Received: {name}={_describe(value)}.")
+                     f"Received: {name}={describe(value)}.")
   if shape is not None:
     try:
       np.broadcast_to(array, shape)
@@ -99,7 +99,7 @@ def check_finite_number(name, value, shape=None):
 def check_choice(name, value, choices):
   if not isinstance(value, str) or value not in choices:
     raise ValueError(f"Expected `{name}` to be one of {sorted(choices)}. "
-                     f"Received: {name}={_describe(value)}.")
+                     f"Received: {name}={describe(value)}.")
   return value
 
 
@@ -127,16 +127,16 @@ def numeric_array(name, value, ndim, *, what="a numeric array",
     value = value.numpy()
   if isinstance(value, (str, bytes)):
     raise TypeError(f"Expected `{name}` to be {what}. "
-                    f"Received: {name}={_describe(value)}.")
+                    f"Received: {name}={describe(value)}.")
   try:
     array = np.asarray(value)
   except ValueError as error:  # ragged nested lists
     raise ValueError(f"Expected `{name}` to be a rectangular array{dims}. "
-                     f"Received: {name}={_describe(value)}: {error}") from None
+                     f"Received: {name}={describe(value)}: {error}") from None
   if array.dtype.kind not in "biuf":
     raise TypeError(f"Expected `{name}` to be {what}. "
                     f"Received: {name} with dtype {array.dtype}"
-                    f" ({_describe(value)}).")
+                    f" ({describe(value)}).")
   if array.ndim != ndim:
     hint = (" Use x.reshape(-1, 1) for one feature."
             if ndim == 2 and array.ndim == 1 and "feature" in dims else "")
@@ -205,12 +205,12 @@ def check_sample_weight(sample_weight, n_rows, name="sample_weight"):
     sample_weight = sample_weight.numpy()
   if isinstance(sample_weight, (str, bytes)):
     raise TypeError(f"Expected `{name}` to be a numeric array. "
-                    f"Received: {name}={_describe(sample_weight)}.")
+                    f"Received: {name}={describe(sample_weight)}.")
   array = np.asarray(sample_weight)
   if array.dtype.kind not in "biuf":
     raise TypeError(f"Expected `{name}` to be a numeric array. Received: "
                     f"{name} with dtype {array.dtype} "
-                    f"({_describe(sample_weight)}).")
+                    f"({describe(sample_weight)}).")
   array = array.astype(np.float64)
   if array.shape != (n_rows,):
     raise ValueError(f"Expected `{name}` with shape ({n_rows},), one weight "

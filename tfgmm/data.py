@@ -65,7 +65,9 @@ def make_dataset(x, batch_size, *, shuffle=True, seed=None,
              .map(gather, num_parallel_calls=tf.data.AUTOTUNE)
              .apply(tf.data.experimental.assert_cardinality(num_batches))
              .prefetch(tf.data.AUTOTUNE))
-  dataset._tfgmm_epoch = epoch  # pylint: disable=protected-access
+  # The epoch counter, for `BayesianGMM.fit` (its `EpochSeed` callback) and
+  # for resuming: `dataset.tfgmm_epoch.assign(e)` replays epoch e next.
+  dataset.tfgmm_epoch = epoch
   return dataset
 
 

@@ -105,20 +105,17 @@ _LOG_2PI = math.log(2.0 * math.pi)
 # ------------------------------------------------------------------ checks
 
 
-_describe = _validation._describe  # pylint: disable=protected-access
-
-
 def _as_array(name, value):
   if isinstance(value, (str, bytes)):
     raise TypeError(f"Expected `{name}` to be an array. "
-                    f"Received: {name}={_describe(value)}.")
+                    f"Received: {name}={_validation.describe(value)}.")
   if hasattr(value, "numpy") and not isinstance(value, np.ndarray):
     value = value.numpy()                                   # tf.Tensor
   try:
     return np.asarray(value)
   except (TypeError, ValueError):
     raise TypeError(f"Expected `{name}` to be an array. "
-                    f"Received: {name}={_describe(value)}.") from None
+                    f"Received: {name}={_validation.describe(value)}.") from None
 
 
 def _check_labels(name, labels, length=None, other=None):
@@ -410,8 +407,8 @@ def log_loss(labels_true, probabilities=None, *, log_probabilities=None):
   if (probabilities is None) == (log_probabilities is None):
     raise TypeError("Expected exactly one of `probabilities` and "
                     "`log_probabilities`. Received: "
-                    f"probabilities={_describe(probabilities)}, "
-                    f"log_probabilities={_describe(log_probabilities)}.")
+                    f"probabilities={_validation.describe(probabilities)}, "
+                    f"log_probabilities={_validation.describe(log_probabilities)}.")
   labels = _check_labels("labels_true", labels_true)
   n = labels.shape[0]
   if probabilities is not None:
@@ -501,7 +498,7 @@ def mixture_log_density(x, weights, means, variances):
   if np.any(weights < 0) or abs(weights.sum() - 1.0) > ROW_SUM_ATOL:
     raise ValueError(f"Expected `weights` >= 0 summing to 1 (within "
                      f"{ROW_SUM_ATOL}). "
-                     f"Received: weights={_describe(weights)}.")
+                     f"Received: weights={_validation.describe(weights)}.")
   variances = np.broadcast_to(_validation.check_positive(
       "variances", _as_array("variances", variances), (k, d)), (k, d))
   with np.errstate(divide="ignore"):
@@ -537,7 +534,7 @@ def _log_density(name, density, x):
     raise TypeError(f"Expected `{name}` to be a model with `log_prob`, an "
                     "estimator with `score_samples`, a callable or a "
                     "(weights, means, variances) tuple. "
-                    f"Received: {name}={_describe(density)}.")
+                    f"Received: {name}={_validation.describe(density)}.")
   values = np.asarray(_as_array(name, values), np.float64)
   if values.shape != (x.shape[0],):
     raise ValueError(f"Expected `{name}` to give one log density per row of "
@@ -620,7 +617,7 @@ def _fit_parameters(name, fit):
   else:
     raise TypeError(f"Expected `{name}` to be a fitted BayesianGMM, a dict "
                     "of posterior means or a fitted mixture estimator. "
-                    f"Received: {name}={_describe(fit)}.")
+                    f"Received: {name}={_validation.describe(fit)}.")
   if "weights" not in source or "means" not in source:
     raise ValueError(f"Expected `{name}` with `weights` and `means`. "
                      f"Received keys {sorted(source)}.")
@@ -725,7 +722,7 @@ def compare_fits(a, b):
     weights = params["weights"]
     if not np.all(weights >= 0) or not weights.sum() > 0:
       raise ValueError(f"Expected `{name}['weights']` >= 0 with a positive "
-                       f"sum. Received: {_describe(weights)}.")
+                       f"sum. Received: {_validation.describe(weights)}.")
     return weights @ _variances(name, params, kind) / weights.sum()  # [D]
 
   scale2 = 0.5 * (pooled("a", pa) + pooled("b", pb))               # [D]

@@ -617,7 +617,7 @@ class BayesianGMM(keras.Model):
     if not self.initialized:
       self.initialize(x, sample_weight=sample_weight)
     callbacks = list(callbacks or [])
-    epoch_variable = getattr(x, "_tfgmm_epoch", None)
+    epoch_variable = getattr(x, "tfgmm_epoch", None)
     if epoch_variable is not None:
       callbacks.append(callbacks_lib.EpochSeed(epoch_variable))
     if isinstance(x, tf.data.Dataset):
