@@ -463,43 +463,20 @@ class BayesianGMM(keras.Model):
       self.feature_loc.assign(summary.mean)
       self.feature_scale.assign(scale)
     loc, scale = self.feature_loc.numpy(), self.feature_scale.numpy()
-    rows_seen = summary.sample.shape[0]
-    # Full covariances search for the bound of all N rows: the sample's
-    # statistics count N / n times, the prior once. Against n rows, the
-    # prior's D (D + 1) / 2 parameters per component merge clusters that
-    # the full data separate. The diagonal families search the sample as
-    # it is and scale the result: counting it N / n times made the search
-    # fit the sample's noise (under the Dirichlet-process prior the
-    # benchmark's 10d-1e5 fit kept 11-12 of 10 clusters, at a lower bound).
-    search_scale = (total / rows_seen if self._family.search_counts_full_data
-                    else 1.0)
-    problem = initialization.make_problem(
-        self._family, self._prior, self.weight_prior, self.n_components,
-        (summary.sample - loc) / scale, summary.sample_weight,
-        scale=search_scale)
+    sample = (summary.sample - loc) / scale                       # [n, D]
     bound = None
     trace = np.zeros((0, 2))
     if labels is not None:
       q = self._posterior_of_labels(x, labels, sample_weight,
                                     total / summary.num_examples)
     else:
-      rng = np.random.default_rng(seed)
-      warm_start = None
-      if self._family.searches_from_diagonal and self.n_features > 1:
-        # Full covariances start from the diagonal model's search (in one
-        # dimension the full model is the diagonal one: it searches as is).
-        diagonal = initialization.diagonal_problem(problem)
-        q, bound, trace = initialization.search(diagonal, rng, n_init,
-                                                max_iter, tol, **moves)
-        warm_start = initialization.responsibilities(diagonal, q)[0]
-      q, bound, trace = initialization.search(
-          problem, rng, n_init, max_iter, tol, warm_start=warm_start, **moves)
-      # The posterior of the sample's rows, scaled to all N.
-      q = self._family.rescale(q, self._prior,
-                               total / (rows_seen * search_scale),
-                               self.weight_prior)
+      q, bound, trace = initialization.initial_posterior(
+          self._family, self._prior, self.weight_prior, self.n_components,
+          sample, summary.sample_weight, total,
+          np.random.default_rng(seed), n_init, max_iter, tol, **moves)
     self.initialization_history = history_dict(
-        trace, self._mean_row_log_det(problem.sample, problem.sample_weight))
+        trace, self._mean_row_log_det(
+            tf.constant(sample, self._dtype), summary.sample_weight))
     self.assign_posterior(q)
     self.num_examples.assign(total)
     self.total_weight.assign(total_weight)
