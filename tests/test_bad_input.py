@@ -39,7 +39,7 @@ BAD_DATA = [
      r"x\[0, 1\]=nan"),
     ("inf", np.array([[0.0, 1.0], [np.inf, 2.0]]), ValueError,
      r"x\[1, 0\]=inf"),
-    ("rank1", np.zeros(5), ValueError, r"2 dims.*x.shape=\(5,\)"),
+    ("rank1", np.zeros(5), ValueError, r"2 (or more )?dims.*x.shape=\(5,\)"),
     ("rank3", np.zeros((2, 2, 2)), ValueError, r"x.shape=\(2, 2, 2\)"),
     ("width", np.zeros((4, 3)), ValueError, r"2 features.*x.shape=\(4, 3\)"),
     ("empty", np.zeros((0, 2)), ValueError, r"at least one row.*\(0, 2\)"),
@@ -58,8 +58,9 @@ DATA_ENTRY_POINTS = {
     "BayesianGMM.initialize": (
         lambda m, x: tfgmm.BayesianGMM(2, 2).initialize(x), set()),
     "BayesianGMM.fit": (lambda m, x: tfgmm.BayesianGMM(2, 2).fit(x), set()),
+    # Leading axes are batch axes here: [2, 2, 2] is a valid batch.
     "log_prob, responsibilities, assign": (lambda m, x: [
-        m.log_prob(x), m.responsibilities(x), m.assign(x)], set()),
+        m.log_prob(x), m.responsibilities(x), m.assign(x)], {"rank3"}),
     "BayesianGMM.elbo": (lambda m, x: m.elbo(x), set()),
     "tfgmm.make_dataset": (lambda m, x: tfgmm.make_dataset(x, 10), {"width"}),
     # No rows (or x=None) is valid here: the chains then sample the prior.

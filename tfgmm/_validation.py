@@ -104,7 +104,7 @@ def check_choice(name, value, choices):
 
 
 def numeric_array(name, value, ndim, *, what="a numeric array",
-                  dims=""):
+                  dims="", batched=False):
   """`value` as a numeric numpy array of rank `ndim`, without copying.
 
   Tensors become numpy; strings, objects, complex numbers and ragged lists
@@ -116,6 +116,7 @@ def numeric_array(name, value, ndim, *, what="a numeric array",
     ndim: the rank required.
     what: how messages describe a valid value ("a numeric array").
     dims: the axes' names in messages, e.g. " (n_samples, n_features)".
+    batched: accept rank `ndim` or more (leading batch axes).
 
   Returns:
     A numpy array of kind bool, int, unsigned or float.
@@ -137,47 +138,54 @@ def numeric_array(name, value, ndim, *, what="a numeric array",
     raise TypeError(f"Expected `{name}` to be {what}. "
                     f"Received: {name} with dtype {array.dtype}"
                     f" ({describe(value)}).")
-  if array.ndim != ndim:
+  if array.ndim < ndim if batched else array.ndim != ndim:
     hint = (" Use x.reshape(-1, 1) for one feature."
             if ndim == 2 and array.ndim == 1 and "feature" in dims else "")
-    raise ValueError(f"Expected `{name}` with {ndim} dim"
+    more = " or more" if batched else ""
+    raise ValueError(f"Expected `{name}` with {ndim}{more} dim"
                      f"{'' if ndim == 1 else 's'}{dims}. "
                      f"Received: {name}.shape={array.shape}.{hint}")
   return array
 
 
 def check_data(x, n_features=None, name="x", dtype=np.float32,
-               allow_nan=False):
+               allow_nan=False, batched=False):
   """Validates a data matrix and returns it as a numpy array of `dtype`.
 
   With `dtype=None`, float arrays keep their dtype and are not copied (other
   numeric arrays become float64).
 
   Args:
-    x: array-like of shape (n_samples, n_features): numpy, lists, tensors.
+    x: array-like of shape (n_samples, n_features): numpy, lists, tensors;
+      with `batched`, (..., n_samples, n_features).
     n_features: the width the model expects, or None.
     name: the argument's name in error messages.
     dtype: the numpy dtype of the result, or None (see above).
     allow_nan: NaN entries are missing values (the model's
       `missing="marginalize"`); Inf is still an error.
+    batched: accept leading batch axes; the rows come back flattened.
 
   Returns:
-    A C-contiguous numpy array [N, D] of `dtype`.
+    A C-contiguous numpy array [N, D] of `dtype` (N counts the rows of all
+    batch axes); with `batched`, the pair (array, x's shape without its
+    last axis).
 
   Raises:
     TypeError: strings, objects, or other non-numeric data.
     ValueError: wrong rank or width, no rows, NaN (unless allowed) or Inf.
   """
-  array = numeric_array(name, x, 2, dims=" (n_samples, n_features)")
-  if array.shape[0] == 0:
+  array = numeric_array(name, x, 2, dims=" (n_samples, n_features)",
+                        batched=batched)
+  if not np.prod(array.shape[:-1]):
     raise ValueError(f"Expected `{name}` to have at least one row. "
                      f"Received: {name}.shape={array.shape}.")
-  if n_features is not None and array.shape[1] != n_features:
+  if n_features is not None and array.shape[-1] != n_features:
     raise ValueError(f"Expected `{name}` with {n_features} features (columns). "
                      f"Received: {name}.shape={array.shape}.")
   if dtype is None:
     dtype = array.dtype if array.dtype.kind == "f" else np.float64
-  array = np.asarray(array, dtype=dtype)
+  batch_shape = array.shape[:-1]
+  array = np.asarray(array, dtype=dtype).reshape(-1, array.shape[-1])
   for start in range(0, array.shape[0], 1 << 16):
     rows = array[start:start + (1 << 16)]
     finite = np.isfinite(rows)
@@ -185,13 +193,15 @@ def check_data(x, n_features=None, name="x", dtype=np.float32,
       finite |= np.isnan(rows)
     if not finite.all():
       bad = np.argwhere(~finite)[0]
+      index = ", ".join(str(i) for i in (
+          *np.unravel_index(start + bad[0], batch_shape), bad[1]))
       hint = ("" if allow_nan else " To treat NaN as missing values, use "
               "missing='marginalize'.")
       raise ValueError(f"Expected `{name}` to be finite (no "
                        f"{'' if allow_nan else 'NaN or '}Inf). "
-                       f"Received: {name}[{start + bad[0]}, {bad[1]}]="
+                       f"Received: {name}[{index}]="
                        f"{float(rows[bad[0], bad[1]])!r}.{hint}")
-  return array
+  return (array, batch_shape) if batched else array
 
 
 def check_sample_weight(sample_weight, n_rows, name="sample_weight"):

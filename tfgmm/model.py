@@ -251,8 +251,13 @@ class BayesianGMM(keras.Model):
 
   @property
   def initialized(self):
-    """Whether the variational parameters were set from data."""
-    return bool(self._initialized.numpy())
+    """Whether the variational parameters were set from data.
+
+    Readable inside `tf.function` too: it reads the variable's value when
+    the function is traced.
+    """
+    with tf.init_scope():
+      return bool(self._initialized.numpy())
 
   @property
   def family(self):
@@ -752,13 +757,15 @@ class BayesianGMM(keras.Model):
     train the mixture (and what produces `x`) by gradient.
 
     Args:
-      x: [B, D] in data units.
-      sample_weight: optional weights, [B].
+      x: [..., B, D] in data units: an array or a tensor (gradients reach
+        it; graph-safe); leading axes count as more rows.
+      sample_weight: optional weights, x's shape without its last axis.
 
     Returns:
       A scalar tensor.
     """
-    z = self._to_model_units(x)                                   # [B, D]
+    rows, _ = self._data_rows(x, self._train_allow_nan)           # [M, D]
+    z = self._to_model_units(rows)                                # [M, D]
     mean_ll, kl = self._bound_terms(z, self._row_weights(z, sample_weight))
     return kl / tf.cast(self.total_weight, self._dtype) - mean_ll
 
@@ -947,19 +954,47 @@ class BayesianGMM(keras.Model):
                     self._log_mean_weights(q), loc, scale, self._chunk())
 
   def _inference_input(self, x, what):
+    """`_data_rows` of x for a fitted model's output `what`."""
     self._check_initialized(what)
-    # float64 whatever the model's dtype: see `predict_lib.standardize`.
-    array = _validation.check_data(x, self.n_features, "x",
-                                   dtype="float64",
-                                   allow_nan=self._allow_nan)
-    return tf.constant(array)
+    return self._data_rows(x, self._allow_nan)
 
-  def _apply(self, name, x):
+  def _data_rows(self, x, allow_nan):
+    """x's rows in data units, float64 [M, D], and its batch shape [...].
+
+    Arrays (numpy, lists) are validated as data: rank 2 or more, width D,
+    finite (NaN allowed as a missing value with `allow_nan`). Tensors stay
+    in their graph, so gradients reach them and `tf.function` can trace the
+    call: eager tensors are validated like arrays, symbolic ones by their
+    static shape and dtype.
+    """
+    if not isinstance(x, (tf.Tensor, tf.Variable)):
+      array, batch_shape = _validation.check_data(
+          x, self.n_features, "x", dtype="float64", allow_nan=allow_nan,
+          batched=True)
+      return tf.constant(array), tf.constant(batch_shape, tf.int32)
+    if not (x.dtype.is_floating or x.dtype.is_integer):
+      raise TypeError("Expected `x` to be a numeric tensor. Received: x "
+                      f"with dtype {x.dtype.name}.")
+    if tf.executing_eagerly():
+      _validation.check_data(x, self.n_features, "x", dtype=None,
+                             allow_nan=allow_nan, batched=True)
+    elif x.shape.rank is not None and (
+        x.shape.rank < 2 or x.shape[-1] not in (None, self.n_features)):
+      raise ValueError(f"Expected `x` of shape [..., N, {self.n_features}]. "
+                       f"Received: x.shape={tuple(x.shape)}.")
+    rows = tf.reshape(tf.cast(x, tf.float64), [-1, self.n_features])
+    return rows, tf.shape(x)[:-1]                     # [M, D], [...]
+
+  def _apply(self, name, x, what):
+    """A `predict_lib.predict` output of x [..., D], [...] or [..., K], for
+    the public method `what`."""
+    rows, batch_shape = self._inference_input(x, what)
     loc, scale = self._standardization()
     q = self.posterior()
-    return predict_lib.compiled_predict(self._family, name, self._dtype)(
-        self._inference_input(x, name), q, self._log_mean_weights(q), loc,
-        scale, tf.constant(self._chunk(), tf.int32))
+    out = predict_lib.compiled_predict(self._family, name, self._dtype)(
+        rows, q, self._log_mean_weights(q), loc, scale,
+        tf.constant(self._chunk(), tf.int32))         # [M] or [M, K]
+    return tf.reshape(out, tf.concat([batch_shape, tf.shape(out)[1:]], 0))
 
   def log_prob(self, x):
     """Posterior predictive log density log p(x | data) in data units.
@@ -969,27 +1004,32 @@ class BayesianGMM(keras.Model):
     s_kd = sqrt(b_kd (beta_kd + 1) / (a_kd beta_kd))   (Bishop 10.81)
     ```
 
+    Graph-safe and differentiable: with a tensor `x` it runs inside
+    `tf.function` and gradients flow to `x` (e.g. to an encoder's weights).
+
     Args:
-      x: array-like [N, D].
+      x: array-like or tensor [..., N, D]; leading axes are batch axes.
 
     Returns:
-      log_prob: [N] tensor in the model's dtype.
+      log_prob: [..., N] tensor in the model's dtype.
     """
-    return self._apply("log_prob", x)
+    return self._apply("log_prob", x, "log_prob")
 
   def responsibilities(self, x):
-    """p(z = k | x, data) proportional to E[pi_k] StudentT_k(x), [N, K].
+    """p(z = k | x, data) proportional to E[pi_k] StudentT_k(x), [..., N, K].
 
     Consistent with `log_prob`: the row sums of E[pi_k] StudentT_k(x) are
-    exp(log_prob(x)).
+    exp(log_prob(x)). x: array-like or tensor [..., N, D]; graph-safe and
+    differentiable as `log_prob` is.
     """
-    return tf.exp(self._apply("log_responsibilities", x))
+    return tf.exp(self._apply("log_responsibilities", x,
+                              "responsibilities"))
 
   def assign(self, x, temperature=0.0, seed=None):
-    """Component labels, [N] int32.
+    """Component labels, [..., N] int32 (graph-safe).
 
     Args:
-      x: array-like [N, D].
+      x: array-like or tensor [..., N, D].
       temperature: 0 takes the most probable component; T > 0 draws from
         softmax(log responsibilities / T) (T = 1 samples the posterior).
       seed: int seed for T > 0; defaults to the model's seed.
@@ -999,13 +1039,15 @@ class BayesianGMM(keras.Model):
     if temperature < 0:
       raise ValueError(f"Expected `temperature` >= 0. "
                        f"Received: temperature={temperature!r}.")
-    log_r = self._apply("log_responsibilities", x)                # [N, K]
+    log_r = self._apply("log_responsibilities", x, "assign")  # [..., N, K]
     if temperature == 0:
       return tf.argmax(log_r, -1, output_type=tf.int32)
     seed = self.seed if seed is None else seed
-    logits = tf.cast(log_r, tf.float64) / float(temperature)
-    return tf.cast(tf.random.stateless_categorical(
-        logits, 1, tf.constant([seed, 1], tf.int64))[:, 0], tf.int32)
+    logits = tf.reshape(tf.cast(log_r, tf.float64) / float(temperature),
+                        [-1, self.n_components])                  # [M, K]
+    draws = tf.random.stateless_categorical(
+        logits, 1, tf.constant([seed, 1], tf.int64))[:, 0]        # [M]
+    return tf.reshape(tf.cast(draws, tf.int32), tf.shape(log_r)[:-1])
 
   def sample(self, n, seed=None):
     """n draws from the posterior predictive in data units, [n, D]."""
