@@ -622,6 +622,15 @@ class BayesianGMM(keras.Model):
       self.compile()
     return super().evaluate(x, y, **kwargs)
 
+  def predict(self, x, **kwargs):
+    """`keras.Model.predict`: `model(x)` over batches, [N] log densities.
+
+    A fitted model only: an unfitted one's predictive is its prior's,
+    which is never the intended answer.
+    """
+    self._check_initialized("predict")
+    return super().predict(x, **kwargs)
+
   def _batch_terms(self, data):
     """A batch in the model's units, [B, D], and its sample weights, [B]."""
     x, _, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
