@@ -106,3 +106,45 @@ def test_negative_elbo_is_the_gradient_method_loss(blog):
     loss = model2.negative_elbo(x)
   grads = tape.gradient(loss, variables)
   assert all(np.all(np.isfinite(g.numpy())) for g in grads)
+
+
+class _AddNegativeElbo(keras.layers.Layer):
+  """Adds a mixture's negative ELBO of its input to the outer loss."""
+
+  def __init__(self, mixture, **kwargs):
+    super().__init__(**kwargs)
+    self.mixture = mixture
+
+  def call(self, features):
+    self.add_loss(self.mixture.negative_elbo(features))
+    return features
+
+
+def test_a_functional_model_logs_its_own_loss(blog):
+  """A layer that holds the mixture does not let the mixture's idle trackers
+  shadow the outer model's `loss` (Keras collects a layer's sublayers'
+  metrics): the logged loss is the negative ELBO the layer adds."""
+  x = blog[0].astype(np.float32)
+  mixture = tfgmm.fit(x, 3, seed=0, method="gradient", n_init=1)
+  inputs = keras.Input((2,))
+  features = keras.layers.Dense(2, kernel_initializer="identity")(inputs)
+  outer = keras.Model(inputs, mixture(_AddNegativeElbo(mixture)(features)))
+  assert [m.name for m in outer.metrics].count("loss") <= 1
+  outer.compile(optimizer=keras.optimizers.Adam(0.0))  # a pure evaluation
+  history = outer.fit(x, epochs=1, batch_size=len(x), shuffle=False,
+                      verbose=0).history
+  np.testing.assert_allclose(history["loss"][0],
+                             float(mixture.negative_elbo(x)), rtol=1e-5)
+  assert "kl" not in history
+  # The mixture's own loops still report its metrics.
+  logs = mixture.evaluate(x, batch_size=len(x), verbose=0, return_dict=True)
+  assert sorted(logs) == ["expected_log_likelihood", "kl", "loss"]
+  assert logs["loss"] > 0
+
+
+def test_fit_on_an_array_defaults_to_full_batches(blog):
+  """Like tfgmm.fit: min(N, 65,536) rows per step, not Keras' 32."""
+  x = blog[0]
+  model = tfgmm.BayesianGMM(3, 2, seed=0)
+  model.fit(x, epochs=2, verbose=0)
+  assert int(model.natural_steps.numpy()) == 2

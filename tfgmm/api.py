@@ -15,7 +15,7 @@ from tfgmm import model as model_lib
 METHODS = model_lib.METHODS + ("map",)
 _MAX_EPOCHS = {"natural": 300, "gradient": 1000, "sampled": 1000, "map": 300}
 _N_INIT = {"natural": 5, "gradient": 5, "sampled": 5, "map": 100}
-_MAX_BATCH = 1 << 16
+_MAX_BATCH = data_lib.MAX_BATCH
 
 
 def fit(x, n_components, *, method="natural", n_init=None, batch_size=None,

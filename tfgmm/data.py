@@ -5,6 +5,10 @@ import tensorflow as tf
 
 from tfgmm import _validation
 
+# The default minibatch: min(N, MAX_BATCH) rows (`tfgmm.fit`, `BayesianGMM.fit`
+# on arrays and the command line).
+MAX_BATCH = 1 << 16
+
 
 def make_dataset(x, batch_size, *, shuffle=True, seed=None,
                  sample_weight=None, missing="error"):

@@ -1,5 +1,6 @@
 """`BayesianGMM`: the variational posterior of a Gaussian mixture as a Keras model."""
 
+import contextlib
 import os
 import time
 
@@ -240,6 +241,7 @@ class BayesianGMM(keras.Model):
     self.log_likelihood_tracker = keras.metrics.Mean(
         name="expected_log_likelihood", dtype=dtype)
     self.kl_tracker = keras.metrics.Mean(name="kl", dtype=dtype)
+    self._loop_depth = 0       # Keras loops of this model running (`metrics`)
     self.built = True
 
   # ------------------------------------------------------------- parameters
@@ -568,7 +570,9 @@ class BayesianGMM(keras.Model):
           sample_weight=None, **kwargs):
     """`keras.Model.fit`, initialising q from `x` first if needed.
 
-    Accepts an array [N, D] (Keras batches it) or a `tf.data.Dataset` of
+    Accepts an array [N, D] (Keras batches it, min(N, 65,536) rows per
+    batch unless `batch_size` says otherwise, as `tfgmm.fit` does; Keras'
+    own default is 32) or a `tf.data.Dataset` of
     [B, D] batches (e.g. from `tfgmm.make_dataset`; (x, None, w) elements
     carry sample weights). `sample_weight` [N] weighs an array's rows. After
     training, components are put in canonical order (decreasing weight).
@@ -605,10 +609,14 @@ class BayesianGMM(keras.Model):
     if isinstance(x, tf.data.Dataset):
       # A dataset is shuffled by its own pipeline (see `make_dataset`).
       kwargs.setdefault("shuffle", False)
+    elif batch_size is None:
+      # Keras' default of 32 rows makes thousands of tiny steps.
+      batch_size = min(x.shape[0], data_lib.MAX_BATCH)
     self.converged = False
-    history = super().fit(x, y, batch_size=batch_size, epochs=epochs,
-                          callbacks=callbacks, sample_weight=sample_weight,
-                          **kwargs)
+    with self._own_loop():
+      history = super().fit(x, y, batch_size=batch_size, epochs=epochs,
+                            callbacks=callbacks, sample_weight=sample_weight,
+                            **kwargs)
     self.n_epochs += len(history.epoch)
     for key, values in self.training_history.items():
       values.extend(float(v) for v in history.history.get(key, []))
@@ -620,7 +628,27 @@ class BayesianGMM(keras.Model):
     self._check_initialized("evaluate")
     if not self.compiled:
       self.compile()
-    return super().evaluate(x, y, **kwargs)
+    with self._own_loop():
+      return super().evaluate(x, y, **kwargs)
+
+  def train_on_batch(self, *args, **kwargs):
+    """`keras.Model.train_on_batch`, reporting the mixture's metrics."""
+    with self._own_loop():
+      return super().train_on_batch(*args, **kwargs)
+
+  def test_on_batch(self, *args, **kwargs):
+    """`keras.Model.test_on_batch`, reporting the mixture's metrics."""
+    with self._own_loop():
+      return super().test_on_batch(*args, **kwargs)
+
+  @contextlib.contextmanager
+  def _own_loop(self):
+    """Marks a Keras loop of this model's own: see `metrics`."""
+    self._loop_depth += 1
+    try:
+      yield
+    finally:
+      self._loop_depth -= 1
 
   def predict(self, x, **kwargs):
     """`keras.Model.predict`: `model(x)` over batches, [N] log densities.
@@ -691,7 +719,7 @@ class BayesianGMM(keras.Model):
     self.loss_tracker.update_state(kl_per_point - mean_ll, sample_weight=rows)
     self.log_likelihood_tracker.update_state(mean_ll, sample_weight=rows)
     self.kl_tracker.update_state(kl_per_point, sample_weight=rows)
-    results = {m.name: m.result() for m in self.metrics}
+    results = {m.name: m.result() for m in self._trackers()}
     strategy = tf.distribute.get_strategy()
     if (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
         and strategy.num_replicas_in_sync > len(
@@ -845,9 +873,21 @@ class BayesianGMM(keras.Model):
     return tf.cast(self._family.kl_divergence(q, self._prior,
                                               self.weight_prior), self._dtype)
 
+  def _trackers(self):
+    return [self.loss_tracker, self.log_likelihood_tracker, self.kl_tracker]
+
   @property
   def metrics(self):
-    return [self.loss_tracker, self.log_likelihood_tracker, self.kl_tracker]
+    """The `loss`, `expected_log_likelihood` and `kl` trackers while the
+    mixture runs a Keras loop of its own (`fit`, `evaluate`,
+    `train_on_batch`, `test_on_batch`); [] otherwise.
+
+    A model that holds the mixture inside another layer (a loss layer of a
+    Functional model, say) collects its layers' metrics through that layer;
+    the mixture's idle trackers would then be logged as the outer model's
+    and shadow its own `loss` with 0.
+    """
+    return self._trackers() if self._loop_depth else []
 
   def sort_components(self):
     """Puts components in canonical order: decreasing expected weight.
