@@ -9,15 +9,17 @@ components models. Training has two phases:
      (`mixture.initialize`: k-means++ restarts refined by CAVI), then each
      batch takes one Adam step of the encoder and decoder on
 
-       loss = -log N(x | decoder(z), sigma^2 I) - log p(z | mixture),
+       loss = -log N(x | decoder(z), sigma^2 I) - ELBO(z | mixture),
        z = encoder(x),
 
-     the encoder receiving gradients through the mixture's posterior
-     predictive density, and one closed-form natural-gradient step of the
-     mixture on the batch's codes (`mixture.natural_step`; the mixture is
-     `trainable = False`, so the optimizer leaves it alone).
+     the encoder receiving gradients through the mixture's evidence lower
+     bound per code, and one closed-form natural-gradient step of the
+     mixture on the batch's codes. Both come from one shipped layer,
+     `tfgmm.layers.MixtureLoss`, placed between the encoder and the decoder
+     of a Functional model (it makes the mixture non-trainable, so Adam
+     leaves it alone).
 
-The two terms are the negative log densities of one model, p(x | z) p(z),
+The two terms bound the negative log densities of one model, p(x | z) p(z),
 so their relative weight is not a free knob but the decoder's noise: sigma
 is 1/16, the quantisation step of the pixels (integers 0..16 scaled to
 [0, 1]); in units of squared error the mixture's term weighs 2 sigma^2.
@@ -96,24 +98,38 @@ def load_digits_data():
 
 # ------------------------------------------------------------------ model
 
-class MixturePriorAutoencoder(keras.Model):
-  """An autoencoder whose codes a `BayesianGMM` models.
+def reconstruction_nll(x, reconstruction):
+  """-log N(x | reconstruction, sigma^2 I) without its constant, [B].
 
-  Pretraining minimises the reconstruction term alone; after
-  `start_joint_training` the loss adds -log p(z | mixture) of the codes
-  and every step also takes a natural-gradient step of the mixture.
+  ```none
+  sum_p (x[b, p] - reconstruction[b, p])^2 / (2 sigma^2)
+  ```
+  """
+  return tf.reduce_sum(tf.square(x - reconstruction), -1) / (
+      2.0 * PIXEL_NOISE**2)
+
+
+class MixturePriorAutoencoder:
+  """An autoencoder whose codes a `BayesianGMM` models, as two Keras models
+  sharing their layers.
+
+  `autoencoder` (encoder then decoder) pretrains by reconstruction alone;
+  `joint` puts a `tfgmm.layers.MixtureLoss` between the two, which adds the
+  mixture's negative ELBO per code to the loss and takes one closed-form
+  natural-gradient step of the mixture per batch.
 
   #### Mathematical Details
 
   ```none
   z    = encoder(x)                                 codes, [B, L]
-  loss = mean_b [ sum_p (x[b, p] - decoder(z)[b, p])^2 / (2 sigma^2)
-                  - log p(z[b] | mixture) ]         nats per image
+  loss = mean_b [ sum_p (x[b, p] - decoder(z)[b, p])^2 / (2 sigma^2) ]
+         + KL(q || p) / N - mean_b log sum_k exp(log_rho[b, k])
+  log_rho[b, k] = E_q[log pi_k + log N(z[b] | mu_k, Lambda_k^-1)]
   ```
 
-  Without its constant, the first term is -log N(x | decoder(z), sigma^2 I).
-  log p(z | mixture) is the mixture's posterior predictive density
-  (`BayesianGMM.call`), differentiable with respect to z.
+  Without its constant, the first term is -log N(x | decoder(z), sigma^2 I);
+  the second is the mixture's negative evidence lower bound per code
+  (`BayesianGMM.negative_elbo`), differentiable with respect to z.
 
   Args:
     n_pixels: P, the number of inputs per image.
@@ -121,16 +137,11 @@ class MixturePriorAutoencoder(keras.Model):
     n_components: K, the mixture's components.
     covariance_type: the mixture's, "full" or "diag".
     seed: the mixture's seed.
-
-  Input shape: [B, P]. Output shape of `model(x)`: [B, P], the
-  reconstruction.
   """
 
   def __init__(self, n_pixels, latent_dim=LATENT_DIM,
                n_components=N_COMPONENTS, covariance_type=COVARIANCE_TYPE,
-               seed=0, **kwargs):
-    super().__init__(**kwargs)
-    self.n_pixels, self.latent_dim = n_pixels, latent_dim
+               seed=0):
     self.encoder = keras.Sequential(
         [keras.layers.Dense(units, activation="relu")
          for units in HIDDEN_UNITS]
@@ -146,69 +157,36 @@ class MixturePriorAutoencoder(keras.Model):
     self.mixture = tfgmm.BayesianGMM(n_components, latent_dim,
                                      covariance_type=covariance_type,
                                      seed=seed, name="mixture")
-    self.mixture.trainable = False    # natural steps, not the optimizer
-    self.joint = False
-    self.loss_tracker = keras.metrics.Mean(name="loss")
-    self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
-    self.code_nll_tracker = keras.metrics.Mean(name="code_nll")
-
-  def build(self, input_shape):
-    self.encoder.build(input_shape)
-    self.decoder.build((None, self.latent_dim))
-    self.built = True
-
-  def call(self, x, training=False):
-    return self.decoder(self.encoder(x, training=training))     # [B, P]
+    inputs = keras.Input((n_pixels,))
+    codes = self.encoder(inputs)
+    self.autoencoder = keras.Model(inputs, self.decoder(codes),
+                                   name="autoencoder")
+    # The layer makes the mixture non-trainable: natural steps, not Adam.
+    self.joint = keras.Model(
+        inputs, self.decoder(tfgmm.layers.MixtureLoss(self.mixture)(codes)),
+        name="joint")
+    for model in (self.autoencoder, self.joint):
+      model.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE),
+                    loss=reconstruction_nll,
+                    metrics=[keras.metrics.MeanMetricWrapper(
+                        reconstruction_nll, name="reconstruction")])
 
   def encode(self, x):
     """The codes of x in inference mode, [N, L]."""
     return self.encoder(x, training=False)
 
-  @property
-  def metrics(self):
-    return [self.loss_tracker, self.reconstruction_tracker,
-            self.code_nll_tracker]
-
   def start_joint_training(self, x, n_init=N_INIT):
-    """Initialises the mixture from the codes of x; adds its term.
+    """Initialises the mixture from the codes of x.
 
     Args:
       x: images, [N, P].
       n_init: the mixture's k-means++ restarts.
     """
     self.mixture.initialize(self.encode(x), n_init=n_init)
-    self.joint = True
-    self.make_train_function(force=True)  # retrace with the mixture
-
-  def train_step(self, data):
-    x = data
-    with tf.GradientTape() as tape:
-      codes = self.encoder(x, training=True)                    # [B, L]
-      reconstruction = self.decoder(codes, training=True)       # [B, P]
-      squared_error = tf.reduce_sum(tf.square(x - reconstruction),
-                                    -1)                         # [B]
-      reconstruction_nll = tf.reduce_mean(squared_error) / (
-          2.0 * PIXEL_NOISE**2)
-      if self.joint:
-        code_nll = -tf.reduce_mean(self.mixture(codes))
-      else:
-        code_nll = tf.zeros([])
-      loss = reconstruction_nll + code_nll
-    variables = (self.encoder.trainable_variables
-                 + self.decoder.trainable_variables)
-    self.optimizer.apply_gradients(zip(tape.gradient(loss, variables),
-                                       variables))
-    if self.joint:
-      # The mixture's step sees the codes the encoder had before its step.
-      self.mixture.natural_step(codes)
-    self.loss_tracker.update_state(loss)
-    self.reconstruction_tracker.update_state(reconstruction_nll)
-    self.code_nll_tracker.update_state(code_nll)
-    return {m.name: m.result() for m in self.metrics}
 
 
 def build_model(n_pixels, seed, covariance_type=COVARIANCE_TYPE):
-  """The autoencoder with its mixture, built and compiled.
+  """The autoencoder with its mixture, its two models compiled.
 
   Args:
     n_pixels: P, the input width.
@@ -216,18 +194,15 @@ def build_model(n_pixels, seed, covariance_type=COVARIANCE_TYPE):
     covariance_type: the mixture's, "full" or "diag".
 
   Returns:
-    A compiled `MixturePriorAutoencoder` in its pretraining phase.
+    A `MixturePriorAutoencoder`.
   """
-  model = MixturePriorAutoencoder(n_pixels, seed=seed,
-                                  covariance_type=covariance_type)
-  model.build((None, n_pixels))
-  model.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE))
-  return model
+  return MixturePriorAutoencoder(n_pixels, seed=seed,
+                                 covariance_type=covariance_type)
 
 
 def batches(x, seed):
-  """x in shuffled batches of `BATCH_SIZE`, reshuffled every epoch."""
-  return (tf.data.Dataset.from_tensor_slices(x)
+  """(x, x) in shuffled batches of `BATCH_SIZE`, reshuffled every epoch."""
+  return (tf.data.Dataset.from_tensor_slices((x, x))
           .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
           .batch(BATCH_SIZE))
 
@@ -292,20 +267,20 @@ def deep_clustering(x, seed, epochs, covariance_type, n_init=N_INIT):
   model = build_model(x.shape[1], seed, covariance_type)
   dataset = batches(x, seed)
 
-  def train(n_epochs):
+  def train(keras_model, n_epochs):
     if not n_epochs:
       return {}
-    run = model.fit(dataset, epochs=n_epochs, verbose=0, shuffle=False)
+    run = keras_model.fit(dataset, epochs=n_epochs, verbose=0, shuffle=False)
     return {key: [float(v) for v in values]
             for key, values in run.history.items()}
 
   start = time.perf_counter()
-  history = {"pretraining": train(epochs[0])}
+  history = {"pretraining": train(model.autoencoder, epochs[0])}
   model.start_joint_training(x, n_init=n_init)
   pretrained = Row("autoencoder codes, pretrained", LATENT_DIM,
                    model.mixture.assign(model.encode(x)),
                    time.perf_counter() - start)
-  history["joint"] = train(epochs[1])
+  history["joint"] = train(model.joint, epochs[1])
   joint = Row("deep clustering (joint training)", LATENT_DIM,
               model.mixture.assign(model.encode(x)),
               time.perf_counter() - start)
@@ -349,8 +324,8 @@ def format_notes(covariance_type, epochs, n_init, history):
     notes[-1] += (
         " Last epoch's loss per image: reconstruction "
         f"{last['reconstruction']:.2f} nats (without its constant)"
-        + (f", -log p(z) {last['code_nll']:.2f} nats." if history["joint"]
-           else "."))
+        + (f", the mixture's -ELBO of z {last['mixture_loss']:.2f} nats."
+           if history["joint"] else "."))
   return "\n".join(["Notes:"] + [
       line for note in notes for line in textwrap.wrap(
           note, 78, initial_indent="  - ", subsequent_indent="    ")])

@@ -7,6 +7,8 @@ The public API:
   to MAP point estimates, a `tfgmm.map.MAPMixture`).
 - `make_dataset`: a shuffled, resumable `tf.data` minibatch pipeline.
 - `BoundConvergence`: the Keras callback that stops when the bound settles.
+- `tfgmm.layers.MixtureLoss`: a mixture's negative ELBO as a Keras layer's
+  loss, for Functional and Sequential models.
 - `tfgmm.mcmc`: NUTS, HMC and random-walk Metropolis on the collapsed model
   (loaded on first use: it imports TensorFlow Probability).
 - `tfgmm.metrics`: label matching (Hungarian), accuracy, ARI, log loss,
@@ -20,6 +22,7 @@ import importlib
 
 
 from tfgmm._version import __version__
+from tfgmm import layers
 from tfgmm.api import fit
 from tfgmm.callbacks import BoundConvergence
 from tfgmm.data import make_dataset
@@ -30,6 +33,7 @@ __all__ = [
     "BoundConvergence",
     "__version__",
     "fit",
+    "layers",
     "make_dataset",
 ]
 
