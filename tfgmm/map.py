@@ -88,6 +88,7 @@ result.assign(x)                   # [1, 1, 0, 0, 0]
 """
 
 import functools
+import importlib
 import math
 import warnings
 from typing import NamedTuple
@@ -625,6 +626,14 @@ class MAPMixture:
             f"{self.n_features}, active={int(self.active.sum())}, "
             f"log_posterior={self.log_posterior:.6g}, n_iter={self.n_iter}, "
             f"converged={self.converged})")
+
+  def distribution(self):
+    """The fitted mixture as a `tfd.MixtureSameFamily` of diagonal Normals
+    at the point estimates, data units (`log_prob` equals this object's;
+    imports TensorFlow Probability)."""
+    distributions = importlib.import_module("tfgmm.distributions")
+    return distributions.normal_mixture(self._log_weights, self.means,
+                                        self.precisions, self.dtype)
 
   def _apply(self, name, x):
     x = _validation.check_data(x, self.n_features, "x", dtype=self.dtype)

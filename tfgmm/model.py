@@ -1,6 +1,7 @@
 """`BayesianGMM`: the variational posterior of a Gaussian mixture as a Keras model."""
 
 import contextlib
+import importlib
 import os
 import time
 
@@ -1144,6 +1145,50 @@ class BayesianGMM(keras.Model):
     kl = float(self._kl(q))
     return tf.constant(total - kl, tf.float64)
 
+  # ----------------------------------------------- TensorFlow Probability
+
+  def predictive_distribution(self):
+    """The posterior predictive as a `tfd.MixtureSameFamily`, data units.
+
+    Components: `tfd.Independent(tfd.StudentT)` (diagonal families) or
+    `tfd.MultivariateStudentTLinearOperator` (full), mixed by E[pi]; the
+    standardisation is folded into their locations and scales. Its
+    `log_prob` equals `log_prob` on complete rows (`missing="marginalize"`
+    marginalises NaN entries, which a TFP distribution does not); under the
+    independent prior both are the moment-matched density (`sample` draws
+    from the exact predictive). Float32 models evaluate it in float32 from
+    the origin, where `log_prob` removes the offset in float64: for data far
+    from the origin, use dtype="float64". Imports TensorFlow Probability.
+    """
+    self._check_initialized("predictive_distribution")
+    q = self.posterior()
+    return _distributions().predictive(
+        self._family, q, self._log_mean_weights(q), *self._standardization())
+
+  def posterior_distribution(self):
+    """q as a `tfd.JointDistributionNamed`, data units.
+
+    Keys: "weights" [K] (`tfd.Dirichlet`) or, under the Dirichlet-process
+    prior, "sticks" [K - 1] (Beta); "precisions" ([K, D] Gamma per feature,
+    or [K, D, D] `tfd.WishartTriL`); "means" [K, D] (Normal given the
+    precisions; independent of them under the independent prior). See
+    `tfgmm.distributions`. Imports TensorFlow Probability.
+    """
+    self._check_initialized("posterior_distribution")
+    return _distributions().joint(self._family, self.posterior(), self._prior,
+                                  self.weight_prior, *self._standardization())
+
+  def prior_distribution(self):
+    """The prior as a `tfd.JointDistributionNamed` in data units (keys as
+    `posterior_distribution`'s; before fitting, data units are model units).
+    """
+    distributions = _distributions()
+    q = distributions.prior_as_posterior(self._family, self._prior,
+                                         self.weight_prior, self.n_components,
+                                         self.n_features)
+    return distributions.joint(self._family, q, self._prior,
+                               self.weight_prior, *self._standardization())
+
   def posterior_mean(self):
     """Posterior means of the weights, component means and precisions, in
     data units; see `tfgmm.summary.posterior_mean`."""
@@ -1220,6 +1265,11 @@ class BayesianGMM(keras.Model):
       version = _validation.check_non_negative_int("version", version)
       filepath = os.path.join(os.fspath(filepath), str(version))
     return export_lib.export_saved_model(self.serving_state(), filepath)
+
+
+def _distributions():
+  """`tfgmm.distributions`, imported on first use (it imports TFP)."""
+  return importlib.import_module("tfgmm.distributions")
 
 
 def history_dict(history, log_det):

@@ -46,13 +46,20 @@ feature_marginals(q, D) -> numpy (a, b, mean_variance) [K, D] each: per
   feature, 1 / sigma_d^2 ~ Gamma(a, b) and Var(mu_d)
 chunk_rows(K, D), estep_chunk_rows(K, D): rows per chunk of the predictive
   and of the E-step
+predictive_parameters(q) -> (df, loc [K, D], scale): each component's
+  Student-t predictive in model units; df and scale [K, D] (independent
+  per feature, `distribution_kind` "normal_gamma*") or df [K] and the
+  scale matrix's Cholesky factor [K, D, D] ("normal_wishart")
 ```
 
 Capabilities: `precision_prior` ("gamma": the `precision_concentration`
 and `precision_rate` settings; "wishart": `degrees_of_freedom` and
 `scale_matrix`), `methods` (the training methods it supports),
 `trains_on_missing` (its statistics marginalise NaN entries),
-`predicts_missing` (its predictive does), `search_counts_full_data` (the
+`predicts_missing` (its predictive does), `distribution_kind` (the form of
+q for `tfgmm.distributions`: "normal_gamma" (mu | tau Normal, tau Gamma per
+feature), "normal_gamma_independent" (mu and tau independent),
+"normal_wishart"; None: no TFP objects), `search_counts_full_data` (the
 initialisation search counts a sample's statistics N / n times; see
 `BayesianGMM.initialize`), `searches_from_diagonal` (the search starts
 from the diagonal model's).
@@ -98,6 +105,8 @@ class Family:
   expected_precisions: Callable
   feature_marginals: Callable
   sampled_log_likelihood: Optional[Callable] = None
+  predictive_parameters: Optional[Callable] = None
+  distribution_kind: Optional[str] = None
   precision_prior: str = "gamma"
   methods: Tuple[str, ...] = ("natural", "gradient", "sampled")
   trains_on_missing: bool = False

@@ -334,6 +334,11 @@ def student_t_scale(q):
                  / (q.precision_concentration * q.mean_precision))
 
 
+def predictive_parameters(q):
+  """(df [K, D], loc [K, D], scale [K, D]) of the predictive Student-t's."""
+  return 2.0 * q.precision_concentration, q.mean_loc, student_t_scale(q)
+
+
 def predictive_component_log_prob(x, q):
   """log StudentT_k(x_n) of each component's predictive, [B, K].
 
@@ -510,4 +515,6 @@ FAMILY = base.Family(
     sample_predictive=sample_predictive,
     expected_precisions=expected_precisions,
     feature_marginals=feature_marginals,
-    sampled_log_likelihood=sampled_log_likelihood)
+    sampled_log_likelihood=sampled_log_likelihood,
+    predictive_parameters=predictive_parameters,
+    distribution_kind="normal_gamma")

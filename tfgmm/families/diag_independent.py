@@ -411,6 +411,11 @@ def student_t_scale(q):
                  + tf.maximum(a - 1.0, 0.0) / (a * q.mean_precision))
 
 
+def predictive_parameters(q):
+  """(df [K, D], loc [K, D], scale [K, D]): the moment-matched Student-t's."""
+  return student_t_df(q), q.mean_loc, student_t_scale(q)
+
+
 def predictive_component_log_prob(x, q):
   """log of each component's approximate predictive density, [B, K].
 
@@ -529,4 +534,6 @@ FAMILY = dataclasses.replace(
     predictive_component_log_prob=predictive_component_log_prob,
     sample_predictive=sample_predictive,
     feature_marginals=feature_marginals,
-    sampled_log_likelihood=sampled_log_likelihood)
+    sampled_log_likelihood=sampled_log_likelihood,
+    predictive_parameters=predictive_parameters,
+    distribution_kind="normal_gamma_independent")

@@ -545,6 +545,13 @@ def student_t_scale_tril(q):
   return factor[..., None, None] * q.scale_tril                   # [K, D, D]
 
 
+def predictive_parameters(q):
+  """(df [K], loc [K, D], scale_tril [K, D, D]) of the predictive Student-t's
+  (Bishop 10.81-10.82)."""
+  df = q.dof + 1.0 - _num_features(q, q.dof.dtype)                # [K]
+  return df, q.mean_loc, student_t_scale_tril(q)
+
+
 def predictive_component_log_prob(x, q):
   """log St_k(x_n) of each component's predictive, [B, K] (Bishop 10.81).
 
@@ -814,4 +821,5 @@ FAMILY = base.Family(
     feature_marginals=feature_marginals, precision_prior="wishart",
     methods=("natural", "gradient"),
     predicts_missing=True, search_counts_full_data=True,
-    searches_from_diagonal=True)
+    searches_from_diagonal=True, predictive_parameters=predictive_parameters,
+    distribution_kind="normal_wishart")
