@@ -629,7 +629,7 @@ def _fit_resumable(args, x, plan, callbacks, keras, tfgmm):
   """
   from tfgmm import api  # pylint: disable=import-outside-toplevel
   n, d = x.shape
-  batch_size = args.batch_size or min(n, api._MAX_BATCH)  # pylint: disable=protected-access
+  batch_size = args.batch_size or min(n, api.MAX_BATCH)
   epochs = args.epochs or api._MAX_EPOCHS[args.method]  # pylint: disable=protected-access
   tol = inspect.signature(tfgmm.fit).parameters["tol"].default
   n_init = api._N_INIT[args.method]  # pylint: disable=protected-access
