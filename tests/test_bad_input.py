@@ -275,8 +275,7 @@ ARGUMENT_CASES = [
 # Rows whose parametrised test lives beside the rest of their tests:
 # row -> (test file, test function).
 TESTED_ELSEWHERE = {
-    "scripts/train.py": ("test_train_cli.py",
-                         "test_data_errors_exit_2_with_one_line"),
+    "tfgmm.cli": ("test_train_cli.py", "test_data_errors_exit_2_with_one_line"),
     'tfgmm.fit(method="map")': ("test_map.py", "test_bad_arguments"),
     "tfgmm.metrics": ("test_metrics.py",
                       "test_bad_input_raises_naming_the_argument"),
