@@ -19,6 +19,29 @@ import tensorflow as tf
 from tfgmm.families import diag
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+SCRIPTS = REPO_ROOT / "scripts"
+
+
+def subprocess_env(**extra):
+  """The environment for a fresh Python process that imports this checkout.
+
+  The repository root comes first on PYTHONPATH, so `tfgmm` and
+  `tfgmm_command` are this tree's even where an installed copy exists;
+  TensorFlow's C++ start-up notices are silenced.
+
+  Args:
+    **extra: further variables to set.
+
+  Returns:
+    A dict for `subprocess`'s `env`.
+  """
+  path = os.environ.get("PYTHONPATH")
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3",
+             PYTHONPATH=os.pathsep.join([str(REPO_ROOT)]
+                                        + ([path] if path else [])))
+  env.update(extra)
+  return env
 
 # ------------------------------------------- fresh plain-TensorFlow clients
 
@@ -36,10 +59,9 @@ def run_client(source, args, tmp_path):
   """
   script = tmp_path / "client.py"
   script.write_text(source)
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
   done = subprocess.run([sys.executable, str(script)] + [str(a) for a in args],
-                        capture_output=True, text=True, timeout=300, env=env,
-                        cwd=tmp_path, check=False)
+                        capture_output=True, text=True, timeout=300,
+                        env=subprocess_env(), cwd=tmp_path, check=False)
   assert done.returncode == 0, done.stderr[-3000:]
   return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -109,8 +131,7 @@ def mixture_data(rng, n, d, k=3, spread=4.0):
 # ([sys.executable, __file__, "--cold-worker", ...]), and scripts/ is not a
 # package (it holds the command-line shims, not library code). So the tests
 # load it from its path, here and nowhere else.
-BENCHMARK_SCRIPT = (pathlib.Path(__file__).resolve().parents[1] / "scripts"
-                    / "benchmark.py")
+BENCHMARK_SCRIPT = SCRIPTS / "benchmark.py"
 
 
 def load_benchmark():

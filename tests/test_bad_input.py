@@ -4,7 +4,8 @@ The rows are the rows of the README's "Bad input" table (a test below keeps
 the two in step). Each case calls the entry point with one bad argument and
 expects a `ValueError` or `TypeError` whose message names the argument and
 echoes what it received. The command line's checks (exit status 2, one
-line) are parametrised in tests/test_train_cli.py.
+line) are parametrised in tests/test_train_cli.py; resumable fits'
+`backup_dir` in tests/test_fit_backup.py.
 """
 
 import pathlib
@@ -159,6 +160,10 @@ ARGUMENT_CASES = [
      ValueError, "verbose='loud'"),
     ("tfgmm.fit", "unknown option", lambda m: tfgmm.fit(X, 2, colour=1),
      ValueError, "colour"),
+    ("tfgmm.fit", "backup_dir file", lambda m: tfgmm.fit(
+        X, 2, backup_dir=__file__), ValueError, "not a directory.*backup_dir="),
+    ("tfgmm.fit", "backup_dir type", lambda m: tfgmm.fit(
+        X, 2, backup_dir=3), TypeError, "backup_dir=3"),
     # -------------------------------------------------------------- initialize
     ("BayesianGMM.initialize", "n_init", lambda m: tfgmm.BayesianGMM(
         2, 2).initialize(X, n_init=0), ValueError, "n_init=0"),
@@ -277,8 +282,7 @@ ARGUMENT_CASES = [
 # Rows whose parametrised test lives beside the rest of their tests:
 # row -> (test file, test function).
 TESTED_ELSEWHERE = {
-    "scripts/train.py": ("test_train_cli.py",
-                         "test_data_errors_exit_2_with_one_line"),
+    "tfgmm.cli": ("test_train_cli.py", "test_data_errors_exit_2_with_one_line"),
     'tfgmm.fit(method="map")': ("test_map.py", "test_bad_arguments"),
     "tfgmm.layers.MixtureLoss": ("test_layers.py", "test_bad_arguments"),
     "tfgmm.metrics": ("test_metrics.py",

@@ -1,7 +1,8 @@
 """Crash and resume with real processes: SIGKILL mid-epoch, mid-export.
 
-- `scripts/train.py --resume DIR` is killed with SIGKILL in the middle of an
-  epoch, restarted with the same command, and must end with the same
+- `tfgmm --resume DIR` (the command, `python -m tfgmm_command`, which calls
+  `tfgmm.fit(..., backup_dir=DIR)`) is killed with SIGKILL in the middle of
+  an epoch, restarted with the same command, and must end with the same
   parameters as a run never interrupted: bit for bit (assert_array_equal),
   for the natural method and for the gradient method (Adam's state).
 - An export killed while the SavedModel is being written, or while it
@@ -12,7 +13,6 @@ Processes write their output to files (a full pipe would block them) and are
 killed in `finally` blocks if a test fails.
 """
 
-import os
 import pathlib
 import re
 import signal
@@ -23,8 +23,9 @@ import time
 import numpy as np
 import pytest
 
-SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "scripts" / "train.py"
-ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+from tests.helpers import subprocess_env
+
+COMMAND = [sys.executable, "-m", "tfgmm_command"]
 TIMEOUT = 240   # seconds for any one process; the file takes far less
 EPOCHS = 10
 STEPS = 40      # batches per epoch: 2000 rows, batches of 50
@@ -43,15 +44,14 @@ def data_file(tmp_path_factory):
 
 
 class Run:
-  """scripts/train.py (or `python -c code`) in a subprocess, output to a file."""
+  """The command (or `python -c code`) in a subprocess, output to a file."""
 
   def __init__(self, args, log, code=None, env=None):
     self.log_path = log
     self._log = open(log, "w", encoding="utf-8")  # pylint: disable=consider-using-with
-    command = ([sys.executable, "-c", code, str(SCRIPT)] if code else
-               [sys.executable, str(SCRIPT)])
+    command = [sys.executable, "-c", code] if code else COMMAND
     self.process = subprocess.Popen(  # pylint: disable=consider-using-with
-        command + [str(a) for a in args], env=dict(ENV, **(env or {})),
+        command + [str(a) for a in args], env=subprocess_env(**(env or {})),
         stdout=self._log, stderr=subprocess.STDOUT)
 
   def output(self):
@@ -103,15 +103,15 @@ def results(out):
   return out[start:out.index("\n", out.index("Final bound", start))]
 
 
-# Runs scripts/train.py's main (sys.argv[1]) once per method in sys.argv[2]
-# (comma-separated) with the arguments sys.argv[3:], "{method}" replaced:
-# the uninterrupted runs share one process (one TensorFlow import).
+# Runs the command once per method in sys.argv[1] (comma-separated) with
+# the arguments sys.argv[2:], "{method}" replaced: the uninterrupted runs
+# share one process (one TensorFlow import).
 REFERENCES = r"""
-import runpy, sys
-main = runpy.run_path(sys.argv[1])["main"]
-for method in sys.argv[2].split(","):
+import sys
+from tfgmm_command import main
+for method in sys.argv[1].split(","):
   print(f"=== {method}", flush=True)
-  if main([arg.replace("{method}", method) for arg in sys.argv[3:]]):
+  if main([arg.replace("{method}", method) for arg in sys.argv[2:]]):
     sys.exit(1)
 """
 METHODS = ("natural", "gradient")
@@ -185,10 +185,10 @@ def test_sigkill_mid_epoch_then_resume_gives_identical_parameters(
 
 # ------------------------------------------------------------------- export
 
-# Runs scripts/train.py (sys.argv[1]) with its arguments (sys.argv[2:]) after
-# installing a hang at the point $HANG_AT of the export; prints HANGING there.
+# Runs the command with the arguments sys.argv[1:] after installing a hang at
+# the point $HANG_AT of the export; prints HANGING there.
 HANG = r"""
-import os, runpy, sys, time
+import os, sys, time
 
 def hang():
   print("HANGING", flush=True)
@@ -216,8 +216,8 @@ elif stage == "replacing":
       hang()
     return swapped
   tfgmm.export._exchange = hanging_exchange
-sys.argv = sys.argv[1:]
-runpy.run_path(sys.argv[0], run_name="__main__")
+from tfgmm_command import main
+sys.exit(main(sys.argv[1:]))
 """
 
 
@@ -244,8 +244,8 @@ def hanging_exports(tmp_path_factory):
   """Starts the exports to be killed, before any test: they run alongside.
 
   For each hang point, a previous export (written here, of other data) is
-  at the target, and a run of scripts/train.py (seed 1) exporting to the
-  same target will hang at that point.
+  at the target, and a run of the command (seed 1) exporting to the same
+  target will hang at that point.
 
   Yields:
     stage -> (target, what the previous export served, the run).

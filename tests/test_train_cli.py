@@ -1,4 +1,9 @@
-"""Tests of the command-line trainer, scripts/train.py."""
+"""Tests of the command line, `tfgmm.cli` (`tfgmm`, scripts/train.py).
+
+They call `tfgmm.cli.main([...])` in this process; tests/test_command.py
+covers the entry points (`tfgmm_command`, the script) in fresh processes,
+and tests/test_resume.py kills real ones.
+"""
 
 import importlib.util
 import os
@@ -9,17 +14,13 @@ import sys
 import numpy as np
 import pytest
 
-SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "scripts" / "train.py"
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(scope="module")
-def cli():
-  """scripts/train.py as a module (scripts/ is not a package)."""
-  spec = importlib.util.spec_from_file_location("tfgmm_train_cli", SCRIPT)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+import tfgmm_command
+from tests.helpers import PNG_SIGNATURE
+from tests.helpers import SCRIPTS
+from tests.helpers import subprocess_env
+from tfgmm import api
+from tfgmm import callbacks as callbacks_lib
+from tfgmm import cli
 
 
 def assert_png(path):
@@ -30,11 +31,11 @@ def assert_png(path):
   assert data[:8] == PNG_SIGNATURE, path
 
 
-def assert_one_line_error(capsys, *fragments):
+def assert_one_line_error(capsys, *fragments, prog="tfgmm"):
   captured = capsys.readouterr()
   lines = captured.err.strip().splitlines()
   assert len(lines) == 1, captured.err
-  assert lines[0].startswith("train.py: error: "), lines[0]
+  assert lines[0].startswith(f"{prog}: error: "), lines[0]
   assert "Traceback" not in captured.err
   for fragment in fragments:
     assert fragment in lines[0], lines[0]
@@ -55,7 +56,7 @@ def write_people_csv(path, n=400, seed=0):
 
 # ------------------------------------------------------------- end to end
 
-def test_demo_exports_and_plots(cli, tmp_path, capsys):
+def test_demo_exports_and_plots(tmp_path, capsys):
   export = tmp_path / "saved_models" / "demo"
   plots = tmp_path / "plots"
   status = cli.main(["--demo", "--seed", "0", "--export", str(export),
@@ -76,7 +77,7 @@ def test_demo_exports_and_plots(cli, tmp_path, capsys):
   assert out.count(" ± ") == 1 + 3 * (1 + 2 * 2)   # header + table
 
 
-def test_demo_data_matches_the_seed_blog(cli):
+def test_demo_data_matches_the_seed_blog():
   x = cli.demo_data()
   assert x.shape == (3000, 2) and x.dtype == np.float32
   expected = np.random.RandomState(12345).randn(3000, 2).astype(np.float32)
@@ -84,7 +85,7 @@ def test_demo_data_matches_the_seed_blog(cli):
   np.testing.assert_array_equal(x, expected + shift)
 
 
-def test_csv_with_header_and_named_columns(cli, tmp_path, capsys):
+def test_csv_with_header_and_named_columns(tmp_path, capsys):
   data = write_people_csv(tmp_path / "people.csv")
   status = cli.main([str(data), "-k", "2", "--columns", "height,weight",
                      "--seed", "1", "--plots", str(tmp_path / "plots")])
@@ -100,7 +101,7 @@ def test_csv_with_header_and_named_columns(cli, tmp_path, capsys):
   assert means[1] == pytest.approx(180, abs=1.5)
 
 
-def test_npy_input_one_feature(cli, tmp_path, capsys):
+def test_npy_input_one_feature(tmp_path, capsys):
   rng = np.random.RandomState(0)
   path = tmp_path / "x.npy"
   np.save(path, np.concatenate([rng.randn(300) - 3, rng.randn(300) + 3]))
@@ -113,7 +114,7 @@ def test_npy_input_one_feature(cli, tmp_path, capsys):
     assert_png(tmp_path / "plots" / f"{name}.png")
 
 
-def test_three_features_skip_the_density_plot(cli, tmp_path, capsys):
+def test_three_features_skip_the_density_plot(tmp_path, capsys):
   path = tmp_path / "x.npy"
   np.save(path, np.random.RandomState(0).randn(200, 3))
   plots = tmp_path / "plots"
@@ -126,7 +127,7 @@ def test_three_features_skip_the_density_plot(cli, tmp_path, capsys):
   assert "no density plot for 3 features" in out
 
 
-def test_minibatch_gradient_shows_keras_progress(cli, tmp_path, capsys):
+def test_minibatch_gradient_shows_keras_progress(tmp_path, capsys):
   path = tmp_path / "x.npy"
   np.save(path, cli.demo_data()[::3])
   status = cli.main([str(path), "--method", "gradient", "--batch-size",
@@ -139,30 +140,28 @@ def test_minibatch_gradient_shows_keras_progress(cli, tmp_path, capsys):
 
 
 def test_subprocess_entry_point(tmp_path):
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+  # `make run`'s path: scripts/train.py in a fresh process.
   result = subprocess.run(
-      [sys.executable, str(SCRIPT), "--demo", "--seed", "0",
+      [sys.executable, str(SCRIPTS / "train.py"), "--demo", "--seed", "0",
        "--plots", "plots"],
-      cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
-      check=False)
+      cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True,
+      timeout=300, check=False)
   assert result.returncode == 0, result.stderr[-2000:]
   assert "(converged)" in result.stdout
   assert "Traceback" not in result.stderr
   assert_png(tmp_path / "plots" / "density.png")
 
 
-def test_subprocess_error_exit_status(tmp_path):
-  result = subprocess.run(
-      [sys.executable, str(SCRIPT), str(tmp_path / "missing.csv")],
-      cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
-  assert result.returncode == 2
-  assert "train.py: error: cannot read" in result.stderr
-  assert "Traceback" not in result.stderr
+def test_error_exit_status_names_the_program(tmp_path, capsys):
+  # scripts/train.py calls the command with prog="train.py"; the exit
+  # status of a process is checked in tests/test_command.py.
+  assert cli.main([str(tmp_path / "missing.csv")], prog="train.py") == 2
+  assert_one_line_error(capsys, "cannot read", prog="train.py")
 
 
 # ------------------------------------------------------------------ loading
 
-def test_load_csv_header_detection_and_indices(cli, tmp_path):
+def test_load_csv_header_detection_and_indices(tmp_path):
   path = tmp_path / "plain.csv"
   path.write_text("1,2,3\n4,5,6\n\n# a comment\n7,8,9\n")
   x, names = cli.load_data(path)
@@ -182,7 +181,7 @@ def test_load_csv_header_detection_and_indices(cli, tmp_path):
     ("a  b\n 1.5   2\n3 4e1\n", None),
     ("a|b\n1.5|2\n3|4e1\n", "|"),
 ])
-def test_load_csv_delimiters(cli, tmp_path, text, delimiter):
+def test_load_csv_delimiters(tmp_path, text, delimiter):
   path = tmp_path / "data.txt"
   path.write_text(text)
   x, names = cli.load_data(path, delimiter=delimiter)
@@ -190,15 +189,15 @@ def test_load_csv_delimiters(cli, tmp_path, text, delimiter):
   np.testing.assert_array_equal(x, [[1.5, 2.0], [3.0, 40.0]])
 
 
-def test_delimiter_and_column_flags_parse(cli):
-  args = cli.build_parser().parse_args(
+def test_delimiter_and_column_flags_parse():
+  args = tfgmm_command.build_parser().parse_args(
       ["f.csv", "--delimiter", "tab", "--columns", "a, 2", "--no-header"])
   assert args.delimiter == "\t"
   assert args.columns == ["a", "2"]
   assert args.header is False
 
 
-def test_format_summary_aligns_and_marks_missing_sd(cli):
+def test_format_summary_aligns_and_marks_missing_sd():
   summary = {
       "weights": np.array([0.75, 0.25]),
       "weights_sd": np.array([0.01, 0.01]),
@@ -235,7 +234,7 @@ def test_format_summary_aligns_and_marks_missing_sd(cli):
     ("a,b\n1,2\n3,4\n", ["--no-header"], ["non-numeric value 'a'",
                                           "line 1"]),
 ])
-def test_data_errors_exit_2_with_one_line(cli, tmp_path, capsys, content, args,
+def test_data_errors_exit_2_with_one_line(tmp_path, capsys, content, args,
                                           fragments):
   path = tmp_path / "data.csv"
   if content is not None:
@@ -245,7 +244,7 @@ def test_data_errors_exit_2_with_one_line(cli, tmp_path, capsys, content, args,
   assert capsys.readouterr().out == ""
 
 
-def test_npy_errors_exit_2(cli, tmp_path, capsys):
+def test_npy_errors_exit_2(tmp_path, capsys):
   strings = tmp_path / "strings.npy"
   np.save(strings, np.array([["a", "b"]]))
   assert cli.main([str(strings)]) == 2
@@ -260,14 +259,14 @@ def test_npy_errors_exit_2(cli, tmp_path, capsys):
   assert_one_line_error(capsys, "cannot read")
 
 
-def test_binary_file_as_csv_exits_2(cli, tmp_path, capsys):
+def test_binary_file_as_csv_exits_2(tmp_path, capsys):
   path = tmp_path / "image.csv"
   path.write_bytes(PNG_SIGNATURE + bytes(range(256)))
   assert cli.main([str(path)]) == 2
   assert_one_line_error(capsys, "not a UTF-8 text")
 
 
-def test_export_refuses_to_replace_a_foreign_directory(cli, tmp_path, capsys):
+def test_export_refuses_to_replace_a_foreign_directory(tmp_path, capsys):
   target = tmp_path / "mine"
   target.mkdir()
   (target / "notes.txt").write_text("keep me")
@@ -276,23 +275,22 @@ def test_export_refuses_to_replace_a_foreign_directory(cli, tmp_path, capsys):
   assert (target / "notes.txt").read_text() == "keep me"
 
 
-def test_tfgmm_argument_errors_are_recognised(cli):
-  import tfgmm  # pylint: disable=import-outside-toplevel
+def test_tfgmm_argument_errors_are_recognised():
+  recognised = cli._raised_by_tfgmm_checks  # pylint: disable=protected-access
   with pytest.raises(ValueError) as raised:
-    tfgmm.fit(np.zeros((4, 2)), 0)
-  assert cli._raised_by_tfgmm_checks(raised.value, tfgmm)
+    api.fit(np.zeros((4, 2)), 0)
+  assert recognised(raised.value)
   with pytest.raises(ValueError) as raised:
     np.zeros(2).reshape(3)
-  assert not cli._raised_by_tfgmm_checks(raised.value, tfgmm)
+  assert not recognised(raised.value)
 
 
-def test_training_failure_exits_1_with_one_line(cli, capsys, monkeypatch):
-  import tfgmm  # pylint: disable=import-outside-toplevel
+def test_training_failure_exits_1_with_one_line(capsys, monkeypatch):
 
   def broken_fit(*args, **kwargs):
     raise TypeError("Expected int32, but got None\n  more details")
 
-  monkeypatch.setattr(tfgmm, "fit", broken_fit)
+  monkeypatch.setattr(api, "fit", broken_fit)
   assert cli.main(["--demo"]) == 1
   line = assert_one_line_error(capsys, "training failed: TypeError: "
                                "Expected int32, but got None", "--debug")
@@ -301,7 +299,7 @@ def test_training_failure_exits_1_with_one_line(cli, capsys, monkeypatch):
     cli.main(["--demo", "--debug"])
 
 
-def test_tensorboard_without_the_package_exits_2(cli, tmp_path, capsys,
+def test_tensorboard_without_the_package_exits_2(tmp_path, capsys,
                                                 monkeypatch):
   monkeypatch.setattr(cli, "_tensorboard_available", lambda: False)
   assert cli.main(["--demo", "--tensorboard", str(tmp_path / "logs")]) == 2
@@ -310,7 +308,7 @@ def test_tensorboard_without_the_package_exits_2(cli, tmp_path, capsys,
 
 @pytest.mark.skipif(importlib.util.find_spec("tensorboard") is None,
                     reason="tensorboard is not installed")
-def test_tensorboard_logs(cli, tmp_path, capsys):
+def test_tensorboard_logs(tmp_path, capsys):
   logs = tmp_path / "logs"
   assert cli.main(["--demo", "--epochs", "2", "--seed", "0",
                    "--tensorboard", str(logs)]) == 0
@@ -327,14 +325,14 @@ def test_tensorboard_logs(cli, tmp_path, capsys):
     ["--demo", "--no-header"],
     ["--demo", "--columns", "a"],
 ])
-def test_usage_errors_exit_2(cli, capsys, args):
+def test_usage_errors_exit_2(capsys, args):
   assert cli.main(args) == 2
   err = capsys.readouterr().err
-  assert "train.py: error: " in err
+  assert "tfgmm: error: " in err
   assert "Traceback" not in err
 
 
-def test_help_exits_0(cli, capsys):
+def test_help_exits_0(capsys):
   assert cli.main(["--help"]) == 0
   assert "--components" in capsys.readouterr().out
 
@@ -364,16 +362,16 @@ def summary_lines(out):
   return out[start:end].splitlines()
 
 
-def crash_after_backup(cli, monkeypatch, epoch):
+def crash_after_backup(monkeypatch, epoch):
   """Makes the next run stop (KeyboardInterrupt) once backup `epoch` is in."""
-  commit = cli._commit_checkpoint  # pylint: disable=protected-access
+  commit = callbacks_lib.commit_backup
 
   def commit_then_crash(model, directory, state):
     commit(model, directory, state)
     if state["epoch"] == epoch:
       raise KeyboardInterrupt
 
-  monkeypatch.setattr(cli, "_commit_checkpoint", commit_then_crash)
+  monkeypatch.setattr(callbacks_lib, "commit_backup", commit_then_crash)
 
 
 class _Tee:
@@ -401,7 +399,7 @@ CONVERGING = ["--demo", "--seed", "0"]
 
 
 @pytest.fixture(scope="module")
-def converging_run(cli, tmp_path_factory):
+def converging_run(tmp_path_factory):
   """(export, output, epochs) of an uninterrupted converging --resume run."""
   tmp = tmp_path_factory.mktemp("converging")
   captured = []
@@ -417,13 +415,13 @@ def converging_run(cli, tmp_path_factory):
   return tmp / "export", out, epochs
 
 
-def test_help_documents_resume(cli, capsys):
+def test_help_documents_resume(capsys):
   assert cli.main(["--help"]) == 0
   out = capsys.readouterr().out
   assert "--resume DIR" in out and "BackupAndRestore" in out
 
 
-def test_resume_without_interruption_matches_a_plain_run(cli, tmp_path,
+def test_resume_without_interruption_matches_a_plain_run(tmp_path,
                                                          capsys):
   common = ["--demo", "--method", "gradient", "--batch-size", "500",
             "--epochs", "3", "--seed", "0"]
@@ -439,7 +437,7 @@ def test_resume_without_interruption_matches_a_plain_run(cli, tmp_path,
   assert not backup.exists()
 
 
-def test_crash_then_resume_converges_at_the_same_epoch(cli, converging_run,
+def test_crash_then_resume_converges_at_the_same_epoch(converging_run,
                                                        tmp_path, capsys,
                                                        monkeypatch):
   # Crash one epoch before the end: between the two calm epochs that stop
@@ -448,7 +446,7 @@ def test_crash_then_resume_converges_at_the_same_epoch(cli, converging_run,
   args = CONVERGING + ["--resume", str(tmp_path / "backup")]
   export = ["--export", str(tmp_path / "export"), "--plots",
             str(tmp_path / "plots")]
-  crash_after_backup(cli, monkeypatch, epochs - 1)
+  crash_after_backup(monkeypatch, epochs - 1)
   assert cli.main(args + export) == 130
   captured = capsys.readouterr()
   assert "run the same command again to resume" in captured.err
@@ -465,17 +463,17 @@ def test_crash_then_resume_converges_at_the_same_epoch(cli, converging_run,
   assert not (tmp_path / "backup").exists()
 
 
-def test_killed_after_the_last_backup_trains_no_more(cli, converging_run,
+def test_killed_after_the_last_backup_trains_no_more(converging_run,
                                                      tmp_path, capsys,
                                                      monkeypatch):
-  import keras  # pylint: disable=import-outside-toplevel
   reference, reference_out, epochs = converging_run
   args = CONVERGING + ["--resume", str(tmp_path / "backup")]
 
   def crash(self, logs=None):
     raise KeyboardInterrupt
 
-  monkeypatch.setattr(keras.callbacks.BackupAndRestore, "on_train_end", crash)
+  monkeypatch.setattr(callbacks_lib.AtomicBackupAndRestore, "on_train_end",
+                      crash)
   assert cli.main(args) == 130
   assert os.listdir(tmp_path / "backup") == [f"epoch-{epochs:08d}"]
   monkeypatch.undo()
@@ -488,11 +486,11 @@ def test_killed_after_the_last_backup_trains_no_more(cli, converging_run,
   assert not (tmp_path / "backup").exists()
 
 
-def test_resume_refuses_another_runs_backup(cli, tmp_path, capsys,
+def test_resume_refuses_another_runs_backup(tmp_path, capsys,
                                             monkeypatch):
   backup = tmp_path / "backup"
   args = ["--demo", "--seed", "3", "--epochs", "5", "--resume", str(backup)]
-  crash_after_backup(cli, monkeypatch, 1)
+  crash_after_backup(monkeypatch, 1)
   assert cli.main(args) == 130
   monkeypatch.undo()
   capsys.readouterr()
@@ -514,12 +512,12 @@ def test_resume_refuses_another_runs_backup(cli, tmp_path, capsys,
 
 
 @pytest.mark.parametrize("layout, fragment", [
-    ("foreign", "not a train.py backup"),
+    ("foreign", "not a tfgmm backup"),
     ("file", "not a directory"),
     ("plots-inside", "inside --resume"),
     ("inside-export", "inside --export"),
 ])
-def test_resume_directory_errors_exit_2(cli, tmp_path, capsys, layout,
+def test_resume_directory_errors_exit_2(tmp_path, capsys, layout,
                                         fragment):
   backup = tmp_path / "backup"
   args = ["--demo", "--resume", str(backup)]

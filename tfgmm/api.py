@@ -1,7 +1,11 @@
 """`tfgmm.fit`: one call from data to a fitted `BayesianGMM` (or MAP point
 estimates with method="map")."""
 
+import hashlib
+import json
+
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tfgmm import _validation
@@ -15,13 +19,14 @@ from tfgmm import model as model_lib
 METHODS = model_lib.METHODS + ("map",)
 _MAX_EPOCHS = {"natural": 300, "gradient": 1000, "sampled": 1000, "map": 300}
 _N_INIT = {"natural": 5, "gradient": 5, "sampled": 5, "map": 100}
-_MAX_BATCH = data_lib.MAX_BATCH
+# Rows per minibatch when `batch_size` is None (the command line reports it).
+MAX_BATCH = data_lib.MAX_BATCH
 
 
 def fit(x, n_components, *, method="natural", n_init=None, batch_size=None,
         max_epochs=None, tol=1e-5, seed=None, callbacks=None, verbose=0,
         num_examples=None, sample_weight=None, init_labels=None,
-        **model_kwargs):
+        backup_dir=None, **model_kwargs):
   """Fits a `BayesianGMM` to data and returns it (method="map": a `MAPMixture`).
 
   Initialisation searches on a sample of up to 10,000 rows: `n_init`
@@ -38,6 +43,20 @@ def fit(x, n_components, *, method="natural", n_init=None, batch_size=None,
   - otherwise: `model.fit` on minibatches (`make_dataset` for arrays; a
     `tf.data.Dataset` is used as given) with a `BoundConvergence(tol)`
     callback and the given Keras `callbacks`.
+
+  With `backup_dir`, the fit is resumable: it trains through `model.fit`
+  and backs the training state up in `backup_dir` after every epoch
+  (`tfgmm.callbacks.AtomicBackupAndRestore`, written atomically). If the
+  process dies, even by SIGKILL, calling `fit` again with the same arguments
+  and data resumes from the last completed epoch (through Keras'
+  `initial_epoch`) and returns the same model, bit for bit, as a fit never
+  interrupted: the initialised model is backed up before training, each
+  epoch's batch order derives from (seed, epoch), and the convergence test
+  replays the restored epochs (`tfgmm.callbacks.ResumableBoundConvergence`).
+  With `seed=None`, the first call's seed is kept in the backup. A backup
+  of a fit with other arguments, data or seed raises
+  `tfgmm.callbacks.BackupMismatchError`; a finished fit deletes
+  `backup_dir`.
 
   Args:
     x: array [N, D] or `tf.data.Dataset` of [B, D] batches.
@@ -64,6 +83,9 @@ def fit(x, n_components, *, method="natural", n_init=None, batch_size=None,
       [0, K), [N]: the fit starts from the posterior of those labels, with
       no search (e.g. from another clustering, or the true labels of
       simulated data).
+    backup_dir: None, or a directory (str or path-like) for resumable fits
+      of an array `x` (see above): new, empty, or holding this fit's backups.
+      With verbose > 0, one line says whether the fit starts or resumes.
     **model_kwargs: passed to `BayesianGMM` (priors, `covariance_type`,
       `mean_prior`, `weight_prior`, `dtype`, `standardize`); with method
       "map", to `tfgmm.map.fit` (the same priors and settings, and
@@ -74,6 +96,10 @@ def fit(x, n_components, *, method="natural", n_init=None, batch_size=None,
     `converged`, `n_epochs` and `training_history` set; with method "map",
     a `tfgmm.map.MAPMixture` (weights, means and precisions in data units,
     decreasing weight).
+
+  Raises:
+    tfgmm.callbacks.BackupMismatchError: `backup_dir` holds the backup of a
+      different fit.
   """
   n_components = _validation.check_positive_int("n_components", n_components)
   _validation.check_choice("method", method, METHODS)
@@ -92,7 +118,8 @@ def fit(x, n_components, *, method="natural", n_init=None, batch_size=None,
                     max_epochs=max_epochs, tol=tol, seed=seed,
                     callbacks=callbacks, verbose=verbose,
                     num_examples=num_examples, sample_weight=sample_weight,
-                    init_labels=init_labels, **model_kwargs)
+                    init_labels=init_labels, backup_dir=backup_dir,
+                    **model_kwargs)
   if batch_size is not None:
     batch_size = _validation.check_positive_int("batch_size", batch_size)
   if isinstance(x, tf.data.Dataset):
@@ -108,6 +135,19 @@ def fit(x, n_components, *, method="natural", n_init=None, batch_size=None,
         allow_nan=model_kwargs.get("missing", "error") == "marginalize")
     n_features = x.shape[1]
     sample_weight = _validation.check_sample_weight(sample_weight, x.shape[0])
+  if backup_dir is not None:
+    if isinstance(x, tf.data.Dataset):
+      raise ValueError(
+          "`backup_dir` resumes fits of an array `x` (its batch order is "
+          "rebuilt from the seed and epoch, and its contents checked "
+          "against the backup); received a tf.data.Dataset. Pass the array. "
+          f"Received: backup_dir={backup_dir!r}.")
+    return _fit_backed_up(
+        x, n_components, method=method, n_init=n_init, batch_size=batch_size,
+        max_epochs=max_epochs, tol=tol, seed=seed, callbacks=callbacks,
+        verbose=verbose, num_examples=num_examples,
+        sample_weight=sample_weight, init_labels=init_labels,
+        backup_dir=backup_dir, model_kwargs=model_kwargs)
   model = model_lib.BayesianGMM(n_components, n_features, method=method,
                                 seed=seed, **model_kwargs)
   model.initialize(x, n_init=n_init, num_examples=num_examples,
@@ -117,15 +157,95 @@ def fit(x, n_components, *, method="natural", n_init=None, batch_size=None,
     _fit_cavi(model, x, max_epochs, tol, sample_weight)
   else:
     if not isinstance(x, tf.data.Dataset):
-      size = batch_size or min(x.shape[0], _MAX_BATCH)
-      x = data_lib.make_dataset(x, size, seed=model.seed,
-                                sample_weight=sample_weight,
-                                missing=model.missing)
+      x = _minibatches(model, x, batch_size, sample_weight)
     model.compile()
     model.fit(x, epochs=max_epochs, verbose=verbose,
               callbacks=[callbacks_lib.BoundConvergence(tol)]
               + list(callbacks or []))
   return model
+
+
+def _minibatches(model, x, batch_size, sample_weight):
+  """`make_dataset` of an array, with the model's seed and missing values.
+
+  A `batch_size` of None picks min(N, MAX_BATCH).
+  """
+  size = batch_size or min(x.shape[0], MAX_BATCH)
+  return data_lib.make_dataset(x, size, seed=model.seed,
+                               sample_weight=sample_weight,
+                               missing=model.missing)
+
+
+def _fit_backed_up(x, n_components, *, method, n_init, batch_size,
+                   max_epochs, tol, seed, callbacks, verbose, num_examples,
+                   sample_weight, init_labels, backup_dir, model_kwargs):
+  """`fit`'s minibatch path with per-epoch backups in `backup_dir`.
+
+  The steps of the minibatch path (model, `initialize`, `make_dataset` with
+  the model's seed, `compile`, `model.fit` with the convergence test), so a
+  fit never interrupted ends where `fit(callbacks=[...])` does; a restart
+  loads the latest backup instead of initialising, and resumes at its
+  epoch.
+  """
+  seed = _validation.check_seed("seed", seed)
+  run = _run_identity(
+      x, n_components=n_components, method=method, n_init=n_init,
+      batch_size=batch_size, max_epochs=max_epochs, tol=tol,
+      num_examples=num_examples, sample_weight=sample_weight,
+      init_labels=init_labels, model_kwargs=model_kwargs)
+  backup = callbacks_lib.AtomicBackupAndRestore(backup_dir, run=run,
+                                                seed=seed)
+  model = model_lib.BayesianGMM(n_components, x.shape[1], method=method,
+                                seed=backup.seed, **model_kwargs)
+  # Compiled first, so the optimizer's slots are in every backup.
+  model.compile()
+  initial_epoch = backup.restore(model)
+  if initial_epoch is None:
+    model.initialize(x, n_init=n_init, num_examples=num_examples,
+                     sample_weight=sample_weight, labels=init_labels)
+    backup.backup(model)
+    initial_epoch = 0
+    if verbose:
+      print(f"Backing up the training state in {backup.backup_dir} after "
+            "every epoch; if interrupted, the same fit resumes from the last "
+            "backup.", flush=True)
+  elif verbose:
+    print(f"Resuming from the backup in {backup.backup_dir}: "
+          f"{initial_epoch} of {max_epochs} epochs done (seed {model.seed}).",
+          flush=True)
+  convergence = callbacks_lib.ResumableBoundConvergence(tol)
+  if convergence.replay(model.training_history[convergence.monitor]):
+    # Stopped after its last backup, before it finished: no epoch to run.
+    initial_epoch = max_epochs
+  dataset = _minibatches(model, x, batch_size, sample_weight)
+  # The backup comes first: it commits an epoch before a callback stops.
+  model.fit(dataset, epochs=max_epochs, initial_epoch=initial_epoch,
+            verbose=verbose,
+            callbacks=[backup, convergence] + list(callbacks or []))
+  return model
+
+
+def _run_identity(x, *, model_kwargs, **arguments):
+  """What a backup must match: the arguments and digests of the arrays."""
+  run = {}
+  for name, value in dict(arguments, x=x, **model_kwargs).items():
+    if name in ("x", "sample_weight", "init_labels") and value is not None:
+      array = np.ascontiguousarray(
+          value, np.int64 if name == "init_labels" else np.float64)
+      value = {"shape": list(array.shape),
+               "sha256": hashlib.sha256(array.tobytes()).hexdigest()}
+    run[name] = _jsonable(value)
+  return run
+
+
+def _jsonable(value):
+  """`value` as JSON data: arrays as lists, anything else unknown as repr."""
+  if isinstance(value, (np.ndarray, np.generic, tf.Tensor)):
+    value = np.asarray(value).tolist()
+  try:
+    return json.loads(json.dumps(value))
+  except (TypeError, ValueError):
+    return repr(value)
 
 
 def _fit_cavi(model, x, max_epochs, tol, sample_weight=None):
@@ -150,11 +270,12 @@ def _fit_cavi(model, x, max_epochs, tol, sample_weight=None):
 
 def _fit_map(x, n_components, *, n_init, batch_size, max_epochs, tol, seed,
              callbacks, verbose, num_examples, sample_weight, init_labels,
-             **options):
+             backup_dir, **options):
   """method="map": checks what MAP-EM does not take, then `map_lib.fit`."""
   for name, value in (("batch_size", batch_size), ("callbacks", callbacks),
                       ("num_examples", num_examples),
-                      ("init_labels", init_labels)):
+                      ("init_labels", init_labels),
+                      ("backup_dir", backup_dir)):
     if value is not None and not (name == "callbacks" and not value):
       raise ValueError(
           f"`{name}` applies to the variational methods; method='map' runs "
