@@ -279,10 +279,12 @@ def test_callbacks_by_hand_check_the_resume(x, tmp_path):
 
 
 def test_resumable_convergence_replays_the_recorded_epochs():
-  convergence = callbacks_lib.ResumableBoundConvergence(tol=1e-3)
+  # window=1: the full-batch test (unattached, the default window is the
+  # minibatch one).
+  convergence = callbacks_lib.ResumableBoundConvergence(tol=1e-3, window=1)
   assert not convergence.replay([5.0, 4.0, 3.9995])     # one calm epoch
   assert convergence.replay([5.0, 4.0, 3.9995, 3.9991])  # two: converged
   assert not convergence.update(3.0)                     # a jump resets it
-  plain = callbacks_lib.BoundConvergence(tol=1e-3)
+  plain = callbacks_lib.BoundConvergence(tol=1e-3, window=1)
   assert [plain.update(v) for v in (5.0, 4.0, 3.9995, 3.9991)] == [
       False, False, False, True]

@@ -165,13 +165,15 @@ def fit(x, n_components, *, method="natural", n_init=None, batch_size=None,
   return model
 
 
-def _minibatches(model, x, batch_size, sample_weight):
-  """`make_dataset` of an array, with the model's seed and missing values.
+def _batch_size(x, batch_size):
+  """Rows per minibatch of an array: a `batch_size` of None picks
+  min(N, MAX_BATCH)."""
+  return batch_size or min(x.shape[0], MAX_BATCH)
 
-  A `batch_size` of None picks min(N, MAX_BATCH).
-  """
-  size = batch_size or min(x.shape[0], MAX_BATCH)
-  return data_lib.make_dataset(x, size, seed=model.seed,
+
+def _minibatches(model, x, batch_size, sample_weight):
+  """`make_dataset` of an array, with the model's seed and missing values."""
+  return data_lib.make_dataset(x, _batch_size(x, batch_size), seed=model.seed,
                                sample_weight=sample_weight,
                                missing=model.missing)
 
@@ -213,7 +215,10 @@ def _fit_backed_up(x, n_components, *, method, n_init, batch_size,
     print(f"Resuming from the backup in {backup.backup_dir}: "
           f"{initial_epoch} of {max_epochs} epochs done (seed {model.seed}).",
           flush=True)
-  convergence = callbacks_lib.ResumableBoundConvergence(tol)
+  # The window Keras' step count would give, known before `fit` runs.
+  convergence = callbacks_lib.ResumableBoundConvergence(
+      tol, window=callbacks_lib.window_for_steps(
+          -(-x.shape[0] // _batch_size(x, batch_size))))
   if convergence.replay(model.training_history[convergence.monitor]):
     # Stopped after its last backup, before it finished: no epoch to run.
     initial_epoch = max_epochs

@@ -12,6 +12,7 @@
 import json
 import math
 import os
+import statistics
 import re
 import shutil
 import tempfile
@@ -19,32 +20,85 @@ import tempfile
 import keras
 
 
+# Epochs per window of the noise-aware test (minibatch training).
+DEFAULT_WINDOW = 5
+
+
+def window_for_steps(steps):
+  """`BoundConvergence`'s default window for epochs of `steps` steps.
+
+  One step per epoch (a full batch) makes the epoch's loss the exact bound
+  of the epoch's start: window 1. Minibatch epochs average a moving,
+  noisy bound: `DEFAULT_WINDOW` (also for an unknown number of steps).
+  """
+  return 1 if steps == 1 else DEFAULT_WINDOW
+
+
 class BoundConvergence(keras.callbacks.Callback):
   """Stops training when the epoch's loss (negative bound per point) settles.
 
-  Training stops once `patience` consecutive epochs each changed the loss by
-  less than `tol` nats per data point; the model's `converged` is then True.
+  With `window` w = 1 (full-batch epochs, where the loss is the exact bound)
+  an epoch is calm when its loss moved by less than `tol` nats per point.
+  With w > 1 (minibatch epochs, whose loss jitters with the batches by more
+  than a useful `tol`) it compares the mean loss of the last w epochs with
+  that of the w before, and the epoch is calm when
+
+  ```none
+  |mean(new) - mean(old)| < tol + 2 sqrt((var(old) + var(new)) / w)
+  ```
+
+  (var: the sample variance of the windows' epoch losses): the bound has
+  stopped moving by more than `tol` plus twice the standard error of the
+  difference, i.e. by more than the minibatch noise can resolve. The test
+  uses the logged epoch losses only (no extra pass over the data). Training
+  stops once `patience` consecutive epochs are calm; the model's
+  `converged` is then True.
 
   Args:
     tol: nats per data point, > 0.
-    patience: consecutive small changes needed, int >= 1.
+    patience: consecutive calm epochs needed, int >= 1.
     monitor: the logged metric to watch.
+    window: epochs per window, int >= 1, or None: 1 when every epoch is one
+      step, else `DEFAULT_WINDOW` (`window_for_steps`, from Keras'
+      `params["steps"]`).
   """
 
-  def __init__(self, tol=1e-4, patience=2, monitor="loss"):
+  def __init__(self, tol=1e-4, patience=2, monitor="loss", window=None):
     super().__init__()
     if not tol > 0:
       raise ValueError(f"Expected `tol` > 0. Received: tol={tol!r}.")
+    if window is not None and not (isinstance(window, int) and window >= 1):
+      raise ValueError("Expected `window` to be None or an int >= 1. "
+                       f"Received: window={window!r}.")
     self.tol = float(tol)
     self.patience = int(patience)
     self.monitor = monitor
-    self._previous = math.inf
+    self.window = window
+    self._values = []
     self._calm = 0
 
   def reset(self):
     """Forgets the epochs seen so far."""
-    self._previous = math.inf
+    self._values = []
     self._calm = 0
+
+  def _window(self):
+    if self.window is not None:
+      return self.window
+    return window_for_steps((self.params or {}).get("steps"))
+
+  def _is_calm(self):
+    w = self._window()
+    values = self._values
+    if len(values) < 2 * w:
+      return False
+    old, new = values[-2 * w:-w], values[-w:]
+    change = abs(sum(new) / w - sum(old) / w)
+    if w == 1:
+      return change < self.tol
+    noise = math.sqrt((statistics.variance(old) + statistics.variance(new))
+                      / w)
+    return change < self.tol + 2.0 * noise
 
   def update(self, value):
     """Feeds one epoch's value of the monitored metric.
@@ -55,9 +109,8 @@ class BoundConvergence(keras.callbacks.Callback):
     Returns:
       Whether the test has converged: `patience` calm epochs in a row.
     """
-    value = float(value)
-    self._calm = self._calm + 1 if abs(value - self._previous) < self.tol else 0
-    self._previous = value
+    self._values.append(float(value))
+    self._calm = self._calm + 1 if self._is_calm() else 0
     return self._calm >= self.patience
 
   def on_train_begin(self, logs=None):
