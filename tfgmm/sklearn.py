@@ -88,7 +88,6 @@ import warnings
 import numpy as np
 
 try:
-  import scipy.linalg
   from sklearn import base as sklearn_base
   from sklearn import cluster as sklearn_cluster
   from sklearn.exceptions import ConvergenceWarning
@@ -103,14 +102,17 @@ except ImportError as error:  # pragma: no cover - exercised without the extra
 import tensorflow as tf
 
 from tfgmm._engine import weight_priors
-from tfgmm.families import diag
 from tfgmm._engine import loops
+from tfgmm import families
 from tfgmm import model as model_lib
 
 __all__ = ["BayesianGaussianMixture"]
 
+# scikit-learn's vocabulary; the face offers the types whose family has a
+# scikit-learn layout (`Family.sklearn`).
 _COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
-_SUPPORTED_COVARIANCE_TYPES = ("full", "diag")
+_SUPPORTED_COVARIANCE_TYPES = tuple(
+    t for t in families.COVARIANCE_TYPES if families.get(t).sklearn is not None)
 _INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 _WEIGHT_PRIOR_TYPES = {"dirichlet_process": "dirichlet_process",
                        "dirichlet_distribution": "dirichlet"}
@@ -305,24 +307,30 @@ default='kmeans'
       raise ValueError(
           "The parameter 'degrees_of_freedom_prior' should be greater than "
           f"{n_features - 1}, but got {self.degrees_of_freedom_prior:.3f}.")
-    full = self.covariance_type == "full"
+    # A matrix (rank 2), per-feature variances (1) or one variance (0).
+    rank = self._family().sklearn.covariance_prior_rank
     if self.covariance_prior is None:
-      self.covariance_prior_ = (np.atleast_2d(np.cov(x.T)) if full
-                                else np.var(x, axis=0, ddof=1))
+      if rank == 2:
+        self.covariance_prior_ = np.atleast_2d(np.cov(x.T))
+      else:
+        variance = np.var(x, axis=0, ddof=1)
+        self.covariance_prior_ = variance if rank else float(variance.mean())
       return
     prior = _as_float_array(self.covariance_prior, "covariance_prior")
     name = f"{self.covariance_type} covariance_prior"
-    if full:
-      _check_shape(prior, (n_features, n_features), name)
+    _check_shape(prior, (n_features,) * rank, name)
+    if rank == 2:
       if not (np.allclose(prior, prior.T)
               and np.all(np.linalg.eigvalsh(prior) > 0.0)):
-        raise ValueError("'full covariance_prior' should be symmetric, "
-                         "positive-definite")
-    else:
-      _check_shape(prior, (n_features,), name)
-      if np.any(prior <= 0.0):
-        raise ValueError("'diag covariance_prior' should be positive")
-    self.covariance_prior_ = prior
+        raise ValueError(f"'{name}' should be symmetric, positive-definite")
+    elif np.any(prior <= 0.0):
+      raise ValueError(f"'{name}' should be positive")
+    self.covariance_prior_ = prior if rank else float(prior)
+
+  def _family(self):
+    """The `Family` of `covariance_type` (the face's models are conjugate,
+    without missing values)."""
+    return families.get(self.covariance_type)
 
   def _validate_x(self, x, reset, min_samples=1):
     return validate_data(self, x, reset=reset,
@@ -333,8 +341,9 @@ default='kmeans'
 
   def _build_model(self, n_features):
     """A `BayesianGMM` with the priors in data units (no standardisation)."""
+    family = self._family()
     covariance = np.asarray(self.covariance_prior_, np.float64)
-    if self.covariance_type == "full":
+    if family.precision_prior == "wishart":
       covariance = covariance + self.reg_covar * np.eye(n_features)
       eigenvalues = np.linalg.eigvalsh(covariance)
       if np.any(eigenvalues <= 0) or not np.all(np.isfinite(eigenvalues)):
@@ -344,11 +353,6 @@ default='kmeans'
             "constant feature, or n_samples <= n_features) and reg_covar = "
             f"{self.reg_covar}. Set reg_covar > 0 or pass a positive "
             "definite covariance_prior.")
-      # BayesianGMM takes the Wishart scale W0 and factors W0^-1 itself.
-      scale_matrix = np.linalg.inv(covariance)
-      scale_matrix = 0.5 * (scale_matrix + scale_matrix.T)
-      priors = {"degrees_of_freedom": self.degrees_of_freedom_prior_,
-                "scale_matrix": scale_matrix}
     else:
       covariance = covariance + self.reg_covar
       if np.any(covariance <= 0):
@@ -356,8 +360,8 @@ default='kmeans'
             "The Gamma prior's covariance_prior_ + reg_covar has a zero "
             f"entry: a feature is constant and reg_covar = {self.reg_covar}. "
             "Set reg_covar > 0 or pass a positive covariance_prior.")
-      priors = {"precision_concentration": 0.5 * self.degrees_of_freedom_prior_,
-                "precision_rate": 0.5 * covariance}
+    priors = family.sklearn.prior(self.degrees_of_freedom_prior_, covariance,
+                                  n_features)
     seed = self.random_state
     seed = (int(seed) if isinstance(seed, numbers.Integral)
             and not isinstance(seed, bool) else None)
@@ -608,29 +612,11 @@ default='kmeans'
               counts, self.weight_concentration_prior_))
     else:
       self.weight_concentration_ = counts
-    if self.covariance_type == "full":
-      dof = q.dof.numpy()                                         # [K]
-      # W^-1 = L L^T, so cholesky(W^-1 / nu) = L / sqrt(nu).
-      covariance_tril = q.scale_tril.numpy() / np.sqrt(dof)[:, None, None]
-      eye = np.eye(covariance_tril.shape[-1])
-      self.precisions_cholesky_ = np.stack([
-          scipy.linalg.solve_triangular(tril, eye, lower=True).T
-          for tril in covariance_tril])                           # [K, D, D]
-      self.covariances_ = covariance_tril @ np.swapaxes(covariance_tril,
-                                                        -1, -2)
-      self.precisions_ = self.precisions_cholesky_ @ np.swapaxes(
-          self.precisions_cholesky_, -1, -2)
-      self.degrees_of_freedom_ = dof
-      self.mean_precision_ = q.mean_precision.numpy()
-    else:
-      a = q.precision_concentration.numpy()                       # [K, D]
-      b = q.precision_rate.numpy()                                # [K, D]
-      self.covariances_ = b / a
-      self.precisions_ = a / b
-      self.precisions_cholesky_ = np.sqrt(a / b)
-      # Without missing values a and beta are the same for every feature.
-      self.degrees_of_freedom_ = 2.0 * a[:, 0]
-      self.mean_precision_ = q.mean_precision.numpy()[:, 0]
+    # In scikit-learn's shapes for the covariance type (the family's).
+    attributes = model.family.sklearn.attributes(q)
+    for name in ("covariances", "precisions", "precisions_cholesky",
+                 "degrees_of_freedom", "mean_precision"):
+      setattr(self, name + "_", attributes[name])
 
   # -------------------------------------------------------------- inference
 
@@ -751,26 +737,19 @@ default='kmeans'
           "requires at least one sample.")
     rng = check_random_state(self.random_state)
     counts = rng.multinomial(n_samples, self.weights_ / self.weights_.sum())
-    q = self._model.posterior()
-    means = q.mean_loc.numpy()
+    model = self._model
+    df, means, scale = model.family.sklearn.student_t(model.posterior())
     n_features = means.shape[1]
     draws = []
-    if self.covariance_type == "full":
-      beta, dof = q.mean_precision.numpy(), q.dof.numpy()
-      df = dof + 1.0 - n_features
-      scale_tril = (np.sqrt((1.0 + beta) / (df * beta))[:, None, None]
-                    * q.scale_tril.numpy())                       # [K, D, D]
-      for k, count in enumerate(counts):
-        normal = rng.standard_normal((count, n_features))
+    for k, count in enumerate(counts):
+      normal = rng.standard_normal((count, n_features))
+      if df.ndim == 1:
+        # A multivariate Student-t: one chi-square per point, scale [D, D].
         chi2 = rng.chisquare(df[k], size=count)
-        draws.append(means[k] + normal @ scale_tril[k].T
+        draws.append(means[k] + normal @ scale[k].T
                      * np.sqrt(df[k] / chi2)[:, None])
-    else:
-      a = q.precision_concentration.numpy()
-      df = 2.0 * a
-      scale = diag.student_t_scale(q).numpy()                    # [K, D]
-      for k, count in enumerate(counts):
-        normal = rng.standard_normal((count, n_features))
+      else:
+        # Independent Student-t's per feature.
         chi2 = rng.chisquare(df[k], size=(count, n_features))
         draws.append(means[k] + scale[k] * normal * np.sqrt(df[k] / chi2))
     labels = np.repeat(np.arange(self.n_components), counts)

@@ -18,11 +18,17 @@ together (`log_rho`, `natural_update`, `kl_divergence`, statistics).
 ```none
 posterior_type        NamedTuple of q's fields; field 0 is the weight field
                       (`weight_concentration`, [K]), field 1 the means'
-                      location (`mean_loc`, [K, D]).
+                      location (`mean_loc`, [K, D]), the last field the
+                      precision's scale (a Gamma rate, or the Cholesky
+                      factor of a Wishart's W^-1).
 field_shapes(K, D)    the shapes of q's fields for one model.
 prior_ranks           the ranks of the prior's fields (it broadcasts).
+component_axes        per field, the axis that indexes components (0), or
+                      None for a field the components share (a tied
+                      precision); None: every field is per component.
+                      `take_components(q, indices)` gathers along them.
 variable_names        names of the model's unconstrained variables, one per
-                      field.
+                      field (variable i has field i's shape).
 make_prior(D, dtype, **settings) -> prior, a `posterior_type` of tensors.
 log_rho(x [B, D], q, log_weights [K]) -> [B, K]      CAVI local step
 sufficient_statistics(x, r [B, K], w [B] | None) -> statistics (NamedTuple)
@@ -50,7 +56,11 @@ chunk_rows(K, D), estep_chunk_rows(K, D): rows per chunk of the predictive
 
 Capabilities: `precision_prior` ("gamma": the `precision_concentration`
 and `precision_rate` settings; "wishart": `degrees_of_freedom` and
-`scale_matrix`), `methods` (the training methods it supports),
+`scale_matrix`), `methods` (the inference methods it supports:
+`BayesianGMM`'s training methods "natural", "gradient", "sampled", and
+"map" for `tfgmm.map`, "mcmc" for `tfgmm.mcmc`), `sklearn` (a
+`SklearnLayout`: how `tfgmm.sklearn` maps the family to scikit-learn's
+parameters and attributes; None where the face does not offer it),
 `trains_on_missing` (its statistics marginalise NaN entries),
 `predicts_missing` (its predictive does), `search_counts_full_data` (the
 initialisation search counts a sample's statistics N / n times; see
@@ -59,9 +69,36 @@ from the diagonal model's).
 """
 
 import dataclasses
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Callable, NamedTuple, Optional, Tuple
+
+import tensorflow as tf
 
 from tfgmm._engine import inference
+
+
+class SklearnLayout(NamedTuple):
+  """A family in scikit-learn's `BayesianGaussianMixture` vocabulary.
+
+  `tfgmm.sklearn` reads these instead of asking for a covariance type.
+
+  Attributes:
+    covariance_prior_rank: the rank of scikit-learn's `covariance_prior`
+      for this type: 0 (a float), 1 ([D]) or 2 ([D, D]).
+    prior: (degrees_of_freedom_prior, covariance_prior (with reg_covar
+      added), D) -> the `BayesianGMM` keyword arguments of the precision
+      prior.
+    attributes: q (numpy-convertible, data units) -> dict of numpy arrays
+      in scikit-learn's shapes for the type: `covariances`, `precisions`,
+      `precisions_cholesky`, `degrees_of_freedom`, `mean_precision`.
+    student_t: q -> (df, loc, scale), numpy: each component's posterior
+      predictive. Either a multivariate Student-t (df [K], loc [K, D],
+      scale [K, D, D] lower triangular, scale scale^T the scale matrix) or
+      independent Student-t's per feature (df, loc, scale [K, D] each).
+  """
+  covariance_prior_rank: int
+  prior: Callable
+  attributes: Callable
+  student_t: Callable
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -98,6 +135,8 @@ class Family:
   expected_precisions: Callable
   feature_marginals: Callable
   sampled_log_likelihood: Optional[Callable] = None
+  component_axes: Optional[Tuple[Optional[int], ...]] = None
+  sklearn: Optional[SklearnLayout] = None
   precision_prior: str = "gamma"
   methods: Tuple[str, ...] = ("natural", "gradient", "sampled")
   trains_on_missing: bool = False
@@ -109,6 +148,34 @@ class Family:
   def field_ranks(self):
     """Ranks of q's fields for one model (no restart axis)."""
     return tuple(len(shape) for shape in self.field_shapes(1, 1))
+
+  @property
+  def field_component_axes(self):
+    """Per field, its component axis (no restart axis) or None if shared."""
+    if self.component_axes is None:
+      return (0,) * len(self.field_ranks)
+    return self.component_axes
+
+  def take_components(self, q, indices):
+    """q with only the components `indices` [K'], in that order.
+
+    Per-component fields are gathered along their component axis (after any
+    leading restart axes); shared fields are kept whole. Sorting, pruning
+    and the scikit-learn face go through this, never through axis 0.
+
+    Args:
+      q: a `posterior_type` (optionally with leading restart axes).
+      indices: int [K'].
+
+    Returns:
+      The `posterior_type` of the kept components.
+    """
+    fields = []
+    for t, rank, axis in zip(q, self.field_ranks, self.field_component_axes):
+      t = tf.convert_to_tensor(t)
+      fields.append(t if axis is None else tf.gather(
+          t, indices, axis=t.shape.rank - rank + axis))
+    return type(q)(*fields)
 
   @property
   def predictive_joint_log_prob(self):

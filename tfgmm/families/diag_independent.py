@@ -529,4 +529,4 @@ FAMILY = dataclasses.replace(
     predictive_component_log_prob=predictive_component_log_prob,
     sample_predictive=sample_predictive,
     feature_marginals=feature_marginals,
-    sampled_log_likelihood=sampled_log_likelihood)
+    sampled_log_likelihood=sampled_log_likelihood, sklearn=None)
