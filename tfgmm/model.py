@@ -90,10 +90,13 @@ class BayesianGMM(keras.Model):
     method: "natural", "gradient" or "sampled".
     weight_prior: "dirichlet" (symmetric Dirichlet on the weights) or
       "dirichlet_process" (truncated stick-breaking).
-    covariance_type: "diag" (the model above) or "full" (a Normal-Wishart
-      precision matrix per component); see `tfgmm.families`. "full" takes
-      `degrees_of_freedom` nu0 (default D) and `scale_matrix` W0 (default
-      I) instead of the Gamma settings.
+    covariance_type: "diag" (the model above), "full" (a Normal-Wishart
+      precision matrix per component), "spherical" (one Gamma precision per
+      component, shared by its features: a scalar `precision_rate`) or
+      "tied" (one Wishart precision matrix shared by all components); see
+      `tfgmm.families`. "full" and "tied" take `degrees_of_freedom` nu0
+      (default D) and `scale_matrix` W0 (default I) instead of the Gamma
+      settings.
     mean_prior: "conjugate", or "independent" (the seed blog's prior,
       diagonal covariances only).
     missing: "error", or "marginalize" (NaN entries are missing values).

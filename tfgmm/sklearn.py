@@ -69,7 +69,22 @@ order of the components. The differences:
   density `score_samples` evaluates), with scikit-learn's scheme: component
   counts ~ Multinomial(n, weights_), then points; scikit-learn draws from the
   plug-in Gaussians instead.
-- `covariance_type` "tied" and "spherical" are not implemented.
+- `covariance_type="spherical"` and `"tied"` are tfgmm's exact conjugate
+  models, not scikit-learn's updates, which are heuristic for these two
+  types. Spherical: one precision tau_k ~ Gamma(a0, b0) per component, and
+  each point adds D / 2 to its shape (a_k = a0 + N_k D / 2), all D features
+  measuring the one precision; scikit-learn's degrees of freedom grow by
+  one per point (nu0 + N_k) and its E-step uses a D-dimensional Wishart's
+  terms. The prior maps to a0 = D nu0 / 2, b0 = D covariance_prior / 2 (nu0
+  pseudo-points), so the global step's `covariances_` = b_k / a_k is
+  scikit-learn's formula and `degrees_of_freedom_` = 2 a_k / D = nu0 + N_k;
+  the E-steps differ. Tied: one Lambda ~ Wishart(W0, nu0) shared by all
+  components, nu = nu0 + N and W^-1 = W0^-1 + sum_k [S_k + beta0 N_k /
+  beta_k (xbar_k - m0)(xbar_k - m0)^T] (the prior counted once, every point
+  once); scikit-learn counts the data 1 / K times (nu0 + N / K, and the
+  scatter divided by K). The fits therefore differ at every finite N; on
+  well-separated data they agree at convergence in the weights and labels
+  (tests/test_spherical_tied.py), not iteration by iteration.
 - Extras: `partial_fit` (natural-gradient steps on minibatches) and
   `to_keras`.
 
@@ -122,19 +137,25 @@ class BayesianGaussianMixture(sklearn_base.DensityMixin,
                               sklearn_base.BaseEstimator):
   """Variational Bayesian Gaussian mixture: scikit-learn's API, tfgmm's fit.
 
-  A drop-in for `sklearn.mixture.BayesianGaussianMixture` with
-  `covariance_type` "full" or "diag": the same parameters, defaults, fitted
-  attributes and methods, plus `partial_fit` and `to_keras`. See the module
-  docstring for where the model and the outputs differ from scikit-learn's.
+  A drop-in for `sklearn.mixture.BayesianGaussianMixture`: the same
+  parameters, defaults, fitted attributes (in scikit-learn's shapes for each
+  `covariance_type`) and methods, plus `partial_fit` and `to_keras`. See the
+  module docstring for where the model and the outputs differ from
+  scikit-learn's: with 'spherical' and 'tied' the models themselves differ
+  (tfgmm's updates are the exact conjugate ones, scikit-learn's heuristic),
+  and only converged fits on well-separated data agree (weights, labels).
 
   Parameters
   ----------
   n_components : int, default=1
       K, the number of components (an upper bound on those used).
-  covariance_type : {'full', 'diag'}, default='full'
+  covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
       'full': a Normal-Wishart prior per component (scikit-learn's model).
       'diag': tfgmm's Normal-Gamma prior per component and feature.
-      scikit-learn's 'tied' and 'spherical' raise `NotImplementedError`.
+      'spherical': one Gamma precision per component (a0 = D nu0 / 2,
+      b0 = D covariance_prior / 2), exact conjugate updates.
+      'tied': one Wishart precision shared by all components, exact
+      conjugate updates (nu = nu0 + N).
   tol : float, default=1e-3
       Convergence threshold on the change of the total lower bound (as
       scikit-learn's Bayesian mixture; `lower_bound_` is per sample).
@@ -158,11 +179,13 @@ default='kmeans'
   mean_prior : array-like of shape (n_features,) or None, default=None
       m0; None means the mean of X.
   degrees_of_freedom_prior : float or None, default=None
-      nu0 > n_features - 1 (for 'diag', a0 = nu0 / 2); None means
-      n_features.
-  covariance_prior : array-like or None, default=None
-      W0^-1, of shape (n_features, n_features) for 'full', or 2 b0, of shape
-      (n_features,) for 'diag'; None means the covariance (variance) of X.
+      nu0 > n_features - 1 (for 'diag', a0 = nu0 / 2; for 'spherical',
+      a0 = D nu0 / 2); None means n_features.
+  covariance_prior : float, array-like or None, default=None
+      W0^-1, of shape (n_features, n_features) for 'full' and 'tied'; 2 b0,
+      of shape (n_features,) for 'diag'; a float (2 b0 / D) for
+      'spherical'. None means the covariance of X ('full', 'tied'), its
+      variances ('diag') or their mean ('spherical').
   random_state : int, RandomState instance or None, default=None
       Seeds the initialisation and `sample`; an int also seeds the Keras
       model's own sampling.
@@ -181,12 +204,16 @@ default='kmeans'
       m_k, the posterior means of the component means.
   covariances_ : ndarray
       'full': W_k^-1 / nu_k, shape (n_components, n_features, n_features);
-      'diag': b_kd / a_k = 1 / E[tau_kd], shape (n_components, n_features).
+      'tied': W^-1 / nu, shape (n_features, n_features);
+      'diag': b_kd / a_k = 1 / E[tau_kd], shape (n_components, n_features);
+      'spherical': b_k / a_k = 1 / E[tau_k], shape (n_components,).
   precisions_ : ndarray
-      The inverses of `covariances_` (E[Lambda_k] = nu_k W_k; E[tau_kd]).
+      The inverses of `covariances_` (E[Lambda_k] = nu_k W_k; E[Lambda] =
+      nu W; E[tau_kd]; E[tau_k]).
   precisions_cholesky_ : ndarray
-      'full': upper triangular U_k with U_k U_k^T = precisions_[k], as
-      scikit-learn stores them; 'diag': sqrt(precisions_).
+      'full', 'tied': upper triangular U with U U^T = precisions_ (per
+      component for 'full'), as scikit-learn stores them; 'diag',
+      'spherical': sqrt(precisions_).
   converged_ : bool
       Whether the best initialisation met `tol` within `max_iter`.
   n_iter_ : int
@@ -208,8 +235,9 @@ default='kmeans'
       beta_k.
   mean_prior_ : ndarray of shape (n_features,)
   degrees_of_freedom_prior_ : float
-  degrees_of_freedom_ : ndarray of shape (n_components,)
-      nu_k ('diag': 2 a_k).
+  degrees_of_freedom_ : ndarray of shape (n_components,) or float
+      nu_k ('diag': 2 a_k; 'spherical': 2 a_k / D; 'tied': the shared nu,
+      a float).
   covariance_prior_ : ndarray
       The covariance prior before `reg_covar` is added.
   n_features_in_ : int
@@ -263,9 +291,8 @@ default='kmeans'
     if self.covariance_type not in _SUPPORTED_COVARIANCE_TYPES:
       raise NotImplementedError(
           f"covariance_type={self.covariance_type!r} is not implemented by "
-          f"tfgmm: the supported types are 'full' and 'diag'. Use "
-          "sklearn.mixture.BayesianGaussianMixture for 'tied' and "
-          "'spherical'.")
+          f"tfgmm: the supported types are {_SUPPORTED_COVARIANCE_TYPES}. "
+          "Use sklearn.mixture.BayesianGaussianMixture for the others.")
     _check_real("tol", self.tol, 0.0, closed=True)
     _check_real("reg_covar", self.reg_covar, 0.0, closed=True)
     _check_int("max_iter", self.max_iter, 0)
@@ -717,8 +744,10 @@ default='kmeans'
     The points come from the component's posterior predictive Student-t
     (the density `score_samples` evaluates): x = m + S z sqrt(df / g),
     z ~ Normal(0, I), g ~ chi-square(df); full: df = nu + 1 - D,
-    S S^T = (1 + beta) / (df beta) W^-1; diag: per feature df = 2 a,
-    S = sqrt(b (1 + beta) / (a beta)) (Bishop 10.81-10.82).
+    S S^T = (1 + beta) / (df beta) W^-1 (tied: the shared nu and W);
+    spherical: df = 2 a, S = sqrt(b (1 + beta) / (a beta)) I; diag: per
+    feature df = 2 a, S = sqrt(b (1 + beta) / (a beta)) (Bishop
+    10.81-10.82).
 
     Parameters
     ----------

@@ -7,7 +7,9 @@ Each module builds one `base.Family` (see `base` for the protocol):
   Normal prior on the means;
 - `diag_missing`: `diag` trained and evaluated on the observed entries of
   rows with missing values (NaN);
-- `full`: full precision matrices, Normal-Wishart.
+- `full`: full precision matrices, Normal-Wishart;
+- `spherical`: one Gamma precision per component, shared by its features;
+- `tied`: one Wishart precision matrix shared by all components.
 
 What each family supports is read from it (`Family.methods`,
 `Family.sklearn`, ...): `supporting` lists the covariance types of a method,
@@ -19,9 +21,11 @@ from tfgmm.families import diag
 from tfgmm.families import diag_independent
 from tfgmm.families import diag_missing
 from tfgmm.families import full
+from tfgmm.families import spherical
+from tfgmm.families import tied
 from tfgmm.families.base import Family
 
-COVARIANCE_TYPES = ("diag", "full")
+COVARIANCE_TYPES = ("diag", "full", "spherical", "tied")
 MEAN_PRIORS = ("conjugate", "independent")
 MISSING = ("error", "marginalize")
 
@@ -34,6 +38,8 @@ _REGISTRY = {
     # Full covariances marginalise missing values in the predictive
     # (log_prob, responsibilities, exports) and train on complete rows.
     ("full", "conjugate", "marginalize"): full.FAMILY,
+    ("spherical", "conjugate", "error"): spherical.FAMILY,
+    ("tied", "conjugate", "error"): tied.FAMILY,
 }
 
 
