@@ -47,7 +47,7 @@ sample_predictive(n, seed [2], q, log_mean_weights) -> [n, D]
 sampled_log_likelihood(x, q, seed, prior_concentration, weight_prior)
   -> [B]; None where the sampled (seed blog) estimator is not defined.
 expected_precisions(q, scale [D]) -> numpy, data units: [K, D] (diagonal
-  families) or [K, D, D]
+  and spherical families) or [K, D, D] (full; tied repeats its shared one)
 feature_marginals(q, D) -> numpy (a, b, mean_variance) [K, D] each: per
   feature, 1 / sigma_d^2 ~ Gamma(a, b) and Var(mu_d)
 chunk_rows(K, D), estep_chunk_rows(K, D): rows per chunk of the predictive
