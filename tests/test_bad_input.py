@@ -109,7 +109,7 @@ ARGUMENT_CASES = [
     ("BayesianGMM(...)", "seed str", lambda m: tfgmm.BayesianGMM(
         2, 2, seed="7"), TypeError, "seed='7'"),
     ("BayesianGMM(...)", "covariance_type", lambda m: tfgmm.BayesianGMM(
-        2, 2, covariance_type="tied"), ValueError, "covariance_type='tied'"),
+        2, 2, covariance_type="block"), ValueError, "covariance_type='block'"),
     ("BayesianGMM(...)", "weight_prior", lambda m: tfgmm.BayesianGMM(
         2, 2, weight_prior="dp"), ValueError, "weight_prior='dp'"),
     ("BayesianGMM(...)", "mean_prior", lambda m: tfgmm.BayesianGMM(

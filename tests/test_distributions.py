@@ -18,6 +18,8 @@ KINDS = {
     "missing": dict(covariance_type="diag", missing="marginalize"),
     "full": dict(covariance_type="full"),
     "full-dp": dict(covariance_type="full", weight_prior="dirichlet_process"),
+    "spherical": dict(covariance_type="spherical"),
+    "tied": dict(covariance_type="tied"),
 }
 
 
@@ -43,7 +45,7 @@ def test_predictive_log_prob_equals_the_model_float64(fitted64):
                              model.log_prob(x).numpy(), rtol=0, atol=1e-10)
 
 
-@pytest.mark.parametrize("kind", ["diag", "full"])
+@pytest.mark.parametrize("kind", ["diag", "full", "spherical", "tied"])
 def test_predictive_log_prob_equals_the_model_float32(kind):
   x = _data().astype(np.float32)
   model = tfgmm.fit(x, 3, seed=0, n_init=1, **KINDS[kind])
@@ -110,10 +112,15 @@ def test_posterior_samples_reproduce_the_summary(fitted64):
   np.testing.assert_allclose(weights.std(0), summary["weights_sd"],
                              atol=0.005)
   precisions = draws["precisions"].numpy()
-  np.testing.assert_allclose(precisions.mean(0),
-                             model.posterior_mean()["precisions"], rtol=0.03,
-                             atol=0.01 * np.abs(precisions.mean(0)).max())
-  if precisions.ndim == 3:    # per feature: sigma = tau^-1/2
+  got = precisions.mean(0)
+  # Shared precisions: one per component (spherical) or one matrix (tied).
+  got = {"spherical": got[:, None], "tied": got[None]}.get(
+      model.covariance_type, got)
+  want = model.posterior_mean()["precisions"]
+  np.testing.assert_allclose(np.broadcast_to(got, want.shape), want, rtol=0.03,
+                             atol=0.01 * np.abs(got).max())
+  if precisions.ndim == 3 and model.covariance_type == "diag":
+    # per feature: sigma = tau^-1/2
     np.testing.assert_allclose((precisions**-0.5).mean(0), summary["stddevs"],
                                rtol=0.01)
 

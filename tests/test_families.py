@@ -147,7 +147,7 @@ def test_independent_prior_with_the_blog_settings(blog):
     (dict(covariance_type="full", mean_prior="independent"),
      "mean_prior='independent'"),
     (dict(degrees_of_freedom=3.0), "covariance_type='diag'"),
-    (dict(covariance_type="spherical"), "covariance_type='spherical'"),
+    (dict(covariance_type="round"), "covariance_type='round'"),
     (dict(mean_prior="flat"), "mean_prior='flat'"),
 ])
 def test_family_argument_errors(kwargs, match):

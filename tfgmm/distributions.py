@@ -4,8 +4,8 @@
 `prior_distribution` call these; this module imports TensorFlow Probability,
 so the package loads it on first use only (SavedModels never contain TFP
 ops: the exporter does not import it). Each function reads a family's
-declared form (`Family.distribution_kind`, `Family.predictive_parameters`),
-never which family it is.
+declared form (`Family.precision_prior`, `mean_prior`,
+`predictive_parameters` and its fields' shapes), never which family it is.
 
 #### Mathematical Details
 
@@ -54,8 +54,8 @@ class IndependentNormal(_DiagonalCovariance, tfd.Independent):
   """`tfd.Independent` of a `tfd.Normal`, with its covariance."""
 
 
-def _check_kind(family):
-  if family.distribution_kind is None:
+def _check_supported(family):
+  if family.predictive_parameters is None:
     raise NotImplementedError(
         "TensorFlow Probability objects are not available for "
         f"covariance_type={family.covariance_type!r}.")
@@ -72,15 +72,15 @@ def predictive(family, q, log_mean_weights, loc, scale):
 
   Returns:
     A `tfd.MixtureSameFamily` with event shape [D] in q's dtype: components
-    `IndependentStudentT` (a `tfd.Independent` of `tfd.StudentT`) for the
-    diagonal families,
-    `tfd.MultivariateStudentTLinearOperator` for full covariances.
+    `IndependentStudentT` (a `tfd.Independent` of `tfd.StudentT`) where the
+    family's predictive is independent per feature (diag), else
+    `tfd.MultivariateStudentTLinearOperator` (full, tied, spherical).
   """
-  _check_kind(family)
+  _check_supported(family)
   df, m, sigma = family.predictive_parameters(q)
   dtype = m.dtype
   loc, scale = tf.cast(loc, dtype), tf.cast(scale, dtype)          # [D]
-  if family.distribution_kind == "normal_wishart":
+  if sigma.shape.rank == m.shape.rank + 1:        # Cholesky factors [K, D, D]
     components = tfd.MultivariateStudentTLinearOperator(
         df=df, loc=loc + scale * m,
         scale=tf.linalg.LinearOperatorLowerTriangular(
@@ -120,6 +120,57 @@ def _weights(weight_field, prior_concentration, weight_prior):
   return "sticks", tfd.Independent(tfd.Beta(g1[:-1], g2[:-1]), 1)
 
 
+def _gamma_factors(family, q, means_loc, scale):
+  """(precisions, means) of a Normal-Gamma q: a Gamma precision per
+  feature ([K, D], diag) or per component ([K], spherical: its isotropic
+  standardisation has one scale)."""
+  rank = q.precision_concentration.shape.rank                     # 2 or 1
+  if rank == 1:
+    scale = tf.sqrt(tf.reduce_mean(tf.square(scale)))             # []
+  precisions = tfd.Independent(tfd.Gamma(
+      q.precision_concentration, q.precision_rate * scale**2), rank)
+  beta = q.mean_precision
+  if beta.shape.rank == 1:
+    beta = beta[:, None]                                          # [K, 1]
+  if family.mean_prior == "independent":
+    # mu ~ N(m, 1 / lambda) in standardised units, whatever tau is.
+    return precisions, tfd.Independent(tfd.Normal(
+        means_loc, scale * tf.math.rsqrt(beta)), 2)
+
+  def means(precisions):
+    tau = precisions if rank == 2 else precisions[..., None]      # [..., K, *]
+    return tfd.Independent(tfd.Normal(
+        means_loc, tf.math.rsqrt(beta * tau)), 2)
+  return precisions, means
+
+
+def _wishart_factors(q, means_loc, scale):
+  """(precisions, means) of a Normal-Wishart q: a Wishart per component
+  ([K, D, D], full) or one shared by all ([D, D], tied)."""
+  eye = tf.eye(q.scale_tril.shape[-1], dtype=q.scale_tril.dtype)
+  w = tf.linalg.cholesky_solve(q.scale_tril, eye)        # W = (L L^T)^-1
+  w_tril = tf.linalg.cholesky(w) / scale[:, None]         # chol(S^-1 W S^-1)
+  precisions = tfd.WishartTriL(q.dof, w_tril)
+  shared = q.dof.shape.rank == 0
+  if not shared:
+    precisions = tfd.Independent(precisions, 1)
+  rsqrt_beta = tf.math.rsqrt(q.mean_precision)[:, None, None]     # [K, 1, 1]
+
+  def means(precisions):
+    # Cov = (beta Lambda)^-1 = C^-T C^-1 / beta with Lambda = C C^T: the
+    # factor C^-T / sqrt(beta) is upper triangular.
+    inverse = tf.linalg.triangular_solve(
+        tf.linalg.cholesky(precisions), tf.broadcast_to(
+            eye, tf.shape(precisions)), lower=True)               # C^-1
+    if shared:
+      inverse = inverse[..., None, :, :]                          # [..., 1, D, D]
+    return tfd.Independent(tfd.MultivariateNormalLinearOperator(
+        means_loc, tf.linalg.LinearOperatorAdjoint(
+            tf.linalg.LinearOperatorLowerTriangular(
+                inverse * rsqrt_beta))), 1)
+  return precisions, means
+
+
 def joint(family, q, prior, weight_prior, loc, scale):
   """q (or the prior, given as a q) as a `tfd.JointDistributionNamed`.
 
@@ -133,43 +184,21 @@ def joint(family, q, prior, weight_prior, loc, scale):
 
   Returns:
     `tfd.JointDistributionNamed` over "weights" [K] (or "sticks" [K - 1]),
-    "precisions" ([K, D] per-feature Gamma, or [K, D, D] Wishart) and
-    "means" [K, D] (given the precisions, or independent of them under
-    the independent prior), all in data units.
+    "precisions" (Gamma: [K, D] per feature or [K] per component; Wishart:
+    [K, D, D] per component or one [D, D]) and "means" [K, D] (given the
+    precisions, or independent of them under the independent prior), all
+    in data units.
   """
-  _check_kind(family)
+  _check_supported(family)
   dtype = q.mean_loc.dtype
   loc, scale = tf.cast(loc, dtype), tf.cast(scale, dtype)          # [D]
   name, weights = _weights(q.weight_concentration,
                            prior.weight_concentration, weight_prior)
   means_loc = loc + scale * q.mean_loc                            # [K, D]
-  beta = q.mean_precision
-  if family.distribution_kind == "normal_wishart":
-    eye = tf.eye(q.scale_tril.shape[-1], dtype=dtype)
-    w = tf.linalg.cholesky_solve(q.scale_tril, eye)      # W = (L L^T)^-1
-    w_tril = tf.linalg.cholesky(w) / scale[:, None]       # chol(S^-1 W S^-1)
-    precisions = tfd.Independent(tfd.WishartTriL(q.dof, w_tril), 1)
-
-    def means(precisions):
-      # Cov = (beta Lambda)^-1 = C^-T C^-1 / beta with Lambda = C C^T: the
-      # factor C^-T / sqrt(beta) is upper triangular.
-      inverse = tf.linalg.triangular_solve(
-          tf.linalg.cholesky(precisions), eye, lower=True)     # C^-1
-      factor = inverse * tf.math.rsqrt(beta)[..., None, None]
-      return tfd.Independent(tfd.MultivariateNormalLinearOperator(
-          means_loc, tf.linalg.LinearOperatorAdjoint(
-              tf.linalg.LinearOperatorLowerTriangular(factor))), 1)
+  if family.precision_prior == "wishart":
+    precisions, means = _wishart_factors(q, means_loc, scale)
   else:
-    precisions = tfd.Independent(tfd.Gamma(
-        q.precision_concentration, q.precision_rate * scale**2), 2)
-    if family.distribution_kind == "normal_gamma_independent":
-      # mu ~ N(m, 1 / lambda) in standardised units, whatever tau is.
-      means = tfd.Independent(tfd.Normal(
-          means_loc, scale * tf.math.rsqrt(beta)), 2)
-    else:
-      def means(precisions):
-        return tfd.Independent(tfd.Normal(
-            means_loc, tf.math.rsqrt(beta * precisions)), 2)
+    precisions, means = _gamma_factors(family, q, means_loc, scale)
   return tfd.JointDistributionNamed(
       {name: weights, "precisions": precisions, "means": means})
 

@@ -98,6 +98,7 @@ import tensorflow as tf
 
 from tfgmm._engine import inference
 from tfgmm._engine import weight_priors
+from tfgmm import families
 from tfgmm.families import diag
 from tfgmm import _validation
 from tfgmm import data as data_lib
@@ -107,7 +108,7 @@ _LOG_2PI = math.log(2.0 * math.pi)
 _TINY = np.finfo(np.float64).tiny
 _SAMPLE_SIZE = 20000
 
-COVARIANCE_TYPES = ("diag",)
+COVARIANCE_TYPES = families.supporting("map")
 MEAN_PRIORS = ("conjugate", "independent")
 WEIGHT_PRIORS = ("dirichlet",)
 # The keyword arguments of `fit` that `tfgmm.fit` forwards from its
@@ -713,13 +714,14 @@ def _best(log_posterior, n_live):
 
 
 def _check_options(covariance_type, weight_prior, missing, mean_prior):
-  covariance_type = _validation.check_choice("covariance_type",
-                                             covariance_type, ("diag", "full"))
+  covariance_type = _validation.check_choice(
+      "covariance_type", covariance_type, families.COVARIANCE_TYPES)
   if covariance_type not in COVARIANCE_TYPES:
     raise ValueError(
-        "Expected covariance_type='diag' with method='map': MAP-EM is "
-        "implemented for diagonal covariances. Received: covariance_type="
-        f"{covariance_type!r}.")
+        f"method='map' is not supported for covariance_type="
+        f"{covariance_type!r}: MAP-EM is implemented for "
+        f"{families.describe_types(COVARIANCE_TYPES)}. Received: "
+        f"covariance_type={covariance_type!r}.")
   weight_prior = _validation.check_choice(
       "weight_prior", weight_prior, weight_priors.WEIGHT_PRIORS)
   if weight_prior not in WEIGHT_PRIORS:
@@ -762,8 +764,9 @@ def fit(x, n_components, *, n_init=100, max_iter=300, tol=1e-5, seed=None,
       precision_rate, mean_prior, standardize, dtype: the prior and settings
       of `BayesianGMM` (same meanings and defaults; priors in standardised
       units when `standardize=True`).
-    covariance_type, weight_prior, missing: only "diag", "dirichlet" and
-      "error" are supported; other values raise ValueError.
+    covariance_type, weight_prior, missing: only `COVARIANCE_TYPES` (the
+      families listing "map": "diag"), "dirichlet" and "error" are
+      supported; other values raise ValueError.
     sample_size: rows the restarts run on, int >= 1.
 
   Returns:

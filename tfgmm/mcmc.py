@@ -95,6 +95,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfgmm._engine import weight_priors
+from tfgmm import families
 from tfgmm.families import diag
 from tfgmm import _validation
 
@@ -592,7 +593,8 @@ def sample(model, x, *, num_results=1000, num_burnin_steps=500, num_chains=4,
     `MCMCResult`.
 
   Raises:
-    NotImplementedError: covariance_type="full".
+    NotImplementedError: a covariance type whose family does not list
+      "mcmc" (full, spherical, tied).
     ValueError, TypeError: bad arguments, or data with a model that was
       never fitted.
   """
@@ -854,9 +856,11 @@ def _check_model(model):
   if covariance_type is None or not hasattr(model, "posterior"):
     raise TypeError("Expected `model` to be a tfgmm.BayesianGMM. "
                     f"Received: model of type {type(model).__name__}.")
-  if covariance_type != "diag":
+  if covariance_type not in families.supporting("mcmc"):
     raise NotImplementedError(
-        "tfgmm.mcmc supports covariance_type='diag' (mean_prior "
+        f"tfgmm.mcmc is not supported for covariance_type="
+        f"{covariance_type!r}: it supports "
+        f"{families.describe_types(families.supporting('mcmc'))} (mean_prior "
         "'conjugate' or 'independent', weight_prior 'dirichlet' or "
         "'dirichlet_process', missing values with missing='marginalize'). "
         f"Received: covariance_type={covariance_type!r}.")

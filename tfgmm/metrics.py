@@ -604,7 +604,13 @@ class FitComparison(NamedTuple):
 
 
 def _fit_parameters(name, fit):
-  """weights [K], means [K, D] and precisions and/or covariances of a fit."""
+  """weights [K], means [K, D] and precisions and/or covariances of a fit.
+
+  Precisions and covariances come out [K, D] or [K, D, D]: scikit-learn's
+  spherical (K,) are repeated over the features and its tied (D, D) over
+  the components (a (D, D) array with K = D counts as tied only when the
+  estimator's `covariance_type` says so; otherwise as diagonal [K, D]).
+  """
   if isinstance(fit, Mapping):
     source = dict(fit)
   elif hasattr(fit, "posterior_mean"):
@@ -638,6 +644,16 @@ def _fit_parameters(name, fit):
   if "precisions" not in params and "covariances" not in params:
     raise ValueError(f"Expected `{name}` with `precisions` or `covariances`. "
                      f"Received keys {sorted(source)}.")
+  # scikit-learn's layouts of the shared structures, as per-component ones.
+  tied = getattr(fit, "covariance_type", None) == "tied"
+  for key in ("precisions", "covariances"):
+    if key not in params:
+      continue
+    values = params[key]
+    if values.shape == (k,):                  # spherical: one per component
+      params[key] = np.repeat(values[:, None], d, axis=1)         # [K, D]
+    elif values.shape == (d, d) and (tied or values.shape != (k, d)):
+      params[key] = np.broadcast_to(values, (k, d, d)).copy()     # tied
   for key in ("precisions", "covariances"):
     if key in params and params[key].shape not in ((k, d), (k, d, d)):
       raise ValueError(f"Expected `{name}['{key}']` with shape {(k, d)} "
@@ -693,7 +709,8 @@ def compare_fits(a, b):
       `posterior_mean()` with `weights` [K], `means` [K, D] and `precisions`
       or `covariances` ([K, D] or [K, D, D]); or an estimator with
       `weights_`, `means_`, `covariances_` / `precisions_` (scikit-learn's
-      mixtures, `tfgmm.sklearn`; "diag" or "full").
+      mixtures, `tfgmm.sklearn`; any covariance type: spherical (K,) and
+      tied (D, D) are broadcast to [K, D] and [K, D, D]).
     b: the same, for the other fit.
 
   Returns:

@@ -92,6 +92,16 @@ class BayesianGMM(keras.Model):
     method: "natural", "gradient" or "sampled".
     weight_prior: "dirichlet" (symmetric Dirichlet on the weights) or
       "dirichlet_process" (truncated stick-breaking).
+    covariance_type: "diag" (the model above), "full" (a Normal-Wishart
+      precision matrix per component), "spherical" (one Gamma precision per
+      component, shared by its features: a scalar `precision_rate`) or
+      "tied" (one Wishart precision matrix shared by all components); see
+      `tfgmm.families`. "full" and "tied" take `degrees_of_freedom` nu0
+      (default D) and `scale_matrix` W0 (default I) instead of the Gamma
+      settings.
+    mean_prior: "conjugate", or "independent" (the seed blog's prior,
+      diagonal covariances only).
+    missing: "error", or "marginalize" (NaN entries are missing values).
     standardize: learn per-feature location and scale at initialisation.
     dtype: "float32" (default) or "float64".
     seed: int seed of initialisation and sampling; None draws one.
@@ -137,18 +147,21 @@ class BayesianGMM(keras.Model):
     missing = _validation.check_choice("missing", missing, MISSING)
     family = families.get(covariance_type, mean_prior, missing)
     if method not in family.methods:
+      methods = tuple(m for m in family.methods if m in METHODS)
       raise ValueError(
-          f"Expected method in {family.methods} with covariance_type="
+          f"Expected method in {methods} with covariance_type="
           f"{covariance_type!r}: the sampled estimator is the diagonal "
           f"seed-blog recipe. Received: method={method!r}.")
     if family.precision_prior == "wishart":
       degrees_of_freedom, scale_matrix = _check_wishart(
           degrees_of_freedom, scale_matrix, n_features)
     elif degrees_of_freedom is not None or scale_matrix is not None:
+      wishart = [t for t in COVARIANCE_TYPES
+                 if families.get(t).precision_prior == "wishart"]
       raise ValueError(
           "`degrees_of_freedom` and `scale_matrix` are the Wishart prior of "
-          "covariance_type='full'. Received them with covariance_type="
-          f"{covariance_type!r}.")
+          f"{families.describe_types(wishart)}. Received them with "
+          f"covariance_type={covariance_type!r}.")
     weight_concentration = _validation.check_prior(
         n_components, n_features, weight_concentration, mean_loc,
         mean_precision, precision_concentration, precision_rate)
@@ -268,8 +281,8 @@ class BayesianGMM(keras.Model):
     return self._family
 
   def prior(self):
-    """The prior as a `Posterior` (`FullPosterior` with
-    covariance_type="full") of tensors, in standardised units."""
+    """The prior as the family's posterior record (`Posterior`,
+    `FullPosterior`, ...) of tensors, in standardised units."""
     return self._prior
 
   def _field_shapes(self):
@@ -298,9 +311,6 @@ class BayesianGMM(keras.Model):
     """
     return self._family.posterior_from_unconstrained(
         *[tf.convert_to_tensor(v) for v in self._raw_variables])
-
-  def _component_variables(self):
-    return list(self._raw_variables)
 
   def assign_posterior(self, q, num_examples=None):
     """Sets q from a `Posterior` (`FullPosterior`), standardised units.
@@ -468,6 +478,10 @@ class BayesianGMM(keras.Model):
       # A constant feature keeps unit scale: its rows all sit at the mean
       # (its float64 variance may be a rounding residue, not exactly 0).
       scale = np.where((std > 0) & ~summary.constant, std, 1.0)
+      if self._family.isotropic_scale:
+        # One scale for every feature (the root mean variance), so that an
+        # isotropic model is isotropic in data units too.
+        scale = np.full_like(scale, np.sqrt(np.mean(np.square(scale))))
       self.feature_loc.assign(summary.mean)
       self.feature_scale.assign(scale)
     loc, scale = self.feature_loc.numpy(), self.feature_scale.numpy()
@@ -900,14 +914,33 @@ class BayesianGMM(keras.Model):
     order = np.argsort(-alpha, kind="stable")
     if np.array_equal(order, np.arange(self.n_components)):
       return order
-    for variable in self._component_variables():
-      variable.assign(tf.gather(variable, order))
+    # Only per-component fields move; shared ones (a tied precision) stay.
+    axes = dict(zip((v.path for v in self._raw_variables),
+                    self._family.field_component_axes))
+    for variable in self._raw_variables:
+      if axes[variable.path] is not None:
+        variable.assign(tf.gather(variable, order, axis=axes[variable.path]))
     optimizer = getattr(self, "optimizer", None)
     if optimizer is not None and optimizer.built:
-      for variable in optimizer.variables:
-        if len(variable.shape) >= 1 and variable.shape[0] == self.n_components:
-          variable.assign(tf.gather(variable, order))
+      for slot in optimizer.variables:
+        owner = self._slot_owner(slot)
+        if owner is not None and axes[owner.path] is not None:
+          slot.assign(tf.gather(slot, order, axis=axes[owner.path]))
     return order
+
+  def _slot_owner(self, slot):
+    """The variable of q whose optimizer state `slot` is, or None.
+
+    Keras names a slot `{variable.path with '/' as '_'}_{slot name}` and
+    gives it the variable's shape; shapes alone are ambiguous (a tied
+    [D, D] factor and [K, D] means when K = D).
+    """
+    for variable in self._raw_variables:
+      prefix = variable.path.replace("/", "_") + "_"
+      if (slot.name.startswith(prefix)
+          and tuple(slot.shape) == tuple(variable.shape)):
+        return variable
+    return None
 
   # ------------------------------------------------------------------ pruning
 
@@ -957,8 +990,8 @@ class BayesianGMM(keras.Model):
     config = self.get_config()
     config["n_components"] = int(keep.size)
     pruned = type(self).from_config(config)
-    q = self.posterior()
-    pruned.assign_posterior(type(q)(*[tf.gather(t, keep) for t in q]))
+    pruned.assign_posterior(
+        self._family.take_components(self.posterior(), keep))
     for name in ("feature_loc", "feature_scale", "num_examples",
                  "natural_steps", "_initialized"):
       getattr(pruned, name).assign(getattr(self, name))

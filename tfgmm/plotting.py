@@ -140,8 +140,10 @@ def plot_density_2d(model, x, path=None, features=(0, 1), grid=100, *,
   >= 0.001 gets its n-sigma ellipses around its mean, drawn from
   Sigma_k = E[Lambda_k]^-1, the covariance at the posterior-mean precision
   (`posterior_mean()["precisions"]`, data units; scikit-learn's
-  `covariances_`): axis-aligned for covariance_type="diag", rotated for
-  "full" (see `ellipse_geometry`).
+  `covariances_`): axis-aligned for covariance_type="diag" and
+  "spherical" (circles when both features share a scale), rotated for
+  "full" and "tied" (the same ellipse at every mean) (see
+  `ellipse_geometry`).
 
   Args:
     model: a fitted `BayesianGMM` with D == 2 features.

@@ -69,7 +69,22 @@ order of the components. The differences:
   density `score_samples` evaluates), with scikit-learn's scheme: component
   counts ~ Multinomial(n, weights_), then points; scikit-learn draws from the
   plug-in Gaussians instead.
-- `covariance_type` "tied" and "spherical" are not implemented.
+- `covariance_type="spherical"` and `"tied"` are tfgmm's exact conjugate
+  models, not scikit-learn's updates, which are heuristic for these two
+  types. Spherical: one precision tau_k ~ Gamma(a0, b0) per component, and
+  each point adds D / 2 to its shape (a_k = a0 + N_k D / 2), all D features
+  measuring the one precision; scikit-learn's degrees of freedom grow by
+  one per point (nu0 + N_k) and its E-step uses a D-dimensional Wishart's
+  terms. The prior maps to a0 = D nu0 / 2, b0 = D covariance_prior / 2 (nu0
+  pseudo-points), so the global step's `covariances_` = b_k / a_k is
+  scikit-learn's formula and `degrees_of_freedom_` = 2 a_k / D = nu0 + N_k;
+  the E-steps differ. Tied: one Lambda ~ Wishart(W0, nu0) shared by all
+  components, nu = nu0 + N and W^-1 = W0^-1 + sum_k [S_k + beta0 N_k /
+  beta_k (xbar_k - m0)(xbar_k - m0)^T] (the prior counted once, every point
+  once); scikit-learn counts the data 1 / K times (nu0 + N / K, and the
+  scatter divided by K). The fits therefore differ at every finite N; on
+  well-separated data they agree at convergence in the weights and labels
+  (tests/test_spherical_tied.py), not iteration by iteration.
 - Extras: `partial_fit` (natural-gradient steps on minibatches) and
   `to_keras`.
 
@@ -88,7 +103,6 @@ import warnings
 import numpy as np
 
 try:
-  import scipy.linalg
   from sklearn import base as sklearn_base
   from sklearn import cluster as sklearn_cluster
   from sklearn.exceptions import ConvergenceWarning
@@ -103,14 +117,17 @@ except ImportError as error:  # pragma: no cover - exercised without the extra
 import tensorflow as tf
 
 from tfgmm._engine import weight_priors
-from tfgmm.families import diag
 from tfgmm._engine import loops
+from tfgmm import families
 from tfgmm import model as model_lib
 
 __all__ = ["BayesianGaussianMixture"]
 
+# scikit-learn's vocabulary; the face offers the types whose family has a
+# scikit-learn layout (`Family.sklearn`).
 _COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
-_SUPPORTED_COVARIANCE_TYPES = ("full", "diag")
+_SUPPORTED_COVARIANCE_TYPES = tuple(
+    t for t in families.COVARIANCE_TYPES if families.get(t).sklearn is not None)
 _INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 _WEIGHT_PRIOR_TYPES = {"dirichlet_process": "dirichlet_process",
                        "dirichlet_distribution": "dirichlet"}
@@ -120,19 +137,25 @@ class BayesianGaussianMixture(sklearn_base.DensityMixin,
                               sklearn_base.BaseEstimator):
   """Variational Bayesian Gaussian mixture: scikit-learn's API, tfgmm's fit.
 
-  A drop-in for `sklearn.mixture.BayesianGaussianMixture` with
-  `covariance_type` "full" or "diag": the same parameters, defaults, fitted
-  attributes and methods, plus `partial_fit` and `to_keras`. See the module
-  docstring for where the model and the outputs differ from scikit-learn's.
+  A drop-in for `sklearn.mixture.BayesianGaussianMixture`: the same
+  parameters, defaults, fitted attributes (in scikit-learn's shapes for each
+  `covariance_type`) and methods, plus `partial_fit` and `to_keras`. See the
+  module docstring for where the model and the outputs differ from
+  scikit-learn's: with 'spherical' and 'tied' the models themselves differ
+  (tfgmm's updates are the exact conjugate ones, scikit-learn's heuristic),
+  and only converged fits on well-separated data agree (weights, labels).
 
   Parameters
   ----------
   n_components : int, default=1
       K, the number of components (an upper bound on those used).
-  covariance_type : {'full', 'diag'}, default='full'
+  covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
       'full': a Normal-Wishart prior per component (scikit-learn's model).
       'diag': tfgmm's Normal-Gamma prior per component and feature.
-      scikit-learn's 'tied' and 'spherical' raise `NotImplementedError`.
+      'spherical': one Gamma precision per component (a0 = D nu0 / 2,
+      b0 = D covariance_prior / 2), exact conjugate updates.
+      'tied': one Wishart precision shared by all components, exact
+      conjugate updates (nu = nu0 + N).
   tol : float, default=1e-3
       Convergence threshold on the change of the total lower bound (as
       scikit-learn's Bayesian mixture; `lower_bound_` is per sample).
@@ -156,11 +179,13 @@ default='kmeans'
   mean_prior : array-like of shape (n_features,) or None, default=None
       m0; None means the mean of X.
   degrees_of_freedom_prior : float or None, default=None
-      nu0 > n_features - 1 (for 'diag', a0 = nu0 / 2); None means
-      n_features.
-  covariance_prior : array-like or None, default=None
-      W0^-1, of shape (n_features, n_features) for 'full', or 2 b0, of shape
-      (n_features,) for 'diag'; None means the covariance (variance) of X.
+      nu0 > n_features - 1 (for 'diag', a0 = nu0 / 2; for 'spherical',
+      a0 = D nu0 / 2); None means n_features.
+  covariance_prior : float, array-like or None, default=None
+      W0^-1, of shape (n_features, n_features) for 'full' and 'tied'; 2 b0,
+      of shape (n_features,) for 'diag'; a float (2 b0 / D) for
+      'spherical'. None means the covariance of X ('full', 'tied'), its
+      variances ('diag') or their mean ('spherical').
   random_state : int, RandomState instance or None, default=None
       Seeds the initialisation and `sample`; an int also seeds the Keras
       model's own sampling.
@@ -179,12 +204,16 @@ default='kmeans'
       m_k, the posterior means of the component means.
   covariances_ : ndarray
       'full': W_k^-1 / nu_k, shape (n_components, n_features, n_features);
-      'diag': b_kd / a_k = 1 / E[tau_kd], shape (n_components, n_features).
+      'tied': W^-1 / nu, shape (n_features, n_features);
+      'diag': b_kd / a_k = 1 / E[tau_kd], shape (n_components, n_features);
+      'spherical': b_k / a_k = 1 / E[tau_k], shape (n_components,).
   precisions_ : ndarray
-      The inverses of `covariances_` (E[Lambda_k] = nu_k W_k; E[tau_kd]).
+      The inverses of `covariances_` (E[Lambda_k] = nu_k W_k; E[Lambda] =
+      nu W; E[tau_kd]; E[tau_k]).
   precisions_cholesky_ : ndarray
-      'full': upper triangular U_k with U_k U_k^T = precisions_[k], as
-      scikit-learn stores them; 'diag': sqrt(precisions_).
+      'full', 'tied': upper triangular U with U U^T = precisions_ (per
+      component for 'full'), as scikit-learn stores them; 'diag',
+      'spherical': sqrt(precisions_).
   converged_ : bool
       Whether the best initialisation met `tol` within `max_iter`.
   n_iter_ : int
@@ -206,8 +235,9 @@ default='kmeans'
       beta_k.
   mean_prior_ : ndarray of shape (n_features,)
   degrees_of_freedom_prior_ : float
-  degrees_of_freedom_ : ndarray of shape (n_components,)
-      nu_k ('diag': 2 a_k).
+  degrees_of_freedom_ : ndarray of shape (n_components,) or float
+      nu_k ('diag': 2 a_k; 'spherical': 2 a_k / D; 'tied': the shared nu,
+      a float).
   covariance_prior_ : ndarray
       The covariance prior before `reg_covar` is added.
   n_features_in_ : int
@@ -261,9 +291,8 @@ default='kmeans'
     if self.covariance_type not in _SUPPORTED_COVARIANCE_TYPES:
       raise NotImplementedError(
           f"covariance_type={self.covariance_type!r} is not implemented by "
-          f"tfgmm: the supported types are 'full' and 'diag'. Use "
-          "sklearn.mixture.BayesianGaussianMixture for 'tied' and "
-          "'spherical'.")
+          f"tfgmm: the supported types are {_SUPPORTED_COVARIANCE_TYPES}. "
+          "Use sklearn.mixture.BayesianGaussianMixture for the others.")
     _check_real("tol", self.tol, 0.0, closed=True)
     _check_real("reg_covar", self.reg_covar, 0.0, closed=True)
     _check_int("max_iter", self.max_iter, 0)
@@ -305,24 +334,30 @@ default='kmeans'
       raise ValueError(
           "The parameter 'degrees_of_freedom_prior' should be greater than "
           f"{n_features - 1}, but got {self.degrees_of_freedom_prior:.3f}.")
-    full = self.covariance_type == "full"
+    # A matrix (rank 2), per-feature variances (1) or one variance (0).
+    rank = self._family().sklearn.covariance_prior_rank
     if self.covariance_prior is None:
-      self.covariance_prior_ = (np.atleast_2d(np.cov(x.T)) if full
-                                else np.var(x, axis=0, ddof=1))
+      if rank == 2:
+        self.covariance_prior_ = np.atleast_2d(np.cov(x.T))
+      else:
+        variance = np.var(x, axis=0, ddof=1)
+        self.covariance_prior_ = variance if rank else float(variance.mean())
       return
     prior = _as_float_array(self.covariance_prior, "covariance_prior")
     name = f"{self.covariance_type} covariance_prior"
-    if full:
-      _check_shape(prior, (n_features, n_features), name)
+    _check_shape(prior, (n_features,) * rank, name)
+    if rank == 2:
       if not (np.allclose(prior, prior.T)
               and np.all(np.linalg.eigvalsh(prior) > 0.0)):
-        raise ValueError("'full covariance_prior' should be symmetric, "
-                         "positive-definite")
-    else:
-      _check_shape(prior, (n_features,), name)
-      if np.any(prior <= 0.0):
-        raise ValueError("'diag covariance_prior' should be positive")
-    self.covariance_prior_ = prior
+        raise ValueError(f"'{name}' should be symmetric, positive-definite")
+    elif np.any(prior <= 0.0):
+      raise ValueError(f"'{name}' should be positive")
+    self.covariance_prior_ = prior if rank else float(prior)
+
+  def _family(self):
+    """The `Family` of `covariance_type` (the face's models are conjugate,
+    without missing values)."""
+    return families.get(self.covariance_type)
 
   def _validate_x(self, x, reset, min_samples=1):
     return validate_data(self, x, reset=reset,
@@ -333,8 +368,9 @@ default='kmeans'
 
   def _build_model(self, n_features):
     """A `BayesianGMM` with the priors in data units (no standardisation)."""
+    family = self._family()
     covariance = np.asarray(self.covariance_prior_, np.float64)
-    if self.covariance_type == "full":
+    if family.precision_prior == "wishart":
       covariance = covariance + self.reg_covar * np.eye(n_features)
       eigenvalues = np.linalg.eigvalsh(covariance)
       if np.any(eigenvalues <= 0) or not np.all(np.isfinite(eigenvalues)):
@@ -344,11 +380,6 @@ default='kmeans'
             "constant feature, or n_samples <= n_features) and reg_covar = "
             f"{self.reg_covar}. Set reg_covar > 0 or pass a positive "
             "definite covariance_prior.")
-      # BayesianGMM takes the Wishart scale W0 and factors W0^-1 itself.
-      scale_matrix = np.linalg.inv(covariance)
-      scale_matrix = 0.5 * (scale_matrix + scale_matrix.T)
-      priors = {"degrees_of_freedom": self.degrees_of_freedom_prior_,
-                "scale_matrix": scale_matrix}
     else:
       covariance = covariance + self.reg_covar
       if np.any(covariance <= 0):
@@ -356,8 +387,8 @@ default='kmeans'
             "The Gamma prior's covariance_prior_ + reg_covar has a zero "
             f"entry: a feature is constant and reg_covar = {self.reg_covar}. "
             "Set reg_covar > 0 or pass a positive covariance_prior.")
-      priors = {"precision_concentration": 0.5 * self.degrees_of_freedom_prior_,
-                "precision_rate": 0.5 * covariance}
+    priors = family.sklearn.prior(self.degrees_of_freedom_prior_, covariance,
+                                  n_features)
     seed = self.random_state
     seed = (int(seed) if isinstance(seed, numbers.Integral)
             and not isinstance(seed, bool) else None)
@@ -608,29 +639,11 @@ default='kmeans'
               counts, self.weight_concentration_prior_))
     else:
       self.weight_concentration_ = counts
-    if self.covariance_type == "full":
-      dof = q.dof.numpy()                                         # [K]
-      # W^-1 = L L^T, so cholesky(W^-1 / nu) = L / sqrt(nu).
-      covariance_tril = q.scale_tril.numpy() / np.sqrt(dof)[:, None, None]
-      eye = np.eye(covariance_tril.shape[-1])
-      self.precisions_cholesky_ = np.stack([
-          scipy.linalg.solve_triangular(tril, eye, lower=True).T
-          for tril in covariance_tril])                           # [K, D, D]
-      self.covariances_ = covariance_tril @ np.swapaxes(covariance_tril,
-                                                        -1, -2)
-      self.precisions_ = self.precisions_cholesky_ @ np.swapaxes(
-          self.precisions_cholesky_, -1, -2)
-      self.degrees_of_freedom_ = dof
-      self.mean_precision_ = q.mean_precision.numpy()
-    else:
-      a = q.precision_concentration.numpy()                       # [K, D]
-      b = q.precision_rate.numpy()                                # [K, D]
-      self.covariances_ = b / a
-      self.precisions_ = a / b
-      self.precisions_cholesky_ = np.sqrt(a / b)
-      # Without missing values a and beta are the same for every feature.
-      self.degrees_of_freedom_ = 2.0 * a[:, 0]
-      self.mean_precision_ = q.mean_precision.numpy()[:, 0]
+    # In scikit-learn's shapes for the covariance type (the family's).
+    attributes = model.family.sklearn.attributes(q)
+    for name in ("covariances", "precisions", "precisions_cholesky",
+                 "degrees_of_freedom", "mean_precision"):
+      setattr(self, name + "_", attributes[name])
 
   # -------------------------------------------------------------- inference
 
@@ -731,8 +744,10 @@ default='kmeans'
     The points come from the component's posterior predictive Student-t
     (the density `score_samples` evaluates): x = m + S z sqrt(df / g),
     z ~ Normal(0, I), g ~ chi-square(df); full: df = nu + 1 - D,
-    S S^T = (1 + beta) / (df beta) W^-1; diag: per feature df = 2 a,
-    S = sqrt(b (1 + beta) / (a beta)) (Bishop 10.81-10.82).
+    S S^T = (1 + beta) / (df beta) W^-1 (tied: the shared nu and W);
+    spherical: df = 2 a, S = sqrt(b (1 + beta) / (a beta)) I; diag: per
+    feature df = 2 a, S = sqrt(b (1 + beta) / (a beta)) (Bishop
+    10.81-10.82).
 
     Parameters
     ----------
@@ -751,26 +766,20 @@ default='kmeans'
           "requires at least one sample.")
     rng = check_random_state(self.random_state)
     counts = rng.multinomial(n_samples, self.weights_ / self.weights_.sum())
-    q = self._model.posterior()
-    means = q.mean_loc.numpy()
+    model = self._model
+    df, means, scale = [np.asarray(t, np.float64) for t in
+                        model.family.predictive_parameters(model.posterior())]
     n_features = means.shape[1]
     draws = []
-    if self.covariance_type == "full":
-      beta, dof = q.mean_precision.numpy(), q.dof.numpy()
-      df = dof + 1.0 - n_features
-      scale_tril = (np.sqrt((1.0 + beta) / (df * beta))[:, None, None]
-                    * q.scale_tril.numpy())                       # [K, D, D]
-      for k, count in enumerate(counts):
-        normal = rng.standard_normal((count, n_features))
+    for k, count in enumerate(counts):
+      normal = rng.standard_normal((count, n_features))
+      if df.ndim == 1:
+        # A multivariate Student-t: one chi-square per point, scale [D, D].
         chi2 = rng.chisquare(df[k], size=count)
-        draws.append(means[k] + normal @ scale_tril[k].T
+        draws.append(means[k] + normal @ scale[k].T
                      * np.sqrt(df[k] / chi2)[:, None])
-    else:
-      a = q.precision_concentration.numpy()
-      df = 2.0 * a
-      scale = diag.student_t_scale(q).numpy()                    # [K, D]
-      for k, count in enumerate(counts):
-        normal = rng.standard_normal((count, n_features))
+      else:
+        # Independent Student-t's per feature.
         chi2 = rng.chisquare(df[k], size=(count, n_features))
         draws.append(means[k] + scale[k] * normal * np.sqrt(df[k] / chi2))
     labels = np.repeat(np.arange(self.n_components), counts)

@@ -48,8 +48,9 @@ def posterior_mean(model):
   Returns:
     dict of numpy arrays in data units: `weights` [K] (E[pi]), `means`
     [K, D] (E[mu]), `precisions`: the family's E[precision]
-    (`Family.expected_precisions`: [K, D] E[tau] for the diagonal families,
-    [K, D, D] E[Lambda] = nu W for full covariances).
+    (`Family.expected_precisions`: [K, D] E[tau] for the diagonal and
+    spherical families, [K, D, D] E[Lambda] = nu W for full and tied
+    covariances, tied's shared matrix repeated per component).
   """
   q = _posterior64(model)
   loc, scale = model.feature_loc.numpy(), model.feature_scale.numpy()

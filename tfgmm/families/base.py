@@ -18,11 +18,17 @@ together (`log_rho`, `natural_update`, `kl_divergence`, statistics).
 ```none
 posterior_type        NamedTuple of q's fields; field 0 is the weight field
                       (`weight_concentration`, [K]), field 1 the means'
-                      location (`mean_loc`, [K, D]).
+                      location (`mean_loc`, [K, D]), the last field the
+                      precision's scale (a Gamma rate, or the Cholesky
+                      factor of a Wishart's W^-1).
 field_shapes(K, D)    the shapes of q's fields for one model.
 prior_ranks           the ranks of the prior's fields (it broadcasts).
+component_axes        per field, the axis that indexes components (0), or
+                      None for a field the components share (a tied
+                      precision); None: every field is per component.
+                      `take_components(q, indices)` gathers along them.
 variable_names        names of the model's unconstrained variables, one per
-                      field.
+                      field (variable i has field i's shape).
 make_prior(D, dtype, **settings) -> prior, a `posterior_type` of tensors.
 log_rho(x [B, D], q, log_weights [K]) -> [B, K]      CAVI local step
 sufficient_statistics(x, r [B, K], w [B] | None) -> statistics (NamedTuple)
@@ -41,34 +47,59 @@ sample_predictive(n, seed [2], q, log_mean_weights) -> [n, D]
 sampled_log_likelihood(x, q, seed, prior_concentration, weight_prior)
   -> [B]; None where the sampled (seed blog) estimator is not defined.
 expected_precisions(q, scale [D]) -> numpy, data units: [K, D] (diagonal
-  families) or [K, D, D]
+  and spherical families) or [K, D, D] (full; tied repeats its shared one)
 feature_marginals(q, D) -> numpy (a, b, mean_variance) [K, D] each: per
   feature, 1 / sigma_d^2 ~ Gamma(a, b) and Var(mu_d)
 chunk_rows(K, D), estep_chunk_rows(K, D): rows per chunk of the predictive
   and of the E-step
 predictive_parameters(q) -> (df, loc [K, D], scale): each component's
-  Student-t predictive in model units; df and scale [K, D] (independent
-  per feature, `distribution_kind` "normal_gamma*") or df [K] and the
-  scale matrix's Cholesky factor [K, D, D] ("normal_wishart")
+  Student-t predictive in model units: independent per feature (df and
+  scale [K, D]) or multivariate (df [K], the scale matrix's lower Cholesky
+  factor [K, D, D]); tfgmm.distributions, the scikit-learn face
 ```
 
 Capabilities: `precision_prior` ("gamma": the `precision_concentration`
 and `precision_rate` settings; "wishart": `degrees_of_freedom` and
-`scale_matrix`), `methods` (the training methods it supports),
+`scale_matrix`), `methods` (the inference methods it supports:
+`BayesianGMM`'s training methods "natural", "gradient", "sampled", and
+"map" for `tfgmm.map`, "mcmc" for `tfgmm.mcmc`), `sklearn` (a
+`SklearnLayout`: how `tfgmm.sklearn` maps the family to scikit-learn's
+parameters and attributes; None where the face does not offer it),
 `trains_on_missing` (its statistics marginalise NaN entries),
-`predicts_missing` (its predictive does), `distribution_kind` (the form of
-q for `tfgmm.distributions`: "normal_gamma" (mu | tau Normal, tau Gamma per
-feature), "normal_gamma_independent" (mu and tau independent),
-"normal_wishart"; None: no TFP objects), `search_counts_full_data` (the
+`predicts_missing` (its predictive does), `isotropic_scale` (the
+standardisation divides every feature by one scale, so an isotropic
+covariance stays isotropic in data units), `search_counts_full_data` (the
 initialisation search counts a sample's statistics N / n times; see
 `BayesianGMM.initialize`), `searches_from_diagonal` (the search starts
 from the diagonal model's).
 """
 
 import dataclasses
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Callable, NamedTuple, Optional, Tuple
+
+import tensorflow as tf
 
 from tfgmm._engine import inference
+
+
+class SklearnLayout(NamedTuple):
+  """A family in scikit-learn's `BayesianGaussianMixture` vocabulary.
+
+  `tfgmm.sklearn` reads these instead of asking for a covariance type.
+
+  Attributes:
+    covariance_prior_rank: the rank of scikit-learn's `covariance_prior`
+      for this type: 0 (a float), 1 ([D]) or 2 ([D, D]).
+    prior: (degrees_of_freedom_prior, covariance_prior (with reg_covar
+      added), D) -> the `BayesianGMM` keyword arguments of the precision
+      prior.
+    attributes: q (numpy-convertible, data units) -> dict of numpy arrays
+      in scikit-learn's shapes for the type: `covariances`, `precisions`,
+      `precisions_cholesky`, `degrees_of_freedom`, `mean_precision`.
+  """
+  covariance_prior_rank: int
+  prior: Callable
+  attributes: Callable
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -105,8 +136,10 @@ class Family:
   expected_precisions: Callable
   feature_marginals: Callable
   sampled_log_likelihood: Optional[Callable] = None
+  component_axes: Optional[Tuple[Optional[int], ...]] = None
+  sklearn: Optional[SklearnLayout] = None
   predictive_parameters: Optional[Callable] = None
-  distribution_kind: Optional[str] = None
+  isotropic_scale: bool = False
   precision_prior: str = "gamma"
   methods: Tuple[str, ...] = ("natural", "gradient", "sampled")
   trains_on_missing: bool = False
@@ -118,6 +151,34 @@ class Family:
   def field_ranks(self):
     """Ranks of q's fields for one model (no restart axis)."""
     return tuple(len(shape) for shape in self.field_shapes(1, 1))
+
+  @property
+  def field_component_axes(self):
+    """Per field, its component axis (no restart axis) or None if shared."""
+    if self.component_axes is None:
+      return (0,) * len(self.field_ranks)
+    return self.component_axes
+
+  def take_components(self, q, indices):
+    """q with only the components `indices` [K'], in that order.
+
+    Per-component fields are gathered along their component axis (after any
+    leading restart axes); shared fields are kept whole. Sorting, pruning
+    and the scikit-learn face go through this, never through axis 0.
+
+    Args:
+      q: a `posterior_type` (optionally with leading restart axes).
+      indices: int [K'].
+
+    Returns:
+      The `posterior_type` of the kept components.
+    """
+    fields = []
+    for t, rank, axis in zip(q, self.field_ranks, self.field_component_axes):
+      t = tf.convert_to_tensor(t)
+      fields.append(t if axis is None else tf.gather(
+          t, indices, axis=t.shape.rank - rank + axis))
+    return type(q)(*fields)
 
   @property
   def predictive_joint_log_prob(self):

@@ -493,6 +493,28 @@ def feature_marginals(q, n_features):
   return a, b, conjugate_mean_variance(a, b, q.mean_precision.numpy())
 
 
+# --------------------------------------------- the scikit-learn face's layout
+
+
+def sklearn_prior(degrees_of_freedom, covariance, n_features):
+  """scikit-learn's (nu0, covariance_prior [D]) as the Gamma prior per
+  feature: a0 = nu0 / 2, b0 = covariance_prior / 2."""
+  del n_features
+  return {"precision_concentration": 0.5 * degrees_of_freedom,
+          "precision_rate": 0.5 * np.asarray(covariance)}
+
+
+def sklearn_attributes(q):
+  """scikit-learn's diag attributes: covariances_ (K, D) = b / a, ..."""
+  a = np.asarray(q.precision_concentration)                       # [K, D]
+  b = np.asarray(q.precision_rate)                                # [K, D]
+  # Without missing values a and beta are the same for every feature.
+  return {"covariances": b / a, "precisions": a / b,
+          "precisions_cholesky": np.sqrt(a / b),
+          "degrees_of_freedom": 2.0 * a[:, 0],
+          "mean_precision": np.asarray(q.mean_precision)[:, 0]}
+
+
 VARIABLE_NAMES = ("log_weight_concentration", "mean_loc",
                   "log_mean_precision", "log_precision_concentration",
                   "log_precision_rate")
@@ -516,5 +538,6 @@ FAMILY = base.Family(
     expected_precisions=expected_precisions,
     feature_marginals=feature_marginals,
     sampled_log_likelihood=sampled_log_likelihood,
-    predictive_parameters=predictive_parameters,
-    distribution_kind="normal_gamma")
+    sklearn=base.SklearnLayout(1, sklearn_prior, sklearn_attributes),
+    methods=("natural", "gradient", "sampled", "map", "mcmc"),
+    predictive_parameters=predictive_parameters)

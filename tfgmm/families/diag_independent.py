@@ -534,6 +534,5 @@ FAMILY = dataclasses.replace(
     predictive_component_log_prob=predictive_component_log_prob,
     sample_predictive=sample_predictive,
     feature_marginals=feature_marginals,
-    sampled_log_likelihood=sampled_log_likelihood,
-    predictive_parameters=predictive_parameters,
-    distribution_kind="normal_gamma_independent")
+    sampled_log_likelihood=sampled_log_likelihood, sklearn=None,
+    predictive_parameters=predictive_parameters)

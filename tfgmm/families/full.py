@@ -53,6 +53,7 @@ import math
 from typing import NamedTuple
 
 import numpy as np
+import scipy.linalg
 import tensorflow as tf
 
 from tfgmm._engine import inference
@@ -799,6 +800,40 @@ def feature_marginals(q, n_features):
       a, b, q.mean_precision.numpy()[:, None])
 
 
+# --------------------------------------------- the scikit-learn face's layout
+
+
+def sklearn_prior(degrees_of_freedom, covariance, n_features):
+  """scikit-learn's (nu0, covariance_prior = W0^-1 [D, D]) as the Wishart
+  prior's keyword arguments (`BayesianGMM` takes W0 and factors W0^-1)."""
+  del n_features
+  scale_matrix = np.linalg.inv(covariance)
+  return {"degrees_of_freedom": degrees_of_freedom,
+          "scale_matrix": 0.5 * (scale_matrix + scale_matrix.T)}
+
+
+def sklearn_attributes(q):
+  """scikit-learn's full attributes: covariances_ (K, D, D) = W^-1 / nu, ...
+
+  precisions_cholesky_ are upper triangular U_k with U_k U_k^T =
+  precisions_[k] = nu_k W_k, as scikit-learn stores them.
+  """
+  dof = np.asarray(q.dof)                                         # [K]
+  # W^-1 = L L^T, so cholesky(W^-1 / nu) = L / sqrt(nu).
+  covariance_tril = np.asarray(q.scale_tril) / np.sqrt(dof)[:, None, None]
+  eye = np.eye(covariance_tril.shape[-1])
+  precisions_cholesky = np.stack([
+      scipy.linalg.solve_triangular(tril, eye, lower=True).T
+      for tril in covariance_tril])                               # [K, D, D]
+  return {"covariances": covariance_tril @ np.swapaxes(covariance_tril,
+                                                       -1, -2),
+          "precisions": precisions_cholesky @ np.swapaxes(
+              precisions_cholesky, -1, -2),
+          "precisions_cholesky": precisions_cholesky,
+          "degrees_of_freedom": dof,
+          "mean_precision": np.asarray(q.mean_precision)}
+
+
 FAMILY = base.Family(
     covariance_type="full", mean_prior="conjugate",
     posterior_type=FullPosterior, field_shapes=field_shapes,
@@ -819,7 +854,7 @@ FAMILY = base.Family(
     sample_predictive=sample_predictive,
     expected_precisions=expected_precisions,
     feature_marginals=feature_marginals, precision_prior="wishart",
+    sklearn=base.SklearnLayout(2, sklearn_prior, sklearn_attributes),
     methods=("natural", "gradient"),
     predicts_missing=True, search_counts_full_data=True,
-    searches_from_diagonal=True, predictive_parameters=predictive_parameters,
-    distribution_kind="normal_wishart")
+    searches_from_diagonal=True, predictive_parameters=predictive_parameters)
