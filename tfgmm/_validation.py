@@ -5,6 +5,9 @@ import numbers
 import numpy as np
 import tensorflow as tf
 
+from tfgmm import families
+from tfgmm._engine import weight_priors
+
 
 def describe(value):
   text = repr(value)
@@ -233,3 +236,132 @@ def check_sample_weight(sample_weight, n_rows, name="sample_weight"):
     raise ValueError(f"Expected `{name}` to have a positive sum. "
                      f"Received: all {n_rows} weights are zero.")
   return array
+
+
+def check_labels(x, labels, n_components):
+  """Hard labels [N] ints in [0, K) for the rows of an array `x`."""
+  if isinstance(x, tf.data.Dataset):
+    raise ValueError("`labels` start the fit from hard labels of an "
+                     "array's rows; received them with a tf.data.Dataset "
+                     "`x`. Pass the array.")
+  rows = np.shape(x)[0] if np.ndim(x) else 0
+  array = np.asarray(labels)
+  if (array.shape != (rows,) or not np.issubdtype(array.dtype, np.integer)
+      or (array.size and (array.min() < 0
+                          or array.max() >= n_components))):
+    raise ValueError(
+        f"Expected `labels` to be {rows} integers in [0, "
+        f"{n_components}), one per row of `x`. Received: labels of "
+        f"shape {array.shape} and dtype {array.dtype}"
+        + (f", values {array.min()} to {array.max()}."
+           if array.size and np.issubdtype(array.dtype, np.number)
+           else "."))
+  return array
+
+
+# ------------------------------------------------- BayesianGMM's arguments
+
+
+def check_model_arguments(methods, n_components, n_features, *,
+                          weight_concentration, mean_loc, mean_precision,
+                          precision_concentration, precision_rate, method,
+                          weight_prior, covariance_type, mean_prior,
+                          degrees_of_freedom, scale_matrix, missing,
+                          standardize, dtype, seed, step_size):
+  """Validates `BayesianGMM`'s constructor arguments.
+
+  Args:
+    methods: the model's training methods (`BayesianGMM.METHODS`).
+    n_components, n_features, ...: as `BayesianGMM`.
+
+  Returns:
+    (family, arguments): the `Family` the arguments pick, and a dict of the
+    arguments as config values (floats and lists; `weight_concentration`
+    resolved from None; the Wishart prior's defaults for its families).
+  """
+  n_components = check_positive_int("n_components", n_components)
+  n_features = check_positive_int("n_features", n_features)
+  dtype = check_choice("dtype", dtype, ("float32", "float64"))
+  method = check_choice("method", method, methods)
+  weight_prior = check_choice("weight_prior", weight_prior,
+                              weight_priors.WEIGHT_PRIORS)
+  covariance_type = check_choice("covariance_type", covariance_type,
+                                 families.COVARIANCE_TYPES)
+  mean_prior = check_choice("mean_prior", mean_prior, families.MEAN_PRIORS)
+  missing = check_choice("missing", missing, families.MISSING)
+  family = families.get(covariance_type, mean_prior, missing)
+  if method not in family.methods:
+    supported = tuple(m for m in family.methods if m in methods)
+    raise ValueError(
+        f"Expected method in {supported} with covariance_type="
+        f"{covariance_type!r}: the sampled estimator is the diagonal "
+        f"seed-blog recipe. Received: method={method!r}.")
+  if family.precision_prior == "wishart":
+    degrees_of_freedom, scale_matrix = _check_wishart(
+        degrees_of_freedom, scale_matrix, n_features)
+  elif degrees_of_freedom is not None or scale_matrix is not None:
+    wishart = [t for t in families.COVARIANCE_TYPES
+               if families.get(t).precision_prior == "wishart"]
+    raise ValueError(
+        "`degrees_of_freedom` and `scale_matrix` are the Wishart prior of "
+        f"{families.describe_types(wishart)}. Received them with "
+        f"covariance_type={covariance_type!r}.")
+  weight_concentration = check_prior(
+      n_components, n_features, weight_concentration, mean_loc,
+      mean_precision, precision_concentration, precision_rate)
+  if step_size is not None:
+    step = check_positive("step_size", step_size, ())
+    if step > 1:
+      raise ValueError("Expected `step_size` in (0, 1]. "
+                       f"Received: step_size={step_size!r}.")
+    step_size = float(step)
+  if not isinstance(standardize, bool):
+    raise TypeError(f"Expected `standardize` to be a bool. "
+                    f"Received: standardize={standardize!r}.")
+  if seed is not None:
+    seed = check_non_negative_int("seed", seed)
+  return family, {
+      "n_components": n_components, "n_features": n_features,
+      "weight_concentration": float(weight_concentration),
+      "mean_loc": _as_config_value(mean_loc),
+      "mean_precision": float(mean_precision),
+      "precision_concentration": float(precision_concentration),
+      "precision_rate": _as_config_value(precision_rate), "method": method,
+      "weight_prior": weight_prior, "covariance_type": covariance_type,
+      "mean_prior": mean_prior, "degrees_of_freedom": degrees_of_freedom,
+      "scale_matrix": scale_matrix, "missing": missing,
+      "standardize": standardize, "dtype": dtype, "seed": seed,
+      "step_size": step_size}
+
+
+def _check_wishart(degrees_of_freedom, scale_matrix, n_features):
+  """The Wishart prior (nu0, W0), as config values.
+
+  Defaults: nu0 = D, W0 = the identity (standardised units).
+  """
+  d = n_features
+  if degrees_of_freedom is None:
+    degrees_of_freedom = float(d)
+  dof = float(check_finite_number("degrees_of_freedom", degrees_of_freedom,
+                                  ()))
+  if dof <= d - 1:
+    raise ValueError(
+        f"Expected `degrees_of_freedom` > D - 1 = {d - 1} (a proper Wishart "
+        f"prior). Received: degrees_of_freedom={degrees_of_freedom!r}.")
+  if scale_matrix is None:
+    return dof, None
+  matrix = check_finite_number("scale_matrix", scale_matrix)
+  if matrix.shape != (d, d):
+    raise ValueError(f"Expected `scale_matrix` with shape ({d}, {d}). "
+                     f"Received: scale_matrix.shape={matrix.shape}.")
+  if not np.allclose(matrix, matrix.T) or np.any(
+      np.linalg.eigvalsh(matrix) <= 0):
+    raise ValueError("Expected `scale_matrix` to be symmetric positive "
+                     f"definite. Received: scale_matrix={matrix.tolist()!r}.")
+  return dof, matrix.tolist()
+
+
+def _as_config_value(value):
+  """A float, or nested lists of floats (JSON-serialisable)."""
+  array = np.asarray(value, dtype=np.float64)
+  return float(array) if array.ndim == 0 else array.tolist()

@@ -9,6 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfgmm import _validation
+from tfgmm._engine import inference
 from tfgmm._engine import loops
 from tfgmm._engine import predict as predict_lib
 from tfgmm import callbacks as callbacks_lib
@@ -266,7 +267,7 @@ def _fit_cavi(model, x, max_epochs, tol, sample_weight=None):
   history = history.numpy()
   log_det = predict_lib.mean_row_log_det(z, model.feature_scale,
                                          sample_weight)
-  for key, values in model_lib.history_dict(history, log_det).items():
+  for key, values in inference.history_dict(history, log_det).items():
     model.training_history[key].extend(values)
   model.n_epochs += history.shape[0]
   model.converged = bool(converged)

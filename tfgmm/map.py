@@ -109,7 +109,7 @@ _TINY = np.finfo(np.float64).tiny
 _SAMPLE_SIZE = 20000
 
 COVARIANCE_TYPES = families.supporting("map")
-MEAN_PRIORS = ("conjugate", "independent")
+MEAN_PRIORS = families.MEAN_PRIORS
 WEIGHT_PRIORS = ("dirichlet",)
 # The keyword arguments of `fit` that `tfgmm.fit` forwards from its
 # **model_kwargs when method="map".

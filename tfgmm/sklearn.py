@@ -116,8 +116,9 @@ except ImportError as error:  # pragma: no cover - exercised without the extra
 
 import tensorflow as tf
 
-from tfgmm._engine import weight_priors
+from tfgmm._engine import inference
 from tfgmm._engine import loops
+from tfgmm._engine import weight_priors
 from tfgmm import families
 from tfgmm import model as model_lib
 
@@ -539,7 +540,7 @@ default='kmeans'
       model.assign_posterior(family.rescale(
           model.posterior(), model.prior(), total_samples / n_samples,
           model.weight_prior), num_examples=total_samples)
-    for key, values in model_lib.history_dict(history, 0.0).items():
+    for key, values in inference.history_dict(history, 0.0).items():
       model.training_history[key].extend(values)
     model.n_epochs = len(bounds) if self.max_iter else 0
     model.converged = converged

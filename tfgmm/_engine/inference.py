@@ -210,3 +210,21 @@ def cavi(x, q, prior, max_iter, tol, chunk, weight_prior="dirichlet",
        tf.fill(shape, tf.constant(-math.inf, tf.float64)),
        tf.fill(shape, False)))
   return q, history.stack(), tf.reduce_all(done)
+
+
+def history_dict(history, log_det):
+  """Per-iteration metrics in data units from `inference.cavi`'s [T, 2] history.
+
+  Args:
+    history: float [T, 2]: mean logsumexp log_rho and KL / N per iteration,
+      in standardised units.
+    log_det: log |dz/dx| of the standardisation (its mean over the rows
+      when missing values make it vary).
+
+  Returns:
+    dict of lists: `loss`, `expected_log_likelihood`, `kl`.
+  """
+  log_likelihood = history[:, 0] + log_det
+  return {"loss": (history[:, 1] - log_likelihood).tolist(),
+          "expected_log_likelihood": log_likelihood.tolist(),
+          "kl": history[:, 1].tolist()}
