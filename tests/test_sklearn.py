@@ -4,6 +4,7 @@ import importlib
 import pathlib
 import pickle
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -196,11 +197,18 @@ def test_dirichlet_process_default_is_close_to_scikit_learn(data):
   np.testing.assert_allclose(
       g2, ours.weight_concentration_prior_ + np.cumsum(counts[::-1])[::-1]
       - counts, rtol=1e-12)
+  # weights_ is scikit-learn's function of weight_concentration_: the
+  # normalised expectation of all K sticks (issue 14 changed it from the
+  # model's E[pi], whose last stick is 1).
   np.testing.assert_allclose(ours.weights_.sum(), 1.0, rtol=1e-12)
-  np.testing.assert_allclose(
-      ours.weights_, weight_priors.expected_weights(
-          counts, ours.weight_concentration_prior_, "dirichlet_process"),
-      rtol=1e-12)
+  v = g1 / (g1 + g2)
+  expected = v * np.concatenate([[1.0], np.cumprod(1.0 - v)[:-1]])
+  np.testing.assert_allclose(ours.weights_, expected / expected.sum(),
+                             rtol=1e-12)
+  model_weights = weight_priors.expected_weights(
+      counts, ours.weight_concentration_prior_, "dirichlet_process")
+  np.testing.assert_allclose(ours.to_keras().posterior_mean()["weights"],
+                             model_weights, rtol=1e-12)
 
 
 def test_dirichlet_process_leaves_surplus_components_empty(data):
@@ -342,6 +350,30 @@ def test_warm_start_continues_from_the_previous_fit(data):
   np.testing.assert_allclose(bgm.means_, means, atol=1e-3)
   with pytest.raises(ValueError, match="warm_start"):
     bgm.set_params(n_components=4).fit(x)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag", "tied"])
+@pytest.mark.parametrize("prior_type", ["dirichlet_process",
+                                        "dirichlet_distribution"])
+def test_warm_start_lower_bound_never_falls(data, covariance_type,
+                                            prior_type):
+  """scikit-learn's test_monotonic_likelihood: one iteration per fit call,
+  the lower bound never decreases, rounding at the fixed point included."""
+  x, _ = data
+  bgm = BayesianGaussianMixture(
+      n_components=4, covariance_type=covariance_type, warm_start=True,
+      max_iter=1, random_state=0, tol=1e-3,
+      weight_concentration_prior_type=prior_type)
+  previous = -np.inf
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore", ConvergenceWarning)
+    for _ in range(300):
+      current = bgm.fit(x).lower_bound_
+      assert current >= previous
+      previous = current
+      if bgm.converged_:
+        break
+  assert bgm.converged_
 
 
 def test_float32_and_list_inputs(data):

@@ -41,7 +41,9 @@ order of the components. The differences:
   keeps a Beta(1 + N_K, gamma0) on the last stick and renormalises
   `weights_`. The last component's E[log pi_K], and so the fits, differ
   slightly. `weight_concentration_` is (1 + N_k, gamma0 + sum_{j>k} N_j)
-  in both.
+  in both, and `weights_` is scikit-learn's function of it (the normalised
+  expectation of all K sticks); the model's predictive (`score_samples`,
+  `sample`'s densities) weighs by its own E[pi].
 - `reg_covar` is added to the diagonal of the prior's covariance
   (W0^-1 + reg_covar I, or b0 = (covariance_prior + reg_covar) / 2), not to
   each component's empirical covariance (scikit-learn adds N_k reg_covar I to
@@ -523,12 +525,22 @@ default='kmeans'
       else:
         q0 = previous
       q, bounds, converged, history = self._run_cavi(model, z, q0)
+      if previous is not None:
+        # CAVI never lowers the bound: a lower one is rounding at a fixed
+        # point (1e-15). Keep the previous model untouched then, so that
+        # lower_bound_ never falls from one warm-started call to the next
+        # (scikit-learn's contract).
+        start_bound = self._model_bound(self._model, z)
+        if bounds[-1] < start_bound:
+          model, q, converged = self._model, None, True
+          bounds[-1] = start_bound
       self._print_run(bounds[:history.shape[0]], converged,
                       time.time() - start)
       if best is None or bounds[-1] > best[1][-1]:
         best = (q, bounds, converged, history)
     q, bounds, converged, history = best
-    model.assign_posterior(q)
+    if q is not None:                     # else: the previous model, as it is
+      model.assign_posterior(q)
     order = model.sort_components()
     if (model.weight_prior == "dirichlet_process"
         and not np.array_equal(order, np.arange(self.n_components))):
@@ -631,15 +643,22 @@ default='kmeans'
     """scikit-learn's fitted attributes from the model's posterior."""
     model = self._model
     q = model.posterior()  # data units: the model does not standardise.
-    self.weights_ = model.posterior_mean()["weights"]
     self.means_ = q.mean_loc.numpy()
     counts = q.weight_concentration.numpy()
     if model.weight_prior == "dirichlet_process":
       self.weight_concentration_ = tuple(
           t.numpy() for t in weight_priors.stick_concentrations(
               counts, self.weight_concentration_prior_))
+      # scikit-learn's definition: the stick-breaking expectation of the K
+      # Betas of `weight_concentration_`, normalised (the model's own E[pi]
+      # sets v_K = 1 instead; see the module docstring).
+      g1, g2 = self.weight_concentration_
+      rest = np.cumprod(np.concatenate([[1.0], (g2 / (g1 + g2))[:-1]]))
+      weights = g1 / (g1 + g2) * rest
+      self.weights_ = weights / weights.sum()
     else:
       self.weight_concentration_ = counts
+      self.weights_ = model.posterior_mean()["weights"]
     # In scikit-learn's shapes for the covariance type (the family's).
     attributes = model.family.sklearn.attributes(q)
     for name in ("covariances", "precisions", "precisions_cholesky",

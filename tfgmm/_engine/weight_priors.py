@@ -103,6 +103,31 @@ def log_expected_weights(weight_concentration, prior_concentration=None,
                             tf.math.log(g2) - log_total)
 
 
+def draw_components(n, seed, weight_concentration, log_mean_weights=None):
+  """n stateless draws of a component from E[pi], and two more seeds.
+
+  The start of every family's `sample_predictive`: the seed splits into
+  three streams, the first draws the components.
+
+  Args:
+    n: number of draws, int32 scalar.
+    seed: a shape [2] int seed.
+    weight_concentration: q's Dirichlet alpha, [K] (used when
+      `log_mean_weights` is None).
+    log_mean_weights: log E[pi], [K], or None.
+
+  Returns:
+    (component, seeds): int64 [n], and [2, 2] seeds for the family's
+    other draws.
+  """
+  seeds = tf.random.experimental.stateless_split(seed, 3)
+  if log_mean_weights is None:
+    log_mean_weights = log_expected_weights(weight_concentration)
+  logits = tf.cast(log_mean_weights, tf.float64)[None, :]         # [1, K]
+  component = tf.random.stateless_categorical(logits, n, seeds[0])[0]  # [n]
+  return component, seeds[1:]
+
+
 def expected_weights(weight_concentration, prior_concentration=None,
                      weight_prior="dirichlet"):
   """E_q[pi_k], [..., K]; see `log_expected_weights`."""

@@ -380,17 +380,13 @@ def sample_predictive(n, seed, q, log_mean_weights=None):
     samples: [n, D] in q's dtype.
   """
   dtype = q.mean_loc.dtype
-  seeds = tf.random.experimental.stateless_split(seed, 3)
-  if log_mean_weights is None:
-    log_mean_weights = weight_priors.log_expected_weights(q.weight_concentration)
-  logits = log_mean_weights[None, :]                              # [1, K]
-  component = tf.random.stateless_categorical(
-      tf.cast(logits, tf.float64), n, seeds[0])[0]                # [n]
+  component, seeds = weight_priors.draw_components(
+      n, seed, q.weight_concentration, log_mean_weights)          # [n]
   loc = tf.gather(q.mean_loc, component)                          # [n, D]
   scale = tf.gather(student_t_scale(q), component)                # [n, D]
   half_df = tf.gather(q.precision_concentration, component)       # [n, D]
-  normal = tf.random.stateless_normal(tf.shape(loc), seeds[1], dtype=dtype)
-  gamma = tf.random.stateless_gamma(tf.shape(loc), seeds[2], alpha=half_df,
+  normal = tf.random.stateless_normal(tf.shape(loc), seeds[0], dtype=dtype)
+  gamma = tf.random.stateless_gamma(tf.shape(loc), seeds[1], alpha=half_df,
                                     dtype=dtype)                  # [n, D]
   return loc + scale * normal * tf.math.rsqrt(gamma / half_df)
 

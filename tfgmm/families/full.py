@@ -383,11 +383,36 @@ def natural_update(q, stats, prior, scale=1.0, step_size=1.0,
   Returns:
     The updated `FullPosterior`, in q's dtype.
   """
-  dtype = q.mean_loc.dtype
   q64 = cast_posterior(q, tf.float64)
-  rho = inference.as_float64(step_size)
-  alpha_hat, beta_hat, m_hat, nu_hat, cov_hat = _global_target(
-      stats, prior, scale, weight_prior)
+  new = wishart_natural_step64(
+      q64, _global_target(stats, prior, scale, weight_prior),
+      inference.as_float64(step_size), _outer)
+  return cast_posterior(new, q.mean_loc.dtype)
+
+
+def wishart_natural_step64(q64, target, rho, scatter):
+  """The natural step of a Normal-Wishart q in float64 (full and tied).
+
+  ```none
+  beta  = (1 - rho) beta_q + rho beta_hat,  m = the beta-weighted mean
+  W^-1  = (1 - rho) W^-1_q + rho W^-1_hat
+          + (a b / (a + b)) (m_q - m_hat)(m_q - m_hat)^T,
+  a = (1 - rho) beta_q, b = rho beta_hat
+  ```
+  alpha and nu interpolate linearly.
+
+  Args:
+    q64: the current posterior, float64 (any Normal-Wishart record).
+    target: (alpha_hat, beta_hat, m_hat, nu_hat, W^-1_hat), the CAVI
+      target of the batch.
+    rho: the step size, float64 scalar.
+    scatter: (u [K, D], v [K, D]) -> the jump term's u v^T per component
+      ([K, D, D], full) or summed over components ([D, D], tied).
+
+  Returns:
+    The new posterior, of q64's type, float64.
+  """
+  alpha_hat, beta_hat, m_hat, nu_hat, cov_hat = target
   old_weight = (1.0 - rho) * q64.mean_precision                   # [K]
   new_weight = rho * beta_hat                                     # [K]
   beta = old_weight + new_weight                                  # [K]
@@ -395,17 +420,16 @@ def natural_update(q, stats, prior, scale=1.0, step_size=1.0,
        + new_weight[..., None] * m_hat) / beta[..., None]         # [K, D]
   jump = q64.mean_loc - m_hat                                     # [K, D]
   cov = ((1.0 - rho) * _gram(q64.scale_tril) + rho * cov_hat
-         + (old_weight * new_weight / beta)[..., None, None]
-         * _outer(jump, jump))                                    # [K, D, D]
+         + scatter((old_weight * new_weight / beta)[..., None] * jump,
+                   jump))                                         # like W^-1
   alpha = (1.0 - rho) * q64.weight_concentration + rho * alpha_hat  # [K]
-  nu = (1.0 - rho) * q64.dof + rho * nu_hat                       # [K]
-  new = FullPosterior(
+  nu = (1.0 - rho) * q64.dof + rho * nu_hat                       # like nu
+  return type(q64)(
       tf.broadcast_to(alpha, tf.shape(q64.weight_concentration)),
       tf.broadcast_to(m, tf.shape(q64.mean_loc)),
       tf.broadcast_to(beta, tf.shape(q64.mean_precision)),
       tf.broadcast_to(nu, tf.shape(q64.dof)),
       tf.linalg.cholesky(tf.broadcast_to(cov, tf.shape(q64.scale_tril))))
-  return cast_posterior(new, dtype)
 
 
 def statistics_from_posterior(q, prior, weight_prior="dirichlet"):

@@ -403,17 +403,14 @@ def sample_predictive(n, seed, q, log_mean_weights=None):
     samples: [n, D] in q's dtype.
   """
   dtype = q.mean_loc.dtype
-  seeds = tf.random.experimental.stateless_split(seed, 3)
-  if log_mean_weights is None:
-    log_mean_weights = weight_priors.log_expected_weights(
-        tf.cast(q.weight_concentration, tf.float64))
-  logits = tf.cast(log_mean_weights, tf.float64)[None, :]         # [1, K]
-  component = tf.random.stateless_categorical(logits, n, seeds[0])[0]  # [n]
+  component, seeds = weight_priors.draw_components(
+      n, seed, tf.cast(q.weight_concentration, tf.float64),
+      log_mean_weights)                                           # [n]
   loc = tf.gather(q.mean_loc, component)                          # [n, D]
   scale = tf.gather(student_t_scale(q), component)                # [n]
   half_df = tf.gather(q.precision_concentration, component)       # [n]
-  normal = tf.random.stateless_normal(tf.shape(loc), seeds[1], dtype=dtype)
-  gamma = tf.random.stateless_gamma(tf.shape(half_df), seeds[2],
+  normal = tf.random.stateless_normal(tf.shape(loc), seeds[0], dtype=dtype)
+  gamma = tf.random.stateless_gamma(tf.shape(half_df), seeds[1],
                                     alpha=half_df, dtype=dtype)   # [n]
   return loc + (scale * tf.math.rsqrt(gamma / half_df))[:, None] * normal
 

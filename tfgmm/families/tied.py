@@ -313,31 +313,11 @@ def natural_update(q, stats, prior, scale=1.0, step_size=1.0,
   Returns:
     The updated `TiedPosterior`, in q's dtype.
   """
-  dtype = q.mean_loc.dtype
   q64 = cast_posterior(q, tf.float64)
-  rho = inference.as_float64(step_size)
-  alpha_hat, beta_hat, m_hat, nu_hat, cov_hat = _global_target(
-      stats, prior, scale, weight_prior)
-  old_weight = (1.0 - rho) * q64.mean_precision                   # [K]
-  new_weight = rho * beta_hat                                     # [K]
-  beta = old_weight + new_weight                                  # [K]
-  m = (old_weight[..., None] * q64.mean_loc
-       + new_weight[..., None] * m_hat) / beta[..., None]         # [K, D]
-  jump = q64.mean_loc - m_hat                                     # [K, D]
-  cov = ((1.0 - rho) * tf.matmul(q64.scale_tril, q64.scale_tril,
-                                 transpose_b=True)
-         + rho * cov_hat
-         + _sum_outer((old_weight * new_weight / beta)[..., None] * jump,
-                      jump))                                      # [D, D]
-  alpha = (1.0 - rho) * q64.weight_concentration + rho * alpha_hat  # [K]
-  nu = (1.0 - rho) * q64.dof + rho * nu_hat                       # []
-  new = TiedPosterior(
-      tf.broadcast_to(alpha, tf.shape(q64.weight_concentration)),
-      tf.broadcast_to(m, tf.shape(q64.mean_loc)),
-      tf.broadcast_to(beta, tf.shape(q64.mean_precision)),
-      tf.broadcast_to(nu, tf.shape(q64.dof)),
-      tf.linalg.cholesky(tf.broadcast_to(cov, tf.shape(q64.scale_tril))))
-  return cast_posterior(new, dtype)
+  new = full.wishart_natural_step64(
+      q64, _global_target(stats, prior, scale, weight_prior),
+      inference.as_float64(step_size), _sum_outer)
+  return cast_posterior(new, q.mean_loc.dtype)
 
 
 def statistics_from_posterior(q, prior, weight_prior="dirichlet"):
@@ -475,18 +455,15 @@ def sample_predictive(n, seed, q, log_mean_weights=None):
     samples: [n, D] in q's dtype.
   """
   dtype = q.mean_loc.dtype
-  seeds = tf.random.experimental.stateless_split(seed, 3)
-  if log_mean_weights is None:
-    log_mean_weights = weight_priors.log_expected_weights(
-        tf.cast(q.weight_concentration, tf.float64))
-  logits = tf.cast(log_mean_weights, tf.float64)[None, :]         # [1, K]
-  component = tf.random.stateless_categorical(logits, n, seeds[0])[0]  # [n]
+  component, seeds = weight_priors.draw_components(
+      n, seed, tf.cast(q.weight_concentration, tf.float64),
+      log_mean_weights)                                           # [n]
   loc = tf.gather(q.mean_loc, component)                          # [n, D]
   factor = tf.sqrt(tf.gather(_student_t_factor(q), component))    # [n]
   half_df = 0.5 * (q.dof + 1.0 - _num_features(q, dtype))         # []
-  normal = tf.random.stateless_normal(tf.shape(loc), seeds[1],
+  normal = tf.random.stateless_normal(tf.shape(loc), seeds[0],
                                       dtype=dtype)                # [n, D]
-  gamma = tf.random.stateless_gamma(tf.shape(factor), seeds[2],
+  gamma = tf.random.stateless_gamma(tf.shape(factor), seeds[1],
                                     alpha=half_df, dtype=dtype)   # [n]
   correlated = tf.matmul(normal, q.scale_tril, transpose_b=True)  # [n, D]
   return loc + (factor * tf.math.rsqrt(gamma / half_df))[:, None] * correlated
