@@ -278,3 +278,20 @@ def test_merge_moves_fold_a_duplicate_component(monkeypatch):
   assert results[0][1] == 4 and results[0][2] < 0.95
   assert results[1][1] == 3 and results[1][2] > 0.97
   assert results[1][0] > results[0][0] + 0.01
+
+
+def test_repr_and_summary_describe_the_mixture():
+  model = tfgmm.BayesianGMM(3, 2, covariance_type="full", seed=0)
+  assert repr(model) == (
+      "BayesianGMM(n_components=3, n_features=2, covariance_type='full', "
+      "weight_prior='dirichlet', mean_prior='conjugate', method='natural', "
+      "dtype='float32', fitted=False, converged=False, epochs=0)")
+  lines = []
+  model.summary(print_fn=lines.append)
+  text = "\n".join(lines)
+  assert lines[0] == repr(model)
+  for field, shape in [("mean_loc", "(3, 2)"), ("scale_tril", "(3, 2, 2)"),
+                       ("dof", "(3,)"), ("feature_scale", "(2,)")]:
+    assert any(line.startswith(field) and shape in line for line in lines), (
+        text)
+  assert "dirichlet weights" in text and "wishart" in text

@@ -826,6 +826,45 @@ class BayesianGMM(trainer_lib.Trainer, keras.Model):
 
   # ------------------------------------------------------------ persistence
 
+  def __repr__(self):
+    fitted = self.initialized
+    return (f"BayesianGMM(n_components={self.n_components}, n_features="
+            f"{self.n_features}, covariance_type={self.covariance_type!r}, "
+            f"weight_prior={self.weight_prior!r}, mean_prior="
+            f"{self.mean_prior!r}, method={self.method!r}, dtype="
+            f"{self.compute_dtype!r}, fitted={fitted}, converged="
+            f"{self.converged}, epochs={self.n_epochs})")
+
+  def summary(self, line_length=None, positions=None, print_fn=None,
+              **kwargs):
+    """Prints the model: its settings, state and variational parameters.
+
+    Keras' own table lists sublayers, which a mixture has none of; this
+    one lists q's fields (standardised units) with their shapes, and the
+    standardisation. Arguments as `keras.Model.summary` (only `print_fn`
+    and `line_length` are used).
+    """
+    del positions, kwargs
+    print_fn = print_fn or print
+    width = line_length or 78
+    q = self.posterior()
+    rows = [(name, tuple(t.shape), int(t.shape.num_elements()))
+            for name, t in zip(q._fields, q)]
+    rows += [(v.name, tuple(v.shape), int(np.prod(v.shape)))
+             for v in (self.feature_loc, self.feature_scale)]
+    lines = [repr(self), "-" * width,
+             f"{'variational parameter':<32}{'shape':<24}{'size':>10}",
+             "-" * width]
+    lines += [f"{name:<32}{str(shape):<24}{size:>10}"
+              for name, shape, size in rows]
+    lines += ["-" * width,
+              f"prior: {self.weight_prior} weights "
+              f"(concentration {self.weight_concentration:g}), "
+              f"{self.mean_prior} {self._family.precision_prior} "
+              "components"]
+    for line in lines:
+      print_fn(line)
+
   def get_config(self):
     config = super().get_config()
     config.update({
