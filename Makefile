@@ -17,8 +17,10 @@ install: $(STAMP)
 run: $(STAMP)
 	$(PY) scripts/train.py --demo --export saved_models/demo --plots plots
 
+# Two workers (CI has two cores); a module's tests stay on one worker, so
+# its module-scoped fixtures are built once.
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 benchmark: $(STAMP)
 	$(PY) scripts/benchmark.py

@@ -118,3 +118,18 @@ def test_bad_arguments(kwargs, error, match):
 def test_width_mismatch_fails_at_build():
   with pytest.raises(ValueError, match=r"\[\.\.\., 2\].*input_shape"):
     tfgmm.layers.MixtureLoss(tfgmm.BayesianGMM(2, 2))(keras.Input((3,)))
+
+
+def test_an_uninitialised_mixture_inside_a_sequential_model_raises(data):
+  """Trained as a layer of a Sequential model, an uninitialised mixture
+  says how to initialise it instead of training from its prior."""
+  mixture = tfgmm.BayesianGMM(3, 2, seed=0, method="gradient")
+  model = keras.Sequential([keras.Input((2,)), _encoder(), mixture])
+  model.compile(optimizer="adam", loss=lambda y, log_p: -log_p)
+  with pytest.raises(ValueError, match=r"never initialised.*initialize\("):
+    model.fit(data, data[:, 0], epochs=1, batch_size=100, verbose=0)
+  mixture.initialize(data)
+  model.compile(optimizer="adam", loss=lambda y, log_p: -log_p)
+  history = model.fit(data, data[:, 0], epochs=1, batch_size=100,
+                      verbose=0).history
+  assert np.isfinite(history["loss"][0])

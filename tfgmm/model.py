@@ -594,12 +594,20 @@ class BayesianGMM(trainer_lib.Trainer, keras.Model):
 
   # --------------------------------------------------------------- inference
 
-  def call(self, inputs):
+  def call(self, inputs, training=None):
     """log p(x | data) of each row, [N]: the exact posterior predictive.
 
     Differentiable with respect to `inputs`; usable symbolically inside a
-    larger Keras model before the mixture is fitted.
+    larger Keras model before the mixture is fitted. Training a larger model
+    through an uninitialised mixture raises (when its train step is traced):
+    initialise it first, e.g. `mixture.initialize(encoder(x_sample))`.
     """
+    if training and not self.initialized:
+      raise ValueError(
+          "This BayesianGMM is trained inside a larger model but was never "
+          "initialised: it would train from its prior's single broad "
+          "component. Initialise it from the features first, e.g. "
+          "`mixture.initialize(encoder(x_sample))`.")
     try:
       dims = tuple(inputs.shape)   # TensorShape or a KerasTensor's tuple
     except (TypeError, ValueError):
