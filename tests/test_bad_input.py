@@ -285,6 +285,7 @@ TESTED_ELSEWHERE = {
     "tfgmm.cli": ("test_train_cli.py", "test_data_errors_exit_2_with_one_line"),
     'tfgmm.fit(method="map")': ("test_map.py", "test_bad_arguments"),
     "tfgmm.layers.MixtureLoss": ("test_layers.py", "test_bad_arguments"),
+    "tfgmm.select_components": ("test_selection.py", "test_bad_arguments"),
     "tfgmm.metrics": ("test_metrics.py",
                       "test_bad_input_raises_naming_the_argument"),
     "tfgmm.plotting": ("test_plotting.py",

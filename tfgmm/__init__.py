@@ -6,6 +6,8 @@ The public API:
 - `fit`: one call from data to a fitted `BayesianGMM` (with method="map",
   to MAP point estimates, a `tfgmm.map.MAPMixture`).
 - `make_dataset`: a shuffled, resumable `tf.data` minibatch pipeline.
+- `select_components`: fits several K and picks one (ELBO, held-out
+  log-likelihood or BIC).
 - `BoundConvergence`: the Keras callback that stops when the bound settles.
 - `tfgmm.layers.MixtureLoss`: a mixture's negative ELBO as a Keras layer's
   loss, for Functional and Sequential models.
@@ -27,6 +29,7 @@ from tfgmm.api import fit
 from tfgmm.callbacks import BoundConvergence
 from tfgmm.data import make_dataset
 from tfgmm.model import BayesianGMM
+from tfgmm.selection import select_components
 
 __all__ = [
     "BayesianGMM",
@@ -35,6 +38,7 @@ __all__ = [
     "fit",
     "layers",
     "make_dataset",
+    "select_components",
 ]
 
 

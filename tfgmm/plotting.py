@@ -118,6 +118,43 @@ def plot_training(history_or_model, path=None):
   return _save(fig, path)
 
 
+def plot_model_selection(selection, path=None):
+  """Plots a `tfgmm.select_components` table: the criterion against K.
+
+  Args:
+    selection: the `Selection` it returned.
+    path: where to save the figure, or None.
+
+  Returns:
+    The `matplotlib.figure.Figure` (one axis; the chosen K marked).
+
+  Raises:
+    TypeError: `selection` is not a `Selection`.
+  """
+  table = getattr(selection, "table", None)
+  if not isinstance(table, dict) or "score" not in table:
+    raise TypeError("Expected `selection` to be what "
+                    "tfgmm.select_components returns. Received: "
+                    f"selection of type {type(selection).__name__}.")
+  ks, scores = table["n_components"], table["score"]
+  labels = {"elbo": "ELBO + log(K_eff!)  (higher is better)",
+            "heldout": "held-out log-likelihood per point (higher is better)",
+            "bic": "BIC of the MAP fit (lower is better)"}
+  fig = Figure(figsize=(6.5, 4), layout="constrained")
+  ax = fig.subplots()
+  ax.plot(ks, scores, color="C0", marker="o", lw=1.5)
+  best = ks.index(selection.n_components)
+  ax.plot([ks[best]], [scores[best]], marker="*", ms=16, color="C3",
+          linestyle="none", label=f"chosen: K = {selection.n_components}")
+  ax.set_xlabel("K (components)")
+  ax.set_ylabel(labels.get(selection.criterion, selection.criterion))
+  ax.xaxis.get_major_locator().set_params(integer=True)
+  ax.grid(True, alpha=0.3)
+  ax.legend(loc="best", fontsize=9)
+  ax.set_title(f"Choosing K by {selection.criterion!r}")
+  return _save(fig, path)
+
+
 def _plot_initialization(ax, values):
   """Draws the initialisation's CAVI trace (on a sample); returns its length."""
   if not values:
