@@ -204,8 +204,37 @@ def main(argv=None, prog=PROG):
     return args
   # TensorFlow's C++ start-up notices are noise on a command line.
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  from tfgmm import cli  # pylint: disable=import-outside-toplevel
+  cli = _import_cli(quiet=not args.debug)
   return cli.run(args, prog)
+
+
+def _import_cli(quiet):
+  """Imports `tfgmm.cli`, and so TensorFlow, and initialises its devices.
+
+  With `quiet`, file descriptor 2 points at /dev/null meanwhile: since TF
+  2.19 the C++ start-up notices (absl's "All log messages before
+  absl::InitializeLog()", oneDNN, cudart, cuInit) ignore
+  TF_CPP_MIN_LOG_LEVEL (tensorflow/tensorflow#100442). Python's own
+  errors still show: an exception raised here is printed after stderr is
+  restored. `--debug` keeps everything.
+  """
+  # pylint: disable=import-outside-toplevel
+  if not quiet:
+    from tfgmm import cli
+    return cli
+  sys.stderr.flush()
+  saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+  try:
+    os.dup2(devnull, 2)
+    from tfgmm import cli
+    import tensorflow as tf
+    tf.config.list_physical_devices()      # the CUDA probe logs here
+  finally:
+    sys.stderr.flush()
+    os.dup2(saved, 2)
+    os.close(saved)
+    os.close(devnull)
+  return cli
 
 
 if __name__ == "__main__":
