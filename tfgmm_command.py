@@ -17,9 +17,17 @@ import os
 import sys
 
 PROG = "tfgmm"
-# tfgmm.model.METHODS, copied so that --method's choices need no TensorFlow
-# (tests/test_command.py checks that the two agree).
+# The package's choices, copied so that the flags' choices need no
+# TensorFlow (tests/test_command.py checks that they agree): tfgmm.model's
+# METHODS, tfgmm.families' COVARIANCE_TYPES and MISSING, and the weight
+# priors of tfgmm._engine.weight_priors.
 METHODS = ("natural", "gradient", "sampled")
+COVARIANCE_TYPES = ("diag", "full", "spherical", "tied")
+WEIGHT_PRIORS = ("dirichlet", "dirichlet_process")
+MISSING = ("error", "marginalize")
+CRITERIA = ("elbo", "heldout", "bic")
+# The subcommands; without one, the arguments are `fit`'s.
+COMMANDS = ("fit", "score", "sample", "select")
 
 _DESCRIPTION = """\
 Fit a Bayesian Gaussian mixture (tfgmm) to a CSV or .npy file and print the
@@ -31,11 +39,22 @@ does not parse as numbers (force either way with --header / --no-header);
 blank lines and lines starting with "#" are skipped. --columns picks columns
 by header name or 0-based index.
 
+Subcommands (without one, the arguments are fit's; `%(prog)s CMD --help`
+for each):
+  fit     fit a mixture to a file and print its posterior (the default)
+  score   log-density, label and responsibilities per row, from a SavedModel
+  sample  draws from a SavedModel's posterior predictive
+  select  fit several K and pick one (tfgmm.select_components)
+
 Examples:
   %(prog)s --demo --export saved_models/demo --plots plots
   %(prog)s data.csv -k 4 --columns height,weight --plots out
   %(prog)s data.npy -k 3 --method gradient --batch-size 1024
   %(prog)s data.npy -k 3 --seed 0 --resume backups/run1
+  %(prog)s fit data.csv -k 3 --covariance-type full --missing marginalize
+  %(prog)s score saved_models/demo data.csv --out scores.csv
+  %(prog)s sample saved_models/demo -n 1000 --out draws.csv
+  %(prog)s select data.csv -k 1:8 --criterion elbo
 """
 
 _EPILOG = """\
@@ -81,6 +100,22 @@ def _columns(text):
   return tokens
 
 
+def _candidates(text):
+  """"A:B" (A to B inclusive) or comma-separated ints >= 1, as a list."""
+  try:
+    if ":" in text:
+      low, high = (int(t) for t in text.split(":"))
+      values = list(range(low, high + 1))
+    else:
+      values = [int(t) for t in text.split(",")]
+  except ValueError:
+    values = []
+  if not values or min(values) < 1:
+    raise argparse.ArgumentTypeError(
+        f"expected A:B or comma-separated integers >= 1, got {text!r}")
+  return values
+
+
 def _delimiter(text):
   """One character, or "\\t" for tab, or "whitespace" (runs of blanks)."""
   aliases = {"\\t": "\t", "tab": "\t", "space": "whitespace", " ": "whitespace",
@@ -117,6 +152,7 @@ def build_parser(prog=PROG):
                                         "(default: 3)")
   parser.add_argument("--method", choices=METHODS, default="natural",
                       help="training method (default: natural)")
+  _add_model_flags(parser)
   parser.add_argument("--batch-size", type=_positive_int, metavar="B",
                       help="minibatch rows (trains with model.fit)")
   parser.add_argument("--epochs", type=_positive_int, metavar="E",
@@ -145,6 +181,23 @@ def build_parser(prog=PROG):
                            "deletes DIR")
   parser.add_argument("--debug", action="store_true",
                       help="show the full traceback of an unexpected error")
+  _add_csv_flags(parser)
+  return parser
+
+
+def _add_model_flags(parser):
+  parser.add_argument("--covariance-type", choices=COVARIANCE_TYPES,
+                      default="diag",
+                      help="the components' covariances (default: diag)")
+  parser.add_argument("--weight-prior", choices=WEIGHT_PRIORS,
+                      default="dirichlet",
+                      help="prior of the weights (default: dirichlet)")
+  parser.add_argument("--missing", choices=MISSING, default="error",
+                      help="'marginalize' treats empty or NaN cells as "
+                           "missing values (default: error)")
+
+
+def _add_csv_flags(parser):
   csv = parser.add_argument_group("data file options")
   csv.add_argument("--columns", type=_columns, metavar="COLS",
                    help="comma-separated column names or 0-based indices "
@@ -158,6 +211,56 @@ def build_parser(prog=PROG):
   csv.add_argument("--delimiter", type=_delimiter, metavar="D",
                    help="CSV field separator: one character, 'tab' or "
                         "'whitespace' (default: detected)")
+
+
+def build_subcommand_parser(command, prog=PROG):
+  """The parser of `score`, `sample` or `select` (fit's is `build_parser`)."""
+  parser = argparse.ArgumentParser(prog=f"{prog} {command}")
+  if command in ("score", "sample"):
+    parser.add_argument("model", help="a SavedModel directory (tfgmm "
+                                      "--export, BayesianGMM.export)")
+  if command in ("score", "select"):
+    parser.add_argument("data", help="a .npy array or a CSV file of numbers")
+  if command == "score":
+    parser.description = (
+        "Write log p(x), the label and the responsibilities of each row, "
+        "computed by a SavedModel in batches, to a CSV (or .npy) file.")
+    parser.add_argument("--out", required=True, metavar="FILE",
+                        help="output .csv (header log_prob,label,r0,...) or "
+                             ".npy ([N, 2 + K])")
+    parser.add_argument("--batch-size", type=_positive_int, default=65536,
+                        metavar="B", help="rows per batch (default: 65536)")
+    parser.add_argument("--missing", choices=MISSING, default="error",
+                        help="'marginalize' passes empty and NaN cells on "
+                             "as missing values, for a model exported with "
+                             "--missing marginalize (default: error)")
+  elif command == "sample":
+    parser.description = ("Draw points from a SavedModel's posterior "
+                          "predictive and write them to a CSV or .npy file.")
+    parser.add_argument("-n", "--num-samples", type=_positive_int,
+                        required=True, metavar="N", help="number of draws")
+    parser.add_argument("--out", required=True, metavar="FILE",
+                        help="output .csv (header x0,x1,...) or .npy")
+    parser.add_argument("--seed", type=_seed, default=0,
+                        help="seed of the draws (default: 0)")
+  else:
+    parser.description = (
+        "Fit each candidate number of components and pick one "
+        "(tfgmm.select_components); print the table.")
+    parser.add_argument("-k", "--components", type=_candidates,
+                        required=True, metavar="KS",
+                        help="candidates: A:B (inclusive) or a comma list")
+    parser.add_argument("--criterion", choices=CRITERIA, default="elbo",
+                        help="elbo (default), heldout or bic")
+    parser.add_argument("--seed", type=_seed, default=0,
+                        help="seed of the fits (default: 0)")
+    parser.add_argument("--export", metavar="PATH",
+                        help="write the chosen model's SavedModel here")
+    _add_model_flags(parser)
+  parser.add_argument("--debug", action="store_true",
+                      help="show the full traceback of an unexpected error")
+  if command != "sample":
+    _add_csv_flags(parser)
   return parser
 
 
@@ -169,13 +272,25 @@ def parse_args(argv=None, prog=PROG):
     prog: the program name in messages.
 
   Returns:
-    An `argparse.Namespace`, or an int exit status when the command is
-    already done: 0 after --help, 2 after a usage error (printed on
-    stderr as "PROG: error: ...").
+    An `argparse.Namespace` (its `command` one of `COMMANDS`), or an int
+    exit status when the command is already done: 0 after --help, 2 after
+    a usage error (printed on stderr as "PROG: error: ...").
   """
+  argv = list(sys.argv[1:] if argv is None else argv)
+  command = "fit"
+  if argv and argv[0] in COMMANDS:
+    command = argv.pop(0)
+  if command != "fit":
+    try:
+      args = build_subcommand_parser(command, prog).parse_args(argv)
+    except SystemExit as e:
+      return e.code if isinstance(e.code, int) else 2
+    args.command = command
+    return args
   parser = build_parser(prog)
   try:
     args = parser.parse_args(argv)
+    args.command = "fit"
     if args.demo and args.data is not None:
       parser.error("--demo makes its own data; do not also give a data file")
     if not args.demo and args.data is None:
@@ -205,7 +320,7 @@ def main(argv=None, prog=PROG):
   # TensorFlow's C++ start-up notices are noise on a command line.
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   cli = _import_cli(quiet=not args.debug)
-  return cli.run(args, prog)
+  return cli.RUNNERS[args.command](args, prog)
 
 
 def _import_cli(quiet):

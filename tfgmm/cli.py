@@ -54,7 +54,8 @@ def demo_data():
   return x
 
 
-def load_data(path, columns=None, header=None, delimiter=None):
+def load_data(path, columns=None, header=None, delimiter=None,
+              allow_missing=False):
   """Reads a data matrix from a `.npy` or delimited text file.
 
   Args:
@@ -65,6 +66,8 @@ def load_data(path, columns=None, header=None, delimiter=None):
       header), True or False to force. CSV only.
     delimiter: None to detect (",", tab, ";" or else runs of whitespace), a
       single character, or "whitespace". CSV only.
+    allow_missing: empty and NaN cells are missing values (NaN in x), as
+      `--missing marginalize` asks; else they are errors.
 
   Returns:
     (x, names): float64 array [N, D] and a list of D column names.
@@ -78,11 +81,11 @@ def load_data(path, columns=None, header=None, delimiter=None):
     if header is not None or delimiter is not None:
       raise UsageError("--header, --no-header and --delimiter apply to CSV "
                        "files, not .npy")
-    return _load_npy(path, columns)
-  return _load_csv(path, columns, header, delimiter)
+    return _load_npy(path, columns, allow_missing)
+  return _load_csv(path, columns, header, delimiter, allow_missing)
 
 
-def _load_npy(path, columns):
+def _load_npy(path, columns, allow_missing=False):
   """`load_data` of a .npy file."""
   try:
     array = np.load(path, allow_pickle=False)
@@ -104,15 +107,18 @@ def _load_npy(path, columns):
   index = _column_indices(columns, names, has_header=False,
                           source=f"{path!r}")
   array = np.asarray(array[:, index], dtype=np.float64)
-  bad = np.argwhere(~np.isfinite(array))
+  finite = np.isfinite(array) | (allow_missing & np.isnan(array))
+  bad = np.argwhere(~finite)
   if bad.size:
     row, col = bad[0]
     raise UsageError(f"non-finite value {array[row, col]!r} in column "
-                     f"{names[index[col]]!r}, row {row} of {path!r}")
+                     f"{names[index[col]]!r}, row {row} of {path!r}"
+                     + _MISSING_HINT * (bool(np.isnan(array[row, col]))
+                                        and not allow_missing))
   return array, [names[i] for i in index]
 
 
-def _load_csv(path, columns, header, delimiter):
+def _load_csv(path, columns, header, delimiter, allow_missing=False):
   """`load_data` of a delimited text file."""
   try:
     with open(path, encoding="utf-8-sig", newline="") as f:
@@ -142,13 +148,14 @@ def _load_csv(path, columns, header, delimiter):
     raise UsageError(f"{path!r} holds a header but no data rows")
   index = _column_indices(columns, names, has_header=header,
                           source=f"{path!r}")
-  cells = [[fields[i] for i in index] for _, fields in rows]     # [N, D] str
+  cells = [[fields[i] or ("nan" if allow_missing else "")
+            for i in index] for _, fields in rows]                # [N, D] str
   try:
     x = np.array(cells, dtype=np.float64)
   except ValueError:
     x = None
-  if x is None or not np.all(np.isfinite(x)):
-    _raise_bad_cell(path, rows, index, names, columns is None)
+  if x is None or not np.all(np.isfinite(x) | (allow_missing & np.isnan(x))):
+    _raise_bad_cell(path, rows, index, names, columns is None, allow_missing)
   return x, [names[i] for i in index]
 
 
@@ -170,14 +177,21 @@ def _is_number(text):
   return True
 
 
-def _raise_bad_cell(path, rows, index, names, all_columns):
+_MISSING_HINT = ("; to treat empty and NaN cells as missing values, "
+                 "pass --missing marginalize")
+
+
+def _raise_bad_cell(path, rows, index, names, all_columns,
+                    allow_missing=False):
   """Raises a UsageError naming the first missing or non-numeric cell."""
   for n, fields in rows:
     for i in index:
       text = fields[i]
       where = f"column {names[i]!r} on line {n} of {path!r}"
-      if not text:
-        raise UsageError(f"missing value in {where}")
+      if not text or (_is_number(text) and math.isnan(float(text))):
+        if allow_missing:
+          continue
+        raise UsageError(f"missing value in {where}{_MISSING_HINT}")
       if not _is_number(text):
         hint = ("; pick numeric columns with --columns" if all_columns
                 else "")
@@ -379,7 +393,7 @@ def main(argv=None, prog=tfgmm_command.PROG):
     usage or data error, 130 interrupted.
   """
   args = tfgmm_command.parse_args(argv, prog)
-  return args if isinstance(args, int) else run(args, prog)
+  return args if isinstance(args, int) else RUNNERS[args.command](args, prog)
 
 
 def run(args, prog=tfgmm_command.PROG):
@@ -402,7 +416,8 @@ def run(args, prog=tfgmm_command.PROG):
       source = "demo data"
     else:
       x, names = load_data(args.data, args.columns, args.header,
-                           args.delimiter)
+                           args.delimiter,
+                           allow_missing=args.missing == "marginalize")
       source = args.data
     _check_outputs(args)
   except OSError as e:
@@ -448,7 +463,8 @@ def _fit_and_report(args, x, names, source, prog):
     model = api.fit(x, args.components, method=args.method,
                     batch_size=args.batch_size, max_epochs=args.epochs,
                     seed=args.seed, callbacks=callbacks,
-                    verbose=1 if use_keras else 0, backup_dir=args.resume)
+                    verbose=1 if use_keras else 0, backup_dir=args.resume,
+                    **_model_options(args))
   except callbacks_lib.BackupMismatchError as e:
     return _error(prog, _mismatch_message(args, e))
   except (ValueError, TypeError) as e:
@@ -516,3 +532,139 @@ def _write_plots(plotting, model, x, names, directory):
   plotting.plot_assignment_uncertainty(model, x, written[-1],
                                        feature_names=names)
   return written
+
+
+def _model_options(args):
+  """The model options of the fit flags, as `tfgmm.fit` keywords (the
+  defaults left out, so a --resume backup of an older run still matches)."""
+  options = {"covariance_type": args.covariance_type,
+             "weight_prior": args.weight_prior, "missing": args.missing}
+  defaults = {"covariance_type": "diag", "weight_prior": "dirichlet",
+              "missing": "error"}
+  return {k: v for k, v in options.items() if v != defaults[k]}
+
+
+# ----------------------------------------------- score, sample, select
+
+def _write_table(path, columns, table):
+  """Writes a float table [N, C] as CSV (with a header) or .npy."""
+  if os.fspath(path).lower().endswith(".npy"):
+    np.save(path, table)
+  else:
+    np.savetxt(path, table, delimiter=",", header=",".join(columns),
+               comments="", fmt="%.9g")
+
+
+def _load_saved_model(path):
+  """A SavedModel's signatures, loaded with plain TensorFlow."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  if not os.path.isdir(path):
+    raise UsageError(f"no SavedModel directory at {path!r}")
+  try:
+    loaded = tf.saved_model.load(path)
+  except (OSError, ValueError) as e:
+    raise UsageError(f"cannot load a SavedModel from {path!r}: "
+                     f"{_first_line(e)}") from None
+  missing = {"serving_default", "responsibilities", "sample"} - set(
+      loaded.signatures)
+  if missing:
+    raise UsageError(f"{path!r} is not a tfgmm export (no "
+                     f"{', '.join(sorted(missing))} signature)")
+  return tf, loaded
+
+
+def _guarded(prog, args, work):
+  """Runs work() and maps its failures to one-line errors and a status."""
+  try:
+    return work()
+  except UsageError as e:
+    return _error(prog, str(e))
+  except OSError as e:
+    where = e.filename if e.filename is not None else ""
+    return _error(prog, f"cannot read or write {where!r}: {e.strerror or e}")
+  except KeyboardInterrupt:
+    print(file=sys.stderr)
+    return _error(prog, "interrupted", 130)
+  except (ValueError, TypeError) as e:
+    if args.debug:
+      raise
+    return _error(prog, _first_line(e))
+
+
+def run_score(args, prog=tfgmm_command.PROG):
+  """`tfgmm score MODEL DATA --out FILE`: per-row outputs of a SavedModel."""
+  def work():
+    tf, loaded = _load_saved_model(args.model)
+    width = loaded.signatures["serving_default"].structured_input_signature[
+        1]["x"].shape[-1]
+    x, _ = load_data(args.data, args.columns, args.header, args.delimiter,
+                     allow_missing=args.missing == "marginalize")
+    if x.shape[1] != width:
+      raise UsageError(f"the model takes {width} features; {args.data!r} "
+                       f"gives {x.shape[1]} (pick them with --columns)")
+    parts = []
+    for start in range(0, x.shape[0], args.batch_size):
+      rows = tf.constant(x[start:start + args.batch_size], tf.float32)
+      log_prob = loaded.signatures["serving_default"](x=rows)["log_prob"]
+      resp = loaded.signatures["responsibilities"](x=rows)[
+          "responsibilities"].numpy()                             # [B, K]
+      parts.append(np.column_stack([log_prob.numpy(), resp.argmax(1),
+                                    resp]))
+    table = np.concatenate(parts)
+    k = table.shape[1] - 2
+    _write_table(args.out, ["log_prob", "label"]
+                 + [f"r{j}" for j in range(k)], table)
+    print(f"Scored {x.shape[0]} rows of {args.data} with {args.model}: "
+          f"{args.out} (log_prob, label, r0..r{k - 1}); mean log_prob "
+          f"{float(np.mean(table[:, 0])):.6f}")
+    return 0
+  return _guarded(prog, args, work)
+
+
+def run_sample(args, prog=tfgmm_command.PROG):
+  """`tfgmm sample MODEL -n N --out FILE`: predictive draws of a SavedModel."""
+  def work():
+    tf, loaded = _load_saved_model(args.model)
+    samples = loaded.signatures["sample"](
+        n=tf.constant(args.num_samples, tf.int32),
+        seed=tf.constant(args.seed, tf.int64))["samples"].numpy()  # [N, D]
+    _write_table(args.out, [f"x{j}" for j in range(samples.shape[1])],
+                 samples)
+    print(f"Drew {args.num_samples} points from {args.model}: {args.out}")
+    return 0
+  return _guarded(prog, args, work)
+
+
+def run_select(args, prog=tfgmm_command.PROG):
+  """`tfgmm select DATA -k KS`: `tfgmm.select_components`, as a table."""
+  def work():
+    from tfgmm import selection  # pylint: disable=import-outside-toplevel
+    if args.export is not None and args.criterion == "bic":
+      raise UsageError("--export needs a Bayesian fit: the 'bic' "
+                       "criterion's model is a MAP point estimate")
+    x, _ = load_data(args.data, args.columns, args.header, args.delimiter,
+                     allow_missing=args.missing == "marginalize")
+    print(f"Choosing K among {args.components} for {args.data} "
+          f"({x.shape[0]} points x {x.shape[1]} features) by "
+          f"{args.criterion!r}...", flush=True)
+    result = selection.select_components(
+        x, args.components, criterion=args.criterion, seed=args.seed,
+        **_model_options(args))
+    table = result.table
+    print(f"\n  {'K':>3}  {'score':>14}  {'K with data':>11}  "
+          f"{'time (s)':>8}")
+    for k, score, used, seconds in zip(
+        table["n_components"], table["score"],
+        table["effective_components"], table["seconds"]):
+      mark = "  <- chosen" if k == result.n_components else ""
+      print(f"  {k:>3}  {score:>14.6f}  {used:>11}  {seconds:>8.2f}{mark}")
+    print(f"\nChosen: K = {result.n_components}")
+    if args.export is not None:
+      result.model.export(args.export)
+      print(f"SavedModel: {args.export}")
+    return 0
+  return _guarded(prog, args, work)
+
+
+RUNNERS = {"fit": run, "score": run_score, "sample": run_sample,
+           "select": run_select}

@@ -106,7 +106,9 @@ def select_components(x, candidates=range(1, 11), *, criterion="elbo",
   Raises:
     ValueError: bad arguments, or "bic" with an option MAP does not take.
   """
-  x = _validation.check_data(x, dtype=np.float64)
+  x = _validation.check_data(
+      x, dtype=np.float64,
+      allow_nan=fit_kwargs.get("missing") == "marginalize")
   criterion = _validation.check_choice("criterion", criterion, CRITERIA)
   seed = _validation.check_non_negative_int("seed", seed)
   try:

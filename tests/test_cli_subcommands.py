@@ -1,0 +1,137 @@
+"""The `tfgmm` command's subcommands (fit's model flags, score, sample,
+select), run in-process through `tfgmm_command.main`."""
+
+import numpy as np
+import pytest
+
+import tfgmm
+import tfgmm_command
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+  """(directory, csv path, x) with two clusters and one empty cell."""
+  tmp = tmp_path_factory.mktemp("cli")
+  rng = np.random.default_rng(0)
+  x = np.concatenate([rng.normal(-4, 1, (150, 2)), rng.normal(4, 1, (150, 2))])
+  x[5, 1] = np.nan
+  path = tmp / "d.csv"
+  lines = ["a,b"] + [",".join("" if np.isnan(v) else f"{v:.17g}" for v in row)
+                     for row in x]
+  path.write_text("\n".join(lines) + "\n")
+  complete = tmp / "complete.csv"
+  complete.write_text("\n".join(lines[:6] + lines[7:]) + "\n")
+  return tmp, path, x
+
+
+@pytest.fixture(scope="module")
+def exported(files):
+  """A model fitted by `tfgmm fit --missing marginalize --export`."""
+  tmp, path, _ = files
+  out = tmp / "model"
+  assert tfgmm_command.main([
+      "fit", str(path), "-k", "2", "--seed", "0", "--missing", "marginalize",
+      "--export", str(out)]) == 0
+  return out
+
+
+def test_missing_value_errors_say_how_to_marginalise(files, capsys):
+  _, path, _ = files
+  assert tfgmm_command.main([str(path), "-k", "2", "--seed", "0"]) == 2
+  err = capsys.readouterr().err
+  assert err.count("\n") == 1
+  assert "missing value in column 'b' on line 7" in err
+  assert "--missing marginalize" in err
+
+
+def test_fit_flags_reach_the_model(files, exported, capsys):
+  tmp, _, x = files
+  x = np.delete(x, 5, axis=0)                       # complete.csv's rows
+  capsys.readouterr()
+  out = tmp / "tied"
+  assert tfgmm_command.main([
+      "fit", str(tmp / "complete.csv"), "-k", "2", "--seed", "0",
+      "--covariance-type", "tied", "--weight-prior", "dirichlet_process",
+      "--export", str(out)]) == 0
+  reference = tfgmm.fit(x, 2, seed=0, covariance_type="tied",
+                        weight_prior="dirichlet_process")
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  loaded = tf.saved_model.load(str(out))
+  rows = tf.constant(x[:10], tf.float32)
+  np.testing.assert_allclose(
+      loaded.signatures["serving_default"](x=rows)["log_prob"].numpy(),
+      reference.log_prob(x[:10]).numpy(), rtol=1e-5)
+
+
+def test_score_writes_each_rows_outputs(files, exported, capsys):
+  tmp, path, x = files
+  out = tmp / "scores.csv"
+  assert tfgmm_command.main(["score", str(exported), str(path), "--out",
+                             str(out), "--missing", "marginalize",
+                             "--batch-size", "64"]) == 0
+  assert "Scored 300 rows" in capsys.readouterr().out
+  assert out.read_text().splitlines()[0] == "log_prob,label,r0,r1"
+  table = np.loadtxt(out, delimiter=",", skiprows=1)              # [N, 4]
+  reference = tfgmm.fit(x, 2, seed=0, missing="marginalize")
+  np.testing.assert_allclose(table[:, 0], reference.log_prob(x).numpy(),
+                             rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(table[:, 2:].sum(1), 1.0, atol=1e-6)
+  np.testing.assert_array_equal(table[:, 1], table[:, 2:].argmax(1))
+  # .npy output, and the width check.
+  assert tfgmm_command.main(["score", str(exported), str(path), "--out",
+                             str(tmp / "scores.npy"), "--missing",
+                             "marginalize"]) == 0
+  np.testing.assert_allclose(np.load(tmp / "scores.npy"), table, rtol=1e-6)
+  assert tfgmm_command.main(["score", str(exported), str(path), "--out",
+                             str(out), "--columns", "a"]) == 2
+  assert "takes 2 features" in capsys.readouterr().err
+
+
+def test_sample_draws_from_the_predictive(files, exported, capsys):
+  tmp, _, _ = files
+  out = tmp / "draws.csv"
+  assert tfgmm_command.main(["sample", str(exported), "-n", "4000", "--out",
+                             str(out), "--seed", "3"]) == 0
+  draws = np.loadtxt(out, delimiter=",", skiprows=1)
+  assert draws.shape == (4000, 2)
+  # Two clusters at -4 and +4, equally weighted.
+  assert abs(np.mean(draws[:, 0] > 0) - 0.5) < 0.05
+  assert "Drew 4000 points" in capsys.readouterr().out
+
+
+def test_select_prints_the_table_and_exports(files, capsys):
+  tmp, path, _ = files
+  assert tfgmm_command.main(["select", str(path), "-k", "1:4", "--missing",
+                             "marginalize", "--export",
+                             str(tmp / "chosen")]) == 0
+  out = capsys.readouterr().out
+  assert "Chosen: K = 2" in out and "<- chosen" in out
+  assert (tmp / "chosen" / "saved_model.pb").is_file()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["score", "nowhere", "d.csv", "--out", "s.csv"], "no SavedModel"),
+    (["sample", "nowhere", "-n", "3", "--out", "s.csv"], "no SavedModel"),
+    (["sample", "m", "-n", "0", "--out", "s.csv"], "expected an integer >= 1"),
+    (["select", "d.csv", "-k", "0:3"], "expected A:B or comma-separated"),
+    (["select", "d.csv", "-k", "2", "--criterion", "aic"], "invalid choice"),
+    (["select", "d.csv", "-k", "2", "--criterion", "bic", "--export", "m"],
+     "--export needs a Bayesian fit"),
+    (["score", "m", "d.csv"], "the following arguments are required: --out"),
+])
+def test_errors_are_one_line_with_status_2(files, argv, message, capsys,
+                                           monkeypatch):
+  monkeypatch.chdir(files[0])
+  assert tfgmm_command.main(argv) == 2
+  err = capsys.readouterr().err
+  assert message in err and err.startswith(("tfgmm", "usage: tfgmm"))
+
+
+def test_the_copied_choices_are_the_packages():
+  from tfgmm import families  # pylint: disable=import-outside-toplevel
+  from tfgmm import selection  # pylint: disable=import-outside-toplevel
+  from tfgmm._engine import weight_priors  # pylint: disable=import-outside-toplevel
+  assert tfgmm_command.COVARIANCE_TYPES == families.COVARIANCE_TYPES
+  assert tfgmm_command.MISSING == families.MISSING
+  assert tfgmm_command.WEIGHT_PRIORS == tuple(weight_priors.WEIGHT_PRIORS)
+  assert tfgmm_command.CRITERIA == selection.CRITERIA
