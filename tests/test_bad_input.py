@@ -55,7 +55,9 @@ BAD_DATA = [
 # Row -> (how it takes data, the BAD_DATA ids that do not apply). Entry
 # points without a model learn the width from the data.
 DATA_ENTRY_POINTS = {
-    "tfgmm.fit": (lambda m, x: tfgmm.fit(x, 2, n_init=1), {"width"}),
+    # A str is a file path there (see the "files" cases below).
+    "tfgmm.fit": (lambda m, x: tfgmm.fit(x, 2, n_init=1),
+                  {"width", "filename"}),
     "BayesianGMM.initialize": (
         lambda m, x: tfgmm.BayesianGMM(2, 2).initialize(x), set()),
     "BayesianGMM.fit": (lambda m, x: tfgmm.BayesianGMM(2, 2).fit(x), set()),
@@ -63,7 +65,8 @@ DATA_ENTRY_POINTS = {
     "log_prob, responsibilities, assign": (lambda m, x: [
         m.log_prob(x), m.responsibilities(x), m.assign(x)], {"rank3"}),
     "BayesianGMM.elbo": (lambda m, x: m.elbo(x), set()),
-    "tfgmm.make_dataset": (lambda m, x: tfgmm.make_dataset(x, 10), {"width"}),
+    "tfgmm.make_dataset": (lambda m, x: tfgmm.make_dataset(x, 10),
+                           {"width", "filename"}),
     # No rows (or x=None) is valid here: the chains then sample the prior.
     "tfgmm.mcmc.sample": (lambda m, x: tfgmm.mcmc.sample(
         m, x, num_results=1, num_burnin_steps=0), {"empty"}),
@@ -126,6 +129,10 @@ ARGUMENT_CASES = [
         2, 2, mean_prior="independent", missing="marginalize"), ValueError,
      "mean_prior='independent'"),
     # -------------------------------------------------------------- tfgmm.fit
+    ("tfgmm.fit", "no such file", lambda m: tfgmm.fit("no-such-*.csv", 2),
+     ValueError, "x='no-such-\\*.csv', which matches none"),
+    ("tfgmm.fit", "file options without files", lambda m: tfgmm.fit(
+        X, 2, file_options={"columns": [0]}), ValueError, "file_options="),
     ("tfgmm.fit", "K<1", lambda m: tfgmm.fit(X, 0), ValueError,
      "n_components=0"),
     ("tfgmm.fit", "K str", lambda m: tfgmm.fit(X, "3"), TypeError,
@@ -258,6 +265,9 @@ ARGUMENT_CASES = [
      ValueError, "batch_size=0"),
     ("tfgmm.make_dataset", "seed", lambda m: tfgmm.make_dataset(
         X, 10, seed=-2), ValueError, "seed=-2"),
+    ("tfgmm.make_dataset", "no such file", lambda m: tfgmm.make_dataset(
+        "no-such-file.csv", 10), ValueError,
+     "x='no-such-file.csv', which matches none"),
     ("tfgmm.make_dataset", "shuffle", lambda m: tfgmm.make_dataset(
         X, 10, shuffle="yes"), TypeError, "shuffle='yes'"),
     ("tfgmm.make_dataset", "missing", lambda m: tfgmm.make_dataset(

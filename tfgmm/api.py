@@ -12,8 +12,10 @@ from tfgmm import _validation
 from tfgmm._engine import inference
 from tfgmm._engine import loops
 from tfgmm._engine import predict as predict_lib
+from tfgmm._engine import weight_priors
 from tfgmm import callbacks as callbacks_lib
 from tfgmm import data as data_lib
+from tfgmm import files as files_lib
 from tfgmm import map as map_lib
 from tfgmm import model as model_lib
 
@@ -27,7 +29,7 @@ MAX_BATCH = data_lib.MAX_BATCH
 def fit(x, n_components, *, method="natural", n_init=None, batch_size=None,
         max_epochs=None, tol=1e-5, seed=None, callbacks=None, verbose=0,
         num_examples=None, sample_weight=None, init_labels=None,
-        backup_dir=None, **model_kwargs):
+        backup_dir=None, file_options=None, **model_kwargs):
   """Fits a `BayesianGMM` to data and returns it (method="map": a `MAPMixture`).
 
   Initialisation searches on a sample of up to 10,000 rows: `n_init`
@@ -60,7 +62,9 @@ def fit(x, n_components, *, method="natural", n_init=None, batch_size=None,
   `backup_dir`.
 
   Args:
-    x: array [N, D] or `tf.data.Dataset` of [B, D] batches.
+    x: array [N, D], `tf.data.Dataset` of [B, D] batches, or data files: a
+      path, glob pattern or list of them (CSV, TFRecord or .npy shards,
+      streamed; see `tfgmm.files`).
     n_components: K.
     method: "natural", "gradient" or "sampled".
     n_init: k-means++ restarts, int >= 1.
@@ -87,6 +91,8 @@ def fit(x, n_components, *, method="natural", n_init=None, batch_size=None,
     backup_dir: None, or a directory (str or path-like) for resumable fits
       of an array `x` (see above): new, empty, or holding this fit's backups.
       With verbose > 0, one line says whether the fit starts or resumes.
+    file_options: with files as `x`, a dict for `tfgmm.files.file_dataset`
+      (`columns`, `header`, `delimiter`, `feature`, `shuffle_buffer`).
     **model_kwargs: passed to `BayesianGMM` (priors, `covariance_type`,
       `mean_prior`, `weight_prior`, `dtype`, `standardize`); with method
       "map", to `tfgmm.map.fit` (the same priors and settings, and
@@ -123,6 +129,22 @@ def fit(x, n_components, *, method="natural", n_init=None, batch_size=None,
                     **model_kwargs)
   if batch_size is not None:
     batch_size = _validation.check_positive_int("batch_size", batch_size)
+  if files_lib.is_file_input(x):
+    for name, value in (("sample_weight", sample_weight),
+                        ("init_labels", init_labels),
+                        ("backup_dir", backup_dir)):
+      if value is not None:
+        raise ValueError(f"`{name}` is not supported with files as `x` "
+                         f"(an array's option). Received: {name}={value!r}.")
+    return _fit_files(x, n_components, method=method, n_init=n_init,
+                      batch_size=batch_size, max_epochs=max_epochs, tol=tol,
+                      seed=seed, callbacks=callbacks, verbose=verbose,
+                      num_examples=num_examples,
+                      file_options=file_options or {},
+                      model_kwargs=model_kwargs)
+  if file_options is not None:
+    raise ValueError("`file_options` applies to files as `x`. Received: "
+                     f"file_options={file_options!r}.")
   if isinstance(x, tf.data.Dataset):
     spec = data_lib.unpack_batch(x.element_spec)
     if spec.shape.rank != 2 or spec.shape[-1] is None:
@@ -164,6 +186,89 @@ def fit(x, n_components, *, method="natural", n_init=None, batch_size=None,
               callbacks=[callbacks_lib.BoundConvergence(tol)]
               + list(callbacks or []))
   return model
+
+
+def _fit_files(x, n_components, *, method, n_init, batch_size, max_epochs,
+               tol, seed, callbacks, verbose, num_examples, file_options,
+               model_kwargs):
+  """`fit` of data files, streamed (see `tfgmm.files`).
+
+  One pass summarises the files (standardisation, row count, a reservoir
+  sample for the search); then method "natural" without `batch_size` or
+  `callbacks` runs exact CAVI with statistics summed over the streamed
+  batches (`_cavi_streamed`: the in-memory fit's answer), and anything else
+  trains with `model.fit` on interleaved, shuffle-buffered minibatches.
+  """
+  exact = method == "natural" and not callbacks and batch_size is None
+  size = batch_size or MAX_BATCH
+  stream, names = files_lib.file_dataset(x, size, **file_options)
+  model = model_lib.BayesianGMM(n_components, len(names), method=method,
+                                seed=seed, **model_kwargs)
+  try:
+    model.initialize(stream, n_init=n_init, num_examples=num_examples)
+    if exact:
+      _cavi_streamed(model, stream, max_epochs, tol)
+    else:
+      shuffled, _ = files_lib.file_dataset(x, size, shuffle=True,
+                                           seed=model.seed, **file_options)
+      # The summary pass counted the rows: Keras then knows each epoch's
+      # steps (an unknown count makes it warn that the data ran out).
+      rows = int(model.num_examples.numpy())
+      shuffled = shuffled.apply(tf.data.experimental.assert_cardinality(
+          -(-rows // size)))
+      model.compile()
+      model.fit(shuffled, epochs=max_epochs, verbose=verbose,
+                callbacks=[callbacks_lib.BoundConvergence(tol)]
+                + list(callbacks or []))
+  except tf.errors.InvalidArgumentError as error:
+    message = str(error).strip().splitlines()[0]
+    raise ValueError(f"Cannot read `x`={x!r} as numbers: {message}") from None
+  return model
+
+
+def _cavi_streamed(model, stream, max_epochs, tol):
+  """Full-data CAVI over a dataset of [B, D] batches in data units.
+
+  `inference.cavi` with the E-step's statistics and log-likelihood summed
+  over the batches (float64) before each global step: the same iterations
+  as on the rows in memory, with memory bounded by a batch. Records history
+  like `_fit_cavi`.
+  """
+  family, prior, weight_prior = model.family, model.prior(), model.weight_prior
+  loc, scale = model.feature_loc, model.feature_scale
+  as64 = lambda p: family.cast_posterior(p, tf.float64)  # noqa: E731
+  history, previous, converged = [], -np.inf, False
+  for _ in range(max_epochs):
+    q = model.posterior()
+    log_weights = weight_priors.expected_log_weights(
+        tf.cast(q.weight_concentration, tf.float64),
+        tf.cast(prior.weight_concentration, tf.float64), weight_prior)
+    stats, total, rows, log_det = None, 0.0, 0, 0.0
+    for batch in stream:
+      z = predict_lib.standardize(batch, loc, scale, model.compute_dtype)
+      batch_stats, batch_total = loops.statistics(
+          family, z, q, model.estep_chunk_rows, log_weights)
+      stats = (batch_stats if stats is None
+               else family.add_statistics(stats, batch_stats))
+      total += float(batch_total)
+      rows += int(z.shape[0])
+      log_det += float(tf.reduce_sum(tf.cast(
+          predict_lib.row_log_det(z, scale), tf.float64)))
+    kl = float(family.kl_divergence(as64(q), as64(prior), weight_prior)) / rows
+    bound = total / rows - kl
+    history.append((total / rows, kl))
+    model.assign_posterior(family.natural_update(q, stats, prior, 1.0, 1.0,
+                                                 weight_prior))
+    if abs(bound - previous) < tol:
+      converged = True
+      break
+    previous = bound
+  for key, values in inference.history_dict(np.array(history),
+                                            log_det / rows).items():
+    model.training_history[key].extend(values)
+  model.n_epochs += len(history)
+  model.converged = converged
+  model.sort_components()
 
 
 def _batch_size(x, batch_size):

@@ -4,6 +4,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfgmm import _validation
+from tfgmm import files as files_lib
 
 # The default minibatch: min(N, MAX_BATCH) rows (`tfgmm.fit`, `BayesianGMM.fit`
 # on arrays and the command line).
@@ -21,7 +22,10 @@ def make_dataset(x, batch_size, *, shuffle=True, seed=None,
   moves on one epoch per pass.
 
   Args:
-    x: array-like of shape (n_samples, n_features).
+    x: array-like of shape (n_samples, n_features), or data files (a path,
+      glob pattern or list of them: CSV, TFRecord or .npy shards), streamed
+      by `tfgmm.files.file_dataset` (with `shuffle`, interleaved files and a
+      shuffle buffer instead of an exact permutation; no epoch tracking).
     batch_size: rows per batch, int >= 1 (the last batch may be smaller).
     shuffle: shuffle the rows each epoch.
     seed: int seed of the shuffles; None draws one.
@@ -38,6 +42,12 @@ def make_dataset(x, batch_size, *, shuffle=True, seed=None,
   batch_size = _validation.check_positive_int("batch_size", batch_size)
   missing = _validation.check_choice("missing", missing,
                                      ("error", "marginalize"))
+  if files_lib.is_file_input(x):
+    if sample_weight is not None:
+      raise ValueError("`sample_weight` applies to an array `x`, not files. "
+                       "Received: sample_weight of files.")
+    return files_lib.file_dataset(x, batch_size, shuffle=shuffle,
+                                  seed=seed)[0]
   data = _validation.check_data(x, dtype=None,
                                 allow_nan=missing == "marginalize")
   n = data.shape[0]
@@ -127,8 +137,9 @@ def summarize(data, n_features, sample_size, seed=None, name="x",
 
   Moments merge batch by batch (Chan, Golub and LeVeque 1983, with weights),
   so any size of data streams through in bounded memory. From an array, the
-  sample is drawn at random; from a dataset, it is the first `sample_size`
-  rows. Sample weights come from `sample_weight` (arrays) or from the
+  sample is drawn at random; from a dataset, by reservoir sampling (each
+  row equally likely, whatever the order of the rows; all rows when there
+  are at most `sample_size`). Sample weights come from `sample_weight` (arrays) or from the
   datasets' (x, y, w) elements.
 
   Args:
@@ -163,8 +174,13 @@ def summarize(data, n_features, sample_size, seed=None, name="x",
     kept_weights = None if weights is None else weights[index]
     return moments.summary(sample, kept_weights, name)
 
-  kept, kept_weights = [], []
-  kept_rows = 0
+  # A reservoir sample (Vitter's algorithm R): every row is equally likely
+  # to be kept whatever the order (sorted or clustered shards), in one pass.
+  rng = np.random.default_rng(seed)
+  sample = np.empty((sample_size, n_features))
+  sample_weights = np.ones(sample_size)
+  filled = seen = 0
+  weighted = False
   for i, batch in enumerate(data):
     weights = unpack_sample_weight(batch)
     batch = unpack_batch(batch, name)
@@ -176,20 +192,27 @@ def summarize(data, n_features, sample_size, seed=None, name="x",
             weights, array.shape[0], f"sample_weight (batch {i})")
     except ValueError as error:
       raise ValueError(str(error)) from None
-    if weights is None and kept_weights:
+    weighted |= weights is not None
+    if weights is None and weighted:
       weights = np.ones(array.shape[0])
     moments.add(array, weights)
-    if kept_rows < sample_size:
-      kept.append(array[:sample_size - kept_rows])
-      if weights is not None:
-        kept_weights.append(weights[:sample_size - kept_rows])
-      kept_rows += kept[-1].shape[0]
+    rows = array.shape[0]
+    w = np.ones(rows) if weights is None else weights
+    take = min(sample_size - filled, rows)
+    sample[filled:filled + take] = array[:take]
+    sample_weights[filled:filled + take] = w[:take]
+    filled += take
+    if take < rows:                      # row t replaces slot j ~ U{0..t}
+      slots = rng.integers(0, seen + np.arange(take, rows) + 1)
+      keep = slots < sample_size
+      sample[slots[keep]] = array[take:][keep]
+      sample_weights[slots[keep]] = w[take:][keep]
+    seen += rows
   if moments.rows == 0:
     raise ValueError(f"Expected `{name}` to yield at least one row. "
                      "Received: an empty dataset.")
-  return moments.summary(
-      np.concatenate(kept),
-      np.concatenate(kept_weights) if kept_weights else None, name)
+  return moments.summary(sample[:filled],
+                         sample_weights[:filled] if weighted else None, name)
 
 
 class _Moments:

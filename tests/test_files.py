@@ -1,0 +1,124 @@
+"""Data files as input: CSV shards, TFRecord and .npy, streamed."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfgmm
+from tfgmm import api
+from tfgmm import data as data_lib
+from tfgmm import files as files_lib
+
+
+def _clusters(n=3000, seed=0):
+  rng = np.random.default_rng(seed)
+  x = np.concatenate([rng.normal(-4, 1, (n, 3)), rng.normal(4, 1, (n, 3)),
+                      rng.normal([0, 8, 0], 1, (n, 3))])
+  return x[np.argsort(x[:, 0])]        # sorted: shards hold different parts
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+  """The same sorted rows as 3 CSV (with a header and an extra text
+  column), 3 .npy and 2 TFRecord shards."""
+  tmp = tmp_path_factory.mktemp("shards")
+  x = _clusters()
+  for i, part in enumerate(np.array_split(x, 3)):
+    lines = ["id,a,b,c"] + [f"r{j}," + ",".join(f"{v:.17g}" for v in row)
+                            for j, row in enumerate(part)]
+    (tmp / f"part-{i}.csv").write_text("\n".join(lines) + "\n")
+    np.save(tmp / f"part-{i}.npy", part)
+  for i, part in enumerate(np.array_split(x, 2)):
+    with tf.io.TFRecordWriter(str(tmp / f"part-{i}.tfrecord")) as writer:
+      for row in part:
+        example = tf.train.Example(features=tf.train.Features(feature={
+            "x": tf.train.Feature(float_list=tf.train.FloatList(
+                value=row))}))
+        writer.write(example.SerializeToString())
+  return tmp, x
+
+
+CSV = dict(file_options=dict(columns=["a", "b", "c"]))
+
+
+def test_streamed_cavi_is_the_in_memory_cavi(shards):
+  """From the same start, CAVI over streamed CSV shards takes the same
+  steps as CAVI on the rows in memory."""
+  tmp, x = shards
+  stream, names = files_lib.file_dataset(str(tmp / "part-*.csv"), 1000,
+                                         columns=["a", "b", "c"])
+  assert names == ["a", "b", "c"]
+  models = []
+  for _ in range(2):
+    model = tfgmm.BayesianGMM(3, 3, seed=0, dtype="float64")
+    model.initialize(x, n_init=1, max_iter=2)
+    models.append(model)
+  api._fit_cavi(models[0], x, 30, 1e-9)                  # pylint: disable=protected-access
+  api._cavi_streamed(models[1], stream, 30, 1e-9)        # pylint: disable=protected-access
+  assert models[0].n_epochs == models[1].n_epochs
+  for a, b in zip(models[0].posterior(), models[1].posterior()):
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-8, atol=1e-10)
+  np.testing.assert_allclose(models[0].training_history["loss"],
+                             models[1].training_history["loss"], rtol=1e-9)
+
+
+@pytest.mark.parametrize("pattern, options", [
+    ("part-*.csv", CSV["file_options"]),
+    ("part-*.npy", None),
+    ("part-*.tfrecord", None),
+])
+def test_every_format_reaches_the_in_memory_fit(shards, pattern, options):
+  tmp, x = shards
+  model = tfgmm.fit(str(tmp / pattern), 3, seed=0, file_options=options)
+  reference = tfgmm.fit(x, 3, seed=0)
+  assert model.num_examples.numpy() == len(x)
+  # TFRecord holds float32 values: its bound differs by that rounding.
+  np.testing.assert_allclose(float(model.elbo(x)), float(reference.elbo(x)),
+                             rtol=1e-5)
+  assert model.converged
+
+
+def test_a_minibatch_fit_of_files_shuffles_across_shards(shards):
+  tmp, x = shards
+  model = tfgmm.fit([str(tmp / "part-0.npy"), str(tmp / "part-[12].npy")],
+                    3, seed=0, batch_size=1000, max_epochs=30)
+  reference = tfgmm.fit(x, 3, seed=0)
+  assert float(model.elbo(x)) / len(x) > float(reference.elbo(x)) / len(x) - 2e-3
+
+
+def test_make_dataset_of_files_yields_every_row_once(shards):
+  tmp, x = shards
+  dataset = tfgmm.make_dataset(str(tmp / "part-*.npy"), 500, seed=1)
+  rows = np.concatenate([b.numpy() for b in dataset])
+  assert rows.shape == x.shape
+  assert not np.array_equal(rows, x)                    # shuffled
+  np.testing.assert_array_equal(rows[np.lexsort(rows.T)], x[np.lexsort(x.T)])
+
+
+def test_the_initialisation_sample_is_uniform_over_sorted_shards(shards):
+  """A reservoir sample: sorted shards do not bias it (the first 10,000
+  rows of these files hold none of the third cluster's high feature 0)."""
+  tmp, x = shards
+  stream, _ = files_lib.file_dataset(str(tmp / "part-*.npy"), 1000)
+  summary = data_lib.summarize(stream, 3, 2000, seed=0)
+  assert summary.sample.shape == (2000, 3)
+  se = x.std(0) / np.sqrt(2000)
+  assert np.all(np.abs(summary.sample.mean(0) - x.mean(0)) < 4 * se)
+  np.testing.assert_allclose(summary.mean, x.mean(0), rtol=1e-10)
+
+
+@pytest.mark.parametrize("x, kwargs, error, match", [
+    ("nothing-*.csv", {}, ValueError, "matches none"),
+    (["part-0.csv", "part-0.npy"], {}, ValueError, "one format"),
+    ("part-*.csv", dict(file_options=dict(columns=["z"])), ValueError,
+     r"columns.*'z'"),
+    ("part-*.csv", {}, ValueError, "Cannot read `x`"),   # the text column
+    ("part-*.npy", dict(sample_weight=np.ones(3)), ValueError,
+     "sample_weight"),
+    ("part-*.tfrecord", dict(file_options=dict(feature="y")), ValueError,
+     "feature 'y'"),
+])
+def test_bad_file_inputs(shards, monkeypatch, x, kwargs, error, match):
+  monkeypatch.chdir(shards[0])
+  with pytest.raises(error, match=match):
+    tfgmm.fit(x, 3, seed=0, **kwargs)
