@@ -30,6 +30,7 @@ import numpy as np
 import tfgmm_command
 from tfgmm import api
 from tfgmm import callbacks as callbacks_lib
+from tfgmm import files as files_lib
 
 _NPY_SUFFIXES = (".npy",)
 
@@ -138,7 +139,7 @@ def _load_csv(path, columns, header, delimiter, allow_missing=False):
                        f"{'s' if len(fields) != 1 else ''}, expected {width} "
                        f"like line {rows[0][0]}")
   if header is None:
-    header = not all(_is_number(field) for field in rows[0][1])
+    header = not all(files_lib.is_number(field) for field in rows[0][1])
   if header:
     names = [field or f"x{i}" for i, field in enumerate(rows[0][1])]
     rows = rows[1:]
@@ -169,14 +170,6 @@ def _splitter(delimiter, first_line):
   return lambda line: [field.strip() for field in line.split(delimiter)]
 
 
-def _is_number(text):
-  try:
-    float(text)
-  except ValueError:
-    return False
-  return True
-
-
 _MISSING_HINT = ("; to treat empty and NaN cells as missing values, "
                  "pass --missing marginalize")
 
@@ -188,11 +181,13 @@ def _raise_bad_cell(path, rows, index, names, all_columns,
     for i in index:
       text = fields[i]
       where = f"column {names[i]!r} on line {n} of {path!r}"
-      if not text or (_is_number(text) and math.isnan(float(text))):
+      missing = not text or (files_lib.is_number(text)
+                             and math.isnan(float(text)))
+      if missing:
         if allow_missing:
           continue
         raise UsageError(f"missing value in {where}{_MISSING_HINT}")
-      if not _is_number(text):
+      if not files_lib.is_number(text):
         hint = ("; pick numeric columns with --columns" if all_columns
                 else "")
         raise UsageError(f"non-numeric value {text!r} in {where}{hint}")

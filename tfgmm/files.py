@@ -73,7 +73,8 @@ def _kind(path):
   return "csv"
 
 
-def _is_number(text):
+def is_number(text):
+  """Whether a CSV cell parses as a float."""
   try:
     float(text)
   except ValueError:
@@ -90,7 +91,7 @@ def _csv_layout(path, header, delimiter):
                      "first line.")
   fields = [field.strip() for field in first.split(delimiter)]
   if header is None:
-    header = not all(_is_number(field) for field in fields)
+    header = not all(is_number(field) for field in fields)
   names = ([field or f"x{i}" for i, field in enumerate(fields)] if header
            else [f"x{i}" for i in range(len(fields))])
   return names, header
