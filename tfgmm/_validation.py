@@ -259,6 +259,140 @@ def check_labels(x, labels, n_components):
   return array
 
 
+# ------------------------------------------------ labels and probabilities
+
+
+def check_label_array(name, labels, length=None, other=None):
+  """A non-empty int64 array [N] of integer labels.
+
+  Args:
+    name: the argument's name in messages.
+    labels: array-like [N]: ints, bools, or floats holding integers.
+    length: the N required (the length of `other`), or None.
+    other: the name of the argument that set `length`.
+
+  Returns:
+    int64 numpy [N].
+  """
+  array = numeric_array(name, labels, 1,
+                                    what="integer labels")
+  if array.shape[0] == 0:
+    raise ValueError(f"Expected `{name}` to have at least one label. "
+                     f"Received: {name}.shape={array.shape}.")
+  if length is not None and array.shape[0] != length:
+    raise ValueError(f"Expected `{name}` with the same length as `{other}` "
+                     f"({length}). Received: {name}.shape={array.shape}.")
+  if array.dtype.kind == "f":
+    bad = np.flatnonzero(~np.isfinite(array) | (array != np.round(array)))
+    if bad.size:
+      raise ValueError(f"Expected `{name}` to be integer labels. "
+                       f"Received: {name}[{bad[0]}]={float(array[bad[0]])!r}.")
+  return array.astype(np.int64)
+
+
+def check_label_pair(first_name, first, second_name, second):
+  first = check_label_array(first_name, first)
+  second = check_label_array(second_name, second, first.shape[0], first_name)
+  return first, second
+
+
+def check_probabilities(name, value, n_rows=None, rows_name=None,
+                        log_space=False, atol=1e-4):
+  """A float64 [N, K] array of (log) probabilities whose rows sum to 1.
+
+  Args:
+    name: the argument's name in messages.
+    value: array-like [N, K].
+    n_rows: the N required, or None.
+    rows_name: the argument that set `n_rows`.
+    log_space: entries are log probabilities (-inf allowed) instead of
+      probabilities.
+    atol: how far a row's sum may be from 1.
+
+  Returns:
+    float64 numpy [N, K].
+  """
+  array = numeric_array(name, value, 2,
+                                    dims=" (n_samples, n_components)")
+  if array.shape[1] == 0:
+    raise ValueError(f"Expected `{name}` to have at least one column. "
+                     f"Received: {name}.shape={array.shape}.")
+  if n_rows is not None and array.shape[0] != n_rows:
+    raise ValueError(f"Expected `{name}` with one row per label of "
+                     f"`{rows_name}` ({n_rows}). "
+                     f"Received: {name}.shape={array.shape}.")
+  array = array.astype(np.float64)
+  if log_space:
+    bad = np.argwhere(np.isnan(array) | (array == np.inf)
+                      | (array > atol))
+    what = "finite or -inf and <= 0"
+  else:
+    bad = np.argwhere(~np.isfinite(array) | (array < 0))
+    what = "finite and >= 0"
+  if bad.size:
+    i, j = bad[0]
+    raise ValueError(f"Expected `{name}` to be {what}. "
+                     f"Received: {name}[{i}, {j}]={float(array[i, j])!r}.")
+  if log_space:
+    # sum_k exp(a_k), shifted by each row's finite maximum.
+    peak = np.max(array, axis=1, keepdims=True)                   # [N, 1]
+    peak = np.where(np.isfinite(peak), peak, 0.0)
+    sums = np.exp(peak[:, 0]) * np.sum(np.exp(array - peak), axis=1)
+  else:
+    sums = array.sum(axis=1)
+  bad = np.flatnonzero(np.abs(sums - 1.0) > atol)
+  if bad.size:
+    kind = "exp(row) of `log_probabilities`" if log_space else "row"
+    raise ValueError(f"Expected each {kind} of `{name}` to sum to 1 (within "
+                     f"{atol}). Received: row {bad[0]} sums to "
+                     f"{float(sums[bad[0]])!r}.")
+  return array
+
+
+# ------------------------------------------------------------- plots
+
+
+def check_indices(name, indices, size):
+  """A non-empty sequence of distinct ints in [0, size), as a list."""
+  try:
+    values = list(indices)
+  except TypeError:
+    values = None
+  if not values or len(set(values)) != len(values) or any(
+      isinstance(v, bool) or not isinstance(v, numbers.Integral)
+      or not 0 <= v < size for v in values):
+    raise ValueError(f"Expected `{name}` to be distinct indices in "
+                     f"[0, {size}). Received: {name}={indices!r}.")
+  return [int(v) for v in values]
+
+
+def check_feature_pair(features, d):
+  """Two distinct column indices in [0, d) (a 2-D plot's axes), ints."""
+  try:
+    i, j = features
+  except (TypeError, ValueError):
+    raise ValueError("Expected `features` to be a pair of column indices. "
+                     f"Received: features={features!r}.") from None
+  for f in (i, j):
+    if isinstance(f, bool) or not isinstance(f, numbers.Integral) or not (
+        0 <= f < d):
+      raise ValueError(f"Expected `features` to be two column indices in "
+                       f"[0, {d}). Received: features={features!r}.")
+  if i == j:
+    raise ValueError(f"Expected two different `features`. "
+                     f"Received: features={features!r}.")
+  return int(i), int(j)
+
+
+def check_grid(grid):
+  """A plot's grid resolution: an int >= 2."""
+  if isinstance(grid, bool) or not isinstance(grid, numbers.Integral) or (
+      grid < 2):
+    raise ValueError(f"Expected `grid` to be an int >= 2. "
+                     f"Received: grid={grid!r}.")
+  return int(grid)
+
+
 # ------------------------------------------------- BayesianGMM's arguments
 
 

@@ -118,89 +118,6 @@ def _as_array(name, value):
                     f"Received: {name}={_validation.describe(value)}.") from None
 
 
-def _check_labels(name, labels, length=None, other=None):
-  """A non-empty int64 array [N] of integer labels.
-
-  Args:
-    name: the argument's name in messages.
-    labels: array-like [N]: ints, bools, or floats holding integers.
-    length: the N required (the length of `other`), or None.
-    other: the name of the argument that set `length`.
-
-  Returns:
-    int64 numpy [N].
-  """
-  array = _validation.numeric_array(name, labels, 1,
-                                    what="integer labels")
-  if array.shape[0] == 0:
-    raise ValueError(f"Expected `{name}` to have at least one label. "
-                     f"Received: {name}.shape={array.shape}.")
-  if length is not None and array.shape[0] != length:
-    raise ValueError(f"Expected `{name}` with the same length as `{other}` "
-                     f"({length}). Received: {name}.shape={array.shape}.")
-  if array.dtype.kind == "f":
-    bad = np.flatnonzero(~np.isfinite(array) | (array != np.round(array)))
-    if bad.size:
-      raise ValueError(f"Expected `{name}` to be integer labels. "
-                       f"Received: {name}[{bad[0]}]={float(array[bad[0]])!r}.")
-  return array.astype(np.int64)
-
-
-def _check_label_pair(first_name, first, second_name, second):
-  first = _check_labels(first_name, first)
-  second = _check_labels(second_name, second, first.shape[0], first_name)
-  return first, second
-
-
-def _check_matrix(name, value, n_rows=None, rows_name=None, log_space=False):
-  """A float64 [N, K] array of (log) probabilities whose rows sum to 1.
-
-  Args:
-    name: the argument's name in messages.
-    value: array-like [N, K].
-    n_rows: the N required, or None.
-    rows_name: the argument that set `n_rows`.
-    log_space: entries are log probabilities (-inf allowed) instead of
-      probabilities.
-
-  Returns:
-    float64 numpy [N, K].
-  """
-  array = _validation.numeric_array(name, value, 2,
-                                    dims=" (n_samples, n_components)")
-  if array.shape[1] == 0:
-    raise ValueError(f"Expected `{name}` to have at least one column. "
-                     f"Received: {name}.shape={array.shape}.")
-  if n_rows is not None and array.shape[0] != n_rows:
-    raise ValueError(f"Expected `{name}` with one row per label of "
-                     f"`{rows_name}` ({n_rows}). "
-                     f"Received: {name}.shape={array.shape}.")
-  array = array.astype(np.float64)
-  if log_space:
-    bad = np.argwhere(np.isnan(array) | (array == np.inf)
-                      | (array > ROW_SUM_ATOL))
-    what = "finite or -inf and <= 0"
-  else:
-    bad = np.argwhere(~np.isfinite(array) | (array < 0))
-    what = "finite and >= 0"
-  if bad.size:
-    i, j = bad[0]
-    raise ValueError(f"Expected `{name}` to be {what}. "
-                     f"Received: {name}[{i}, {j}]={float(array[i, j])!r}.")
-  if log_space:
-    with np.errstate(divide="ignore"):
-      sums = np.exp(scipy.special.logsumexp(array, axis=1))
-  else:
-    sums = array.sum(axis=1)
-  bad = np.flatnonzero(np.abs(sums - 1.0) > ROW_SUM_ATOL)
-  if bad.size:
-    kind = "exp(row) of `log_probabilities`" if log_space else "row"
-    raise ValueError(f"Expected each {kind} of `{name}` to sum to 1 (within "
-                     f"{ROW_SUM_ATOL}). Received: row {bad[0]} sums to "
-                     f"{float(sums[bad[0]])!r}.")
-  return array
-
-
 # ---------------------------------------------------------- label matching
 
 
@@ -243,7 +160,7 @@ def match_labels(labels_pred, labels_true):
     TypeError: labels that are not integers.
     ValueError: wrong rank, no labels, or different lengths.
   """
-  labels_pred, labels_true = _check_label_pair(
+  labels_pred, labels_true = _validation.check_label_pair(
       "labels_pred", labels_pred, "labels_true", labels_true)
   clusters, classes, table = _contingency(labels_pred, labels_true)
   rows, cols = _hungarian(table)
@@ -265,7 +182,7 @@ def relabel(labels_pred, labels_true):
   Returns:
     int64 numpy [N]: `labels_pred` in the reference's labels.
   """
-  labels_pred, labels_true = _check_label_pair(
+  labels_pred, labels_true = _validation.check_label_pair(
       "labels_pred", labels_pred, "labels_true", labels_true)
   clusters, classes, table = _contingency(labels_pred, labels_true)
   rows, cols = _hungarian(table)
@@ -290,7 +207,7 @@ def matched_accuracy(labels_true, labels_pred):
   Returns:
     float in [0, 1].
   """
-  labels_true, labels_pred = _check_label_pair(
+  labels_true, labels_pred = _validation.check_label_pair(
       "labels_true", labels_true, "labels_pred", labels_pred)
   _, _, table = _contingency(labels_pred, labels_true)
   rows, cols = _hungarian(table)
@@ -319,7 +236,7 @@ def adjusted_rand_index(labels_true, labels_pred):
   Returns:
     float in [-1, 1].
   """
-  labels_true, labels_pred = _check_label_pair(
+  labels_true, labels_pred = _validation.check_label_pair(
       "labels_true", labels_true, "labels_pred", labels_pred)
   clusters, cluster_idx = np.unique(labels_pred, return_inverse=True)
   _, class_idx = np.unique(labels_true, return_inverse=True)
@@ -359,7 +276,8 @@ def assignment_uncertainty(probabilities):
     (labels, max_probability, entropy): numpy int64 [N], float64 [N] and
     float64 [N].
   """
-  p = _check_matrix("probabilities", probabilities)               # [N, K]
+  p = _validation.check_probabilities("probabilities", probabilities,
+                                      atol=ROW_SUM_ATOL)          # [N, K]
   p = p / p.sum(1, keepdims=True)
   labels = np.argmax(p, 1)                                        # [N]
   max_probability = p[np.arange(p.shape[0]), labels]              # [N]
@@ -409,17 +327,19 @@ def log_loss(labels_true, probabilities=None, *, log_probabilities=None):
                     "`log_probabilities`. Received: "
                     f"probabilities={_validation.describe(probabilities)}, "
                     f"log_probabilities={_validation.describe(log_probabilities)}.")
-  labels = _check_labels("labels_true", labels_true)
+  labels = _validation.check_label_array("labels_true", labels_true)
   n = labels.shape[0]
   if probabilities is not None:
     name = "probabilities"
-    array = _check_matrix(name, probabilities, n, "labels_true")
+    array = _validation.check_probabilities(name, probabilities, n,
+                                            "labels_true", atol=ROW_SUM_ATOL)
     log_p = np.full(array.shape, math.log(PROBABILITY_FLOOR))
     np.log(array, out=log_p, where=array > 0)
   else:
     name = "log_probabilities"
-    log_p = _check_matrix(name, log_probabilities, n, "labels_true",
-                          log_space=True)
+    log_p = _validation.check_probabilities(
+        name, log_probabilities, n, "labels_true", log_space=True,
+        atol=ROW_SUM_ATOL)
     log_p = np.where(log_p == -np.inf, math.log(PROBABILITY_FLOOR), log_p)
   n_columns = log_p.shape[1]
   classes, class_idx = np.unique(labels, return_inverse=True)

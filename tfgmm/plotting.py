@@ -37,6 +37,7 @@ from matplotlib import colors as mcolors
 from matplotlib import patches as mpatches
 from matplotlib.figure import Figure
 
+from tfgmm import _validation
 from tfgmm.metrics import assignment_uncertainty
 
 _HISTORY_KEYS = ("loss", "expected_log_likelihood", "kl")
@@ -209,8 +210,8 @@ def plot_density_2d(model, x, path=None, features=(0, 1), grid=100, *,
         f"plot_density_2d needs a model of 2 features (D == 2). Received a "
         f"model with D={d}: fit a model to the two columns to plot "
         + ("(or use plot_density_1d)." if d == 1 else "instead."))
-  i, j = _check_features(features, d)
-  grid = _check_grid(grid)
+  i, j = _validation.check_feature_pair(features, d)
+  grid = _validation.check_grid(grid)
   sigmas = _check_ellipses(ellipses)
   x = _check_x(model, x)
   labels_text = _feature_names(feature_names, d)
@@ -445,7 +446,7 @@ def plot_posterior(model, mcmc=None, path=None,
   parameters = _check_parameters(parameters)
   names = _feature_names(feature_names, d)
   features = (list(range(min(d, _MAX_DEFAULT_FEATURES))) if features is None
-              else _check_indices("features", features, d))
+              else _validation.check_indices("features", features, d))
   if mcmc is not None:
     _check_mcmc(mcmc, k, d)
   summary = model.posterior_summary()
@@ -454,7 +455,7 @@ def plot_posterior(model, mcmc=None, path=None,
     heavy = heavy[summary["weights"][heavy] >= _MIN_WEIGHT]
     components = sorted(heavy[:_MAX_DEFAULT_COMPONENTS].tolist()) or [0]
   else:
-    components = _check_indices("components", components, k)
+    components = _validation.check_indices("components", components, k)
   marginals = _vi_marginals(model, with_weights="weights" in parameters)
   draws = mcmc.draws() if mcmc is not None else None
   cmap = _component_colors(k)
@@ -544,7 +545,7 @@ def plot_assignment_uncertainty(model, x, path=None, mcmc=None, *,
     x = x[:, None]
   x = _check_x(model, x)
   if d >= 2:
-    i, j = _check_features(features, d)
+    i, j = _validation.check_feature_pair(features, d)
   names = _feature_names(feature_names, d)
   if mcmc is not None:
     _check_mcmc(mcmc, k, d)
@@ -809,20 +810,6 @@ def _check_parameters(parameters):
   return [p for p in POSTERIOR_PARAMETERS if p in parameters]
 
 
-def _check_indices(name, indices, size):
-  """A non-empty sequence of distinct ints in [0, size), as a list."""
-  try:
-    values = list(indices)
-  except TypeError:
-    values = None
-  if not values or len(set(values)) != len(values) or any(
-      isinstance(v, bool) or not isinstance(v, numbers.Integral)
-      or not 0 <= v < size for v in values):
-    raise ValueError(f"Expected `{name}` to be distinct indices in "
-                     f"[0, {size}). Received: {name}={indices!r}.")
-  return [int(v) for v in values]
-
-
 def _check_mcmc(mcmc, k, d):
   weights, means = (getattr(mcmc, "weights", None),
                     getattr(mcmc, "means", None))
@@ -923,23 +910,6 @@ def _n_features(model):
   return int(d)
 
 
-def _check_features(features, d):
-  try:
-    i, j = features
-  except (TypeError, ValueError):
-    raise ValueError("Expected `features` to be a pair of column indices. "
-                     f"Received: features={features!r}.") from None
-  for f in (i, j):
-    if isinstance(f, bool) or not isinstance(f, numbers.Integral) or not (
-        0 <= f < d):
-      raise ValueError(f"Expected `features` to be two column indices in "
-                       f"[0, {d}). Received: features={features!r}.")
-  if i == j:
-    raise ValueError(f"Expected two different `features`. "
-                     f"Received: features={features!r}.")
-  return int(i), int(j)
-
-
 def _feature_names(names, d):
   if names is None:
     return [f"feature {i}" for i in range(d)]
@@ -948,14 +918,6 @@ def _feature_names(names, d):
     raise ValueError(f"Expected {d} `feature_names`. Received {len(names)}: "
                      f"{names!r}.")
   return names
-
-
-def _check_grid(grid):
-  if isinstance(grid, bool) or not isinstance(grid, numbers.Integral) or (
-      grid < 2):
-    raise ValueError(f"Expected `grid` to be an int >= 2. "
-                     f"Received: grid={grid!r}.")
-  return int(grid)
 
 
 def _check_x(model, x):
