@@ -172,3 +172,19 @@ def test_an_unfitted_model_raises_inside_tf_function():
   for name in ("log_prob", "responsibilities", "assign"):
     with pytest.raises(ValueError, match=f"`{name}` needs a fitted model"):
       tf.function(getattr(model, name))(tf.zeros([3, 2]))
+
+
+def test_return_types_are_as_documented(fitted):
+  """Per-row and drawn outputs are tensors in the model's dtype; summaries
+  are numpy (README: "Return types")."""
+  model, x = fitted
+  for value in (model.log_prob(x), model.responsibilities(x),
+                model.sample(3), model(tf.constant(x)),
+                model.negative_elbo(x)):
+    assert isinstance(value, tf.Tensor) and value.dtype == tf.float64
+  assert model.assign(x).dtype == tf.int32
+  assert isinstance(model.elbo(x), tf.Tensor)
+  assert model.elbo(x).dtype == tf.float64
+  assert all(isinstance(v, np.ndarray)
+             for v in model.posterior_mean().values())
+  assert isinstance(model.effective_components(), np.ndarray)

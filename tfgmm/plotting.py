@@ -921,18 +921,8 @@ def _feature_names(names, d):
 
 
 def _check_x(model, x):
-  array = _numpy(x)
-  if array.dtype.kind not in "biuf":
-    raise ValueError(f"Expected `x` to be numeric. Received dtype "
-                     f"{array.dtype}.")
-  d = _n_features(model)
-  if array.ndim != 2 or array.shape[1] != d or array.shape[0] == 0:
-    raise ValueError(f"Expected `x` of shape [N, {d}] with N >= 1 (the "
-                     f"model's features). Received: x.shape={array.shape}.")
-  array = array.astype(np.float64)
-  if not np.all(np.isfinite(array)):
-    raise ValueError("Expected `x` to be finite (no NaN or Inf).")
-  return array
+  """x as float64 [N, D]: `_validation.check_data` at the model's width."""
+  return _validation.check_data(x, _n_features(model), "x", dtype=np.float64)
 
 
 def _numpy(value):
