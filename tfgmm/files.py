@@ -167,11 +167,13 @@ def file_dataset(x, batch_size=1 << 16, *, columns=None, header=None,
     defaults = [tf.constant(np.nan, tf.float64)] * len(index)
 
     def read(path):
-      lines = tf.data.TextLineDataset(path).skip(int(has_header))
-      return lines.filter(lambda line: tf.strings.length(
-          tf.strings.strip(line)) > 0)
+      return tf.data.TextLineDataset(path).skip(int(has_header))
 
     def decode(lines):
+      # Blank lines drop out here, a batch at a time (a per-line filter
+      # would cost a tf.data step per row).
+      lines = tf.boolean_mask(
+          lines, tf.strings.length(tf.strings.strip(lines)) > 0)
       fields = tf.io.decode_csv(lines, defaults, field_delim=delimiter,
                                 select_cols=index)
       return tf.stack(fields, 1)                                  # [B, D]
@@ -216,10 +218,12 @@ def file_dataset(x, batch_size=1 << 16, *, columns=None, header=None,
                           reshuffle_each_iteration=True)
     rows = paths.interleave(read, cycle_length=cycle_length)
     rows = (rows.unbatch() if decode is None                      # .npy
-            else rows.batch(1024).map(decode).unbatch())          # rows [D]
+            else rows.batch(1024).map(
+                decode, num_parallel_calls=tf.data.AUTOTUNE).unbatch())
     dataset = rows.shuffle(shuffle_buffer, seed=seed,
                            reshuffle_each_iteration=True).batch(batch_size)
   else:
     rows = paths.flat_map(read)
-    dataset = rows if decode is None else rows.batch(batch_size).map(decode)
+    dataset = rows if decode is None else rows.batch(batch_size).map(
+        decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   return dataset.prefetch(2), names
