@@ -1558,6 +1558,107 @@ def print_stream_report(args, revision, results):
   return targets
 
 
+# ------------------------------------------------------------------- files
+#
+# `--files`: CSV shards on disk (a 4-column layout, K = 5), fitted by
+# `tfgmm.fit(glob)`: one summary pass, then exact CAVI over the streamed
+# shards. Each size runs in a fresh process (`--files-worker`), so its peak
+# RSS is its own; the shards are written beforehand by this process, in
+# chunks.
+
+FILES_SIZES = (100_000, 10_000_000)
+QUICK_FILES_SIZES = (10_000, 200_000)
+FILES_SHARDS = 10
+FILES_RSS_SLACK_MB = 200
+_FILES_MARK = "FILES-RESULT "
+
+
+def write_csv_shards(directory, n, seed=0, chunk=1_000_000):
+  """N rows of a 4-feature, 5-component mixture as CSV shards (cached)."""
+  os.makedirs(directory, exist_ok=True)
+  done = os.path.join(directory, ".complete")
+  if os.path.exists(done):
+    return
+  rng = np.random.default_rng(seed)
+  means = rng.uniform(-5, 5, (5, 4))
+  per_shard = n // FILES_SHARDS
+  for shard in range(FILES_SHARDS):
+    with open(os.path.join(directory, f"part-{shard:02d}.csv"), "w",
+              encoding="utf-8") as f:
+      f.write("a,b,c,d\n")
+      for start in range(0, per_shard, chunk):
+        rows = min(chunk, per_shard - start)
+        part = means[rng.integers(5, size=rows)] + rng.normal(size=(rows, 4))
+        np.savetxt(f, part, delimiter=",", fmt="%.6f")
+  open(done, "w", encoding="utf-8").close()
+
+
+def _files_worker(args):
+  """`--files-worker DIR`: fits DIR's shards here; prints one JSON line."""
+  import json  # pylint: disable=import-outside-toplevel
+  import tfgmm  # pylint: disable=import-outside-toplevel
+  import_libraries()
+  before = (_status_kb("VmHWM") or math.nan) / 1024.0
+  start = time.perf_counter()
+  model = tfgmm.fit(os.path.join(args.files_worker, "part-*.csv"), 5,
+                    seed=args.seed)
+  seconds = time.perf_counter() - start
+  n = int(model.num_examples.numpy())
+  passes = model.n_epochs + 1                   # + the summary pass
+  print(_FILES_MARK + json.dumps(dict(
+      n=n, epochs=model.n_epochs, total_s=seconds,
+      rows_per_s=n * passes / seconds, converged=bool(model.converged),
+      rss_before_mb=before,
+      peak_rss_mb=(_status_kb("VmHWM") or math.nan) / 1024.0)), flush=True)
+
+
+def run_files(args):
+  """Writes and fits every size of `args.files_sizes`; their result dicts."""
+  import tempfile  # pylint: disable=import-outside-toplevel
+  root = args.files_dir or os.path.join(tempfile.gettempdir(),
+                                        "tfgmm-benchmark-files")
+  results = []
+  for n in args.files_sizes:
+    directory = os.path.join(root, f"rows-{n}")
+    write_csv_shards(directory, n)
+    result = _run_worker(["--files-worker", directory, "--seed",
+                          str(args.seed)], _FILES_MARK,
+                         f"The files worker for N={n:,}")
+    print(f"  files N={n:,}: {result['total_s']:.1f} s, peak RSS "
+          f"{result['peak_rss_mb']:.0f} MB", file=sys.stderr, flush=True)
+    results.append(result)
+  return results
+
+
+def print_files_report(args, revision, results):
+  """The files run's table and targets; returns the targets."""
+  heading = "## " if args.markdown else "== "
+  print(heading + "tfgmm files benchmark")
+  for line in header_lines(args, revision)[:4]:
+    print(("- " if args.markdown else "") + line)
+  print(f"data: {FILES_SHARDS} CSV shards per size, 4 features, K=5; "
+        "tfgmm.fit(glob): one summary pass (reservoir sample), then exact "
+        "CAVI over the streamed shards; each size in a fresh process")
+  print()
+  print(f"{'N':>12} {'epochs':>6} {'total s':>8} {'rows/s per pass':>16} "
+        f"{'peak RSS MB':>12} {'conv':>5}")
+  for r in results:
+    print(f"{r['n']:>12,} {r['epochs']:>6} {r['total_s']:>8.1f} "
+          f"{r['rows_per_s']:>16,.0f} {r['peak_rss_mb']:>12.0f} "
+          f"{str(r['converged']):>5}")
+  small, large = (min(results, key=lambda r: r["n"]),
+                  max(results, key=lambda r: r["n"]))
+  bound = small["peak_rss_mb"] + FILES_RSS_SLACK_MB
+  targets = [(f"peak RSS(N={large['n']:,}) <= peak RSS(N={small['n']:,}) "
+              f"+ {FILES_RSS_SLACK_MB} MB",
+              "PASS" if large["peak_rss_mb"] <= bound else "FAIL",
+              f"{large['peak_rss_mb']:.0f} MB vs {bound:.0f} MB")]
+  print()
+  print(heading + "targets")
+  print(format_targets(targets, args.markdown))
+  return targets
+
+
 # ------------------------------------------------------------------ sweep
 #
 # `--sweep`: fresh mixtures over the grid of the module docstring, fitted by
@@ -2170,6 +2271,18 @@ def parse_args(argv=None):
                            "share one process's memory)")
   stream.add_argument("--stream-worker", type=int, default=None,
                       help=argparse.SUPPRESS)
+  files = parser.add_argument_group(
+      "files", "--files: CSV shards on disk fitted by tfgmm.fit(glob); "
+      "report rows/s per pass and peak RSS per size")
+  files.add_argument("--files", action="store_true",
+                     help="run the files benchmark instead of the datasets")
+  files.add_argument("--files-sizes", type=parse_sizes, default=None,
+                     help=f"comma-separated row counts (default "
+                          f"{FILES_SIZES}; {QUICK_FILES_SIZES} with --quick)")
+  files.add_argument("--files-dir", default=None,
+                     help="where the shards are written and kept (default: "
+                          "a directory in the system's temp dir)")
+  files.add_argument("--files-worker", default=None, help=argparse.SUPPRESS)
   parser.add_argument("--cold", choices=COLD_CHOICES, default="default",
                       help="tfgmm rows that also run once in a fresh process "
                            "(the cold s column): the default method of each "
@@ -2200,8 +2313,11 @@ def parse_args(argv=None):
                           f"{QUICK_SWEEP_GM_SEEDS} with --quick; the grid "
                           "caps some shapes lower)")
   args = parser.parse_args(argv)
-  if args.stream and args.sweep:
-    parser.error("--stream and --sweep are separate runs; choose one")
+  if sum([args.stream, args.sweep, args.files]) > 1:
+    parser.error("--stream, --sweep and --files are separate runs; choose "
+                 "one")
+  if args.files_sizes is None:
+    args.files_sizes = QUICK_FILES_SIZES if args.quick else FILES_SIZES
   if args.sweep_shapes is None:
     args.sweep_shapes = QUICK_SWEEP_GRID if args.quick else SWEEP_GRID
   else:
@@ -2258,6 +2374,9 @@ def main(argv=None):
   if args.stream_worker is not None:
     _stream_worker(args)
     return
+  if args.files_worker is not None:
+    _files_worker(args)
+    return
   if args.cold_worker is not None:
     _cold_worker(args)
     return
@@ -2265,6 +2384,8 @@ def main(argv=None):
   revision = _git_revision()
   if args.stream:
     targets = print_stream_report(args, revision, run_stream(args))
+  elif args.files:
+    targets = print_files_report(args, revision, run_files(args))
   elif args.sweep:
     import_libraries()
     targets = print_sweep_report(args, revision, *run_sweep(args))
