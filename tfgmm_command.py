@@ -142,9 +142,11 @@ def build_parser(prog=PROG):
   parser = argparse.ArgumentParser(
       prog=prog, description=_DESCRIPTION, epilog=_EPILOG,
       formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("data", nargs="?",
+  parser.add_argument("data", nargs="*",
                       help="a .npy array [N, D] or a CSV file of numbers "
-                           "(omit with --demo)")
+                           "(omit with --demo); several files, a glob "
+                           "pattern or TFRecord files are streamed, never "
+                           "loaded whole (tfgmm.fit of files)")
   parser.add_argument("--demo", action="store_true",
                       help="fit the seed blog's 3000-point, 3-blob 2-D data")
   parser.add_argument("-k", "--components", type=_positive_int, default=3,
@@ -291,6 +293,9 @@ def parse_args(argv=None, prog=PROG):
   try:
     args = parser.parse_args(argv)
     args.command = "fit"
+    # One file: a str (loaded); several: a list (streamed); none: None.
+    args.data = (None if not args.data
+                 else args.data[0] if len(args.data) == 1 else args.data)
     if args.demo and args.data is not None:
       parser.error("--demo makes its own data; do not also give a data file")
     if not args.demo and args.data is None:

@@ -135,3 +135,30 @@ def test_the_copied_choices_are_the_packages():
   assert tfgmm_command.MISSING == families.MISSING
   assert tfgmm_command.WEIGHT_PRIORS == tuple(weight_priors.WEIGHT_PRIORS)
   assert tfgmm_command.CRITERIA == selection.CRITERIA
+
+
+def test_fit_streams_several_files_and_patterns(files, capsys):
+  """Several files or a pattern: `tfgmm.fit` of the files, streamed."""
+  tmp, _, x = files
+  x = np.delete(x, 5, axis=0)
+  for i, part in enumerate(np.array_split(x, 3)):
+    np.savetxt(tmp / f"shard-{i}.csv", part, delimiter=",", header="a,b",
+               comments="")
+  capsys.readouterr()
+  assert tfgmm_command.main([str(tmp / "shard-*.csv"), "-k", "2", "--seed",
+                             "0", "--export", str(tmp / "streamed"),
+                             "--plots", str(tmp / "plots")]) == 0
+  out = capsys.readouterr().out
+  assert "(streamed)" in out and "299 rows" in out and "(converged)" in out
+  assert (tmp / "plots" / "posterior.png").is_file()
+  reference = tfgmm.fit(x, 2, seed=0)
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  loaded = tf.saved_model.load(str(tmp / "streamed"))
+  np.testing.assert_allclose(
+      loaded.signatures["serving_default"](
+          x=tf.constant(x[:10], tf.float32))["log_prob"].numpy(),
+      reference.log_prob(x[:10]).numpy(), rtol=1e-4)
+  # Two files named one by one stream too; --resume does not apply.
+  assert tfgmm_command.main([str(tmp / "shard-0.csv"), str(tmp / "shard-1.csv"),
+                             "-k", "2", "--resume", str(tmp / "r")]) == 2
+  assert "backup_dir" in capsys.readouterr().err

@@ -18,6 +18,7 @@ training or writing results fails; 130 when interrupted. Errors are one line
 ones).
 """
 
+import glob
 import importlib.util
 import math
 import os
@@ -401,6 +402,8 @@ def run(args, prog=tfgmm_command.PROG):
   Returns:
     The exit status, as `main`'s.
   """
+  if not args.demo and is_streamed(args.data):
+    return _fit_files_and_report(args, prog)
   try:
     if args.demo:
       x, names = demo_data(), ["x0", "x1"]
@@ -663,3 +666,75 @@ def run_select(args, prog=tfgmm_command.PROG):
 
 RUNNERS = {"fit": run, "score": run_score, "sample": run_sample,
            "select": run_select}
+
+
+# ---------------------------------------------------------- streamed fit
+
+def is_streamed(data):
+  """Several files, a glob pattern or TFRecord: `tfgmm.fit` streams them."""
+  if isinstance(data, list):
+    return True
+  return glob.has_magic(data) or data.lower().endswith(
+      (".tfrecord", ".tfrecords"))
+
+
+def _fit_files_and_report(args, prog):
+  """`tfgmm fit` of files streamed through `tfgmm.fit` (see `tfgmm.files`).
+
+  The rows never sit in memory, so the summary's bound is the last epoch's
+  and the plots are the ones that need no data (training, posterior).
+  """
+  from tfgmm import plotting  # pylint: disable=import-outside-toplevel
+  options = {"columns": args.columns, "header": args.header}
+  if args.delimiter is not None:
+    if args.delimiter == "whitespace":
+      return _error(prog, "--delimiter whitespace applies to one loaded "
+                    "file; streamed CSV needs a one-character separator")
+    options["delimiter"] = args.delimiter
+  try:
+    _check_outputs(args)
+    _, names = files_lib.file_dataset(args.data, **options)
+  except (OSError, ValueError) as e:
+    return _error(prog, _first_line(e))
+  source = ", ".join(args.data) if isinstance(args.data, list) else args.data
+  print(f"Fitting {args.components} components to {source} (streamed): "
+        f"{len(names)} feature{'s' if len(names) != 1 else ''} "
+        f"({', '.join(names)}), method {args.method!r}.", flush=True)
+  callbacks = (None if args.tensorboard is None
+               else [keras.callbacks.TensorBoard(log_dir=args.tensorboard)])
+  try:
+    model = api.fit(args.data, args.components, method=args.method,
+                    batch_size=args.batch_size, max_epochs=args.epochs,
+                    seed=args.seed, callbacks=callbacks,
+                    verbose=1 if args.batch_size or callbacks else 0,
+                    backup_dir=args.resume, file_options=options,
+                    **_model_options(args))
+  except KeyboardInterrupt:
+    print(file=sys.stderr)
+    return _error(prog, "interrupted", 130)
+  except (ValueError, TypeError) as e:
+    if args.debug:
+      raise
+    return _error(prog, _first_line(e))
+  status = "converged" if model.converged else (
+      "not converged; raise --epochs or check the tolerance")
+  print(f"\nPosterior (mean ± sd) of {args.components} components, seed "
+        f"{model.seed}, {int(model.num_examples.numpy())} rows:")
+  print(format_summary(model.posterior_summary(), names))
+  print(f"\nEpochs: {model.n_epochs} ({status})")
+  print("Final bound (ELBO per point): "
+        f"{-model.training_history['loss'][-1]:.6f} nats (last epoch)")
+  try:
+    if args.export is not None:
+      model.export(args.export)
+      print(f"SavedModel: {args.export}")
+    if args.plots is not None:
+      written = [os.path.join(args.plots, "training.png"),
+                 os.path.join(args.plots, "posterior.png")]
+      plotting.plot_training(model, written[0])
+      plotting.plot_posterior(model, path=written[1], feature_names=names)
+      print("Plots: " + ", ".join(written) + " (streamed data: no density "
+            "or assignment plots)")
+  except OSError as e:
+    return _error(prog, f"cannot write results: {e.strerror or e}", 1)
+  return 0
