@@ -702,20 +702,13 @@ def _fit_files_and_report(args, prog):
         f"({', '.join(names)}), method {args.method!r}.", flush=True)
   callbacks = (None if args.tensorboard is None
                else [keras.callbacks.TensorBoard(log_dir=args.tensorboard)])
-  try:
-    model = api.fit(args.data, args.components, method=args.method,
-                    batch_size=args.batch_size, max_epochs=args.epochs,
-                    seed=args.seed, callbacks=callbacks,
-                    verbose=1 if args.batch_size or callbacks else 0,
-                    backup_dir=args.resume, file_options=options,
-                    **_model_options(args))
-  except KeyboardInterrupt:
-    print(file=sys.stderr)
-    return _error(prog, "interrupted", 130)
-  except (ValueError, TypeError) as e:
-    if args.debug:
-      raise
-    return _error(prog, _first_line(e))
+  model = _guarded(prog, args, lambda: api.fit(
+      args.data, args.components, method=args.method,
+      batch_size=args.batch_size, max_epochs=args.epochs, seed=args.seed,
+      callbacks=callbacks, verbose=1 if args.batch_size or callbacks else 0,
+      backup_dir=args.resume, file_options=options, **_model_options(args)))
+  if isinstance(model, int):                # an exit status: it failed
+    return model
   status = "converged" if model.converged else (
       "not converged; raise --epochs or check the tolerance")
   print(f"\nPosterior (mean ± sd) of {args.components} components, seed "
