@@ -85,6 +85,18 @@ def test_score_writes_each_rows_outputs(files, exported, capsys):
   assert tfgmm_command.main(["score", str(exported), str(path), "--out",
                              str(out), "--columns", "a"]) == 2
   assert "takes 2 features" in capsys.readouterr().err
+  # The empty cell, without --missing marginalize: one line naming the fix.
+  assert tfgmm_command.main(["score", str(exported), str(path), "--out",
+                             str(out)]) == 2
+  err = capsys.readouterr().err
+  assert "missing value in data row 5" in err
+  assert "--missing marginalize" in err
+  # A glob of .npy shards streams too.
+  for i, part in enumerate(np.array_split(np.nan_to_num(x), 2)):
+    np.save(tmp / f"rows-{i}.npy", part)
+  assert tfgmm_command.main(["score", str(exported), str(tmp / "rows-*.npy"),
+                             "--out", str(out)]) == 0
+  assert "Scored 300 rows" in capsys.readouterr().out
 
 
 def test_sample_draws_from_the_predictive(files, exported, capsys):

@@ -18,6 +18,7 @@ training or writing results fails; 130 when interrupted. Errors are one line
 ones).
 """
 
+import contextlib
 import glob
 import importlib.util
 import math
@@ -589,32 +590,71 @@ def _guarded(prog, args, work):
     return _error(prog, _first_line(e))
 
 
+def _score_batches(args, width):
+  """The rows of `args.data` in batches of float64 [B, D]: streamed through
+  `tfgmm.files` (a file or glob of CSV, TFRecord or .npy), or loaded by
+  `load_data` for a whitespace-separated CSV."""
+  allow_missing = args.missing == "marginalize"
+  if args.delimiter == "whitespace":
+    x, _ = load_data(args.data, args.columns, args.header, args.delimiter,
+                     allow_missing=allow_missing)
+    batches = (x[i:i + args.batch_size]
+               for i in range(0, x.shape[0], args.batch_size))
+  else:
+    options = {"columns": args.columns, "header": args.header}
+    if args.delimiter is not None:
+      options["delimiter"] = args.delimiter
+    dataset, _ = files_lib.file_dataset(args.data, args.batch_size, **options)
+    batches = (batch.numpy() for batch in dataset)
+  seen = 0
+  for batch in batches:
+    if batch.shape[1] != width:
+      raise UsageError(f"the model takes {width} features; {args.data!r} "
+                       f"gives {batch.shape[1]} (pick them with --columns)")
+    if not allow_missing and np.isnan(batch).any():
+      row = seen + int(np.argwhere(np.isnan(batch))[0][0])
+      raise UsageError(f"missing value in data row {row} of {args.data!r}"
+                       + _MISSING_HINT)
+    seen += batch.shape[0]
+    yield batch
+
+
 def run_score(args, prog=tfgmm_command.PROG):
-  """`tfgmm score MODEL DATA --out FILE`: per-row outputs of a SavedModel."""
+  """`tfgmm score MODEL DATA --out FILE`: per-row outputs of a SavedModel,
+  streamed batch by batch (a CSV output is written as it goes; a .npy one is
+  assembled at the end)."""
   def work():
     tf, loaded = _load_saved_model(args.model)
-    width = loaded.signatures["serving_default"].structured_input_signature[
-        1]["x"].shape[-1]
-    x, _ = load_data(args.data, args.columns, args.header, args.delimiter,
-                     allow_missing=args.missing == "marginalize")
-    if x.shape[1] != width:
-      raise UsageError(f"the model takes {width} features; {args.data!r} "
-                       f"gives {x.shape[1]} (pick them with --columns)")
-    parts = []
-    for start in range(0, x.shape[0], args.batch_size):
-      rows = tf.constant(x[start:start + args.batch_size], tf.float32)
-      log_prob = loaded.signatures["serving_default"](x=rows)["log_prob"]
-      resp = loaded.signatures["responsibilities"](x=rows)[
-          "responsibilities"].numpy()                             # [B, K]
-      parts.append(np.column_stack([log_prob.numpy(), resp.argmax(1),
-                                    resp]))
-    table = np.concatenate(parts)
-    k = table.shape[1] - 2
-    _write_table(args.out, ["log_prob", "label"]
-                 + [f"r{j}" for j in range(k)], table)
-    print(f"Scored {x.shape[0]} rows of {args.data} with {args.model}: "
+    serve = loaded.signatures["serving_default"]
+    width = serve.structured_input_signature[1]["x"].shape[-1]
+    as_npy = os.fspath(args.out).lower().endswith(".npy")
+    parts, rows, total, k = [], 0, 0.0, None
+    with open(args.out, "w", encoding="utf-8") if not as_npy else (
+        contextlib.nullcontext()) as out:
+      for batch in _score_batches(args, width):
+        x = tf.constant(batch, tf.float32)
+        log_prob = serve(x=x)["log_prob"].numpy()                 # [B]
+        resp = loaded.signatures["responsibilities"](x=x)[
+            "responsibilities"].numpy()                           # [B, K]
+        table = np.column_stack([log_prob, resp.argmax(1), resp])
+        if k is None:
+          k = resp.shape[1]
+          if not as_npy:
+            out.write(",".join(["log_prob", "label"]
+                               + [f"r{j}" for j in range(k)]) + "\n")
+        if as_npy:
+          parts.append(table)
+        else:
+          np.savetxt(out, table, delimiter=",", fmt="%.9g")
+        rows += table.shape[0]
+        total += float(np.sum(log_prob))
+    if not rows:
+      raise UsageError(f"{args.data!r} holds no data rows")
+    if as_npy:
+      np.save(args.out, np.concatenate(parts))
+    print(f"Scored {rows} rows of {args.data} with {args.model}: "
           f"{args.out} (log_prob, label, r0..r{k - 1}); mean log_prob "
-          f"{float(np.mean(table[:, 0])):.6f}")
+          f"{total / rows:.6f}")
     return 0
   return _guarded(prog, args, work)
 
