@@ -282,30 +282,30 @@ def parse_args(argv=None, prog=PROG):
   command = "fit"
   if argv and argv[0] in COMMANDS:
     command = argv.pop(0)
-  if command != "fit":
-    try:
-      args = build_subcommand_parser(command, prog).parse_args(argv)
-    except SystemExit as e:
-      return e.code if isinstance(e.code, int) else 2
-    args.command = command
-    return args
-  parser = build_parser(prog)
+  parser = (build_parser(prog) if command == "fit"
+            else build_subcommand_parser(command, prog))
   try:
     args = parser.parse_args(argv)
-    args.command = "fit"
-    # One file: a str (loaded); several: a list (streamed); none: None.
-    args.data = (None if not args.data
-                 else args.data[0] if len(args.data) == 1 else args.data)
-    if args.demo and args.data is not None:
-      parser.error("--demo makes its own data; do not also give a data file")
-    if not args.demo and args.data is None:
-      parser.error("the following arguments are required: data (or --demo)")
-    if args.demo and (args.header is not None or args.delimiter is not None):
-      parser.error("--header, --no-header and --delimiter apply to a data "
-                   "file, not --demo")
+    args.command = command
+    if command == "fit":
+      _check_fit_args(parser, args)
   except SystemExit as e:  # argparse: --help (0) or a usage error (2)
     return e.code if isinstance(e.code, int) else 2
   return args
+
+
+def _check_fit_args(parser, args):
+  """fit's checks between arguments (parser.error on a conflict); one data
+  file becomes a str (loaded), several a list (streamed), none None."""
+  args.data = (None if not args.data
+               else args.data[0] if len(args.data) == 1 else args.data)
+  if args.demo and args.data is not None:
+    parser.error("--demo makes its own data; do not also give a data file")
+  if not args.demo and args.data is None:
+    parser.error("the following arguments are required: data (or --demo)")
+  if args.demo and (args.header is not None or args.delimiter is not None):
+    parser.error("--header, --no-header and --delimiter apply to a data "
+                 "file, not --demo")
 
 
 def main(argv=None, prog=PROG):

@@ -274,8 +274,7 @@ def check_label_array(name, labels, length=None, other=None):
   Returns:
     int64 numpy [N].
   """
-  array = numeric_array(name, labels, 1,
-                                    what="integer labels")
+  array = numeric_array(name, labels, 1, what="integer labels")
   if array.shape[0] == 0:
     raise ValueError(f"Expected `{name}` to have at least one label. "
                      f"Received: {name}.shape={array.shape}.")
@@ -312,8 +311,7 @@ def check_probabilities(name, value, n_rows=None, rows_name=None,
   Returns:
     float64 numpy [N, K].
   """
-  array = numeric_array(name, value, 2,
-                                    dims=" (n_samples, n_components)")
+  array = numeric_array(name, value, 2, dims=" (n_samples, n_components)")
   if array.shape[1] == 0:
     raise ValueError(f"Expected `{name}` to have at least one column. "
                      f"Received: {name}.shape={array.shape}.")

@@ -476,14 +476,8 @@ def _fit_and_report(args, x, names, source, prog):
                   f"{_first_line(e)} (rerun with --debug for the traceback)",
                   1)
 
-  bound = float(model.elbo(x)) / n
-  status = "converged" if model.converged else (
-      "not converged; raise --epochs or check the tolerance")
-  print(f"\nPosterior (mean ± sd) of {args.components} components, seed "
-        f"{model.seed}:")
-  print(format_summary(model.posterior_summary(), names))
-  print(f"\nEpochs: {model.n_epochs} ({status})")
-  print(f"Final bound (ELBO per point): {bound:.6f} nats")
+  _print_fit(model, names, f"seed {model.seed}",
+             f"{float(model.elbo(x)) / n:.6f} nats")
 
   if args.tensorboard is not None:
     print(f"TensorBoard logs: {args.tensorboard}")
@@ -501,6 +495,24 @@ def _fit_and_report(args, x, names, source, prog):
     return _error(prog, f"cannot write results: {e.strerror or e}"
                   + (f": {e.filename!r}" if e.filename else ""), 1)
   return 0
+
+
+def _print_fit(model, names, about, bound):
+  """Prints a fit's posterior summary, epochs and final bound.
+
+  Args:
+    model: the fitted `BayesianGMM`.
+    names: its D feature names.
+    about: what the heading says after the component count.
+    bound: the final bound per point, as text.
+  """
+  status = "converged" if model.converged else (
+      "not converged; raise --epochs or check the tolerance")
+  print(f"\nPosterior (mean ± sd) of {model.n_components} components, "
+        f"{about}:")
+  print(format_summary(model.posterior_summary(), names))
+  print(f"\nEpochs: {model.n_epochs} ({status})")
+  print(f"Final bound (ELBO per point): {bound}")
 
 
 def _write_plots(plotting, model, x, names, directory):
@@ -749,14 +761,9 @@ def _fit_files_and_report(args, prog):
       backup_dir=args.resume, file_options=options, **_model_options(args)))
   if isinstance(model, int):                # an exit status: it failed
     return model
-  status = "converged" if model.converged else (
-      "not converged; raise --epochs or check the tolerance")
-  print(f"\nPosterior (mean ± sd) of {args.components} components, seed "
-        f"{model.seed}, {int(model.num_examples.numpy())} rows:")
-  print(format_summary(model.posterior_summary(), names))
-  print(f"\nEpochs: {model.n_epochs} ({status})")
-  print("Final bound (ELBO per point): "
-        f"{-model.training_history['loss'][-1]:.6f} nats (last epoch)")
+  _print_fit(model, names,
+             f"seed {model.seed}, {int(model.num_examples.numpy())} rows",
+             f"{-model.training_history['loss'][-1]:.6f} nats (last epoch)")
   try:
     if args.export is not None:
       model.export(args.export)
