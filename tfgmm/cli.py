@@ -107,8 +107,8 @@ def _load_npy(path, columns, allow_missing=False):
   if array.shape[0] == 0 or array.shape[1] == 0:
     raise UsageError(f"{path!r} holds no data (shape {array.shape})")
   names = [f"x{i}" for i in range(array.shape[1])]
-  index = _column_indices(columns, names, has_header=False,
-                          source=f"{path!r}")
+  index = files_lib.column_indices(columns, names, has_header=False,
+                                   source=f"{path!r}")
   array = np.asarray(array[:, index], dtype=np.float64)
   finite = np.isfinite(array) | (allow_missing & np.isnan(array))
   bad = np.argwhere(~finite)
@@ -149,8 +149,8 @@ def _load_csv(path, columns, header, delimiter, allow_missing=False):
     names = [f"x{i}" for i in range(width)]
   if not rows:
     raise UsageError(f"{path!r} holds a header but no data rows")
-  index = _column_indices(columns, names, has_header=header,
-                          source=f"{path!r}")
+  index = files_lib.column_indices(columns, names, has_header=header,
+                                   source=f"{path!r}")
   cells = [[fields[i] or ("nan" if allow_missing else "")
             for i in index] for _, fields in rows]                # [N, D] str
   try:
@@ -196,32 +196,6 @@ def _raise_bad_cell(path, rows, index, names, all_columns,
       if not math.isfinite(float(text)):
         raise UsageError(f"non-finite value {text!r} in {where}")
   raise UsageError(f"cannot parse the numbers in {path!r}")  # not reached
-
-
-def _column_indices(columns, names, has_header, source):
-  """0-based indices of the selected columns (all when `columns` is None)."""
-  if columns is None:
-    return list(range(len(names)))
-  index = []
-  for token in columns:
-    token = str(token).strip()
-    if has_header and token in names:
-      i = names.index(token)
-    elif token.lstrip("-").isdigit():
-      i = int(token)
-      if not 0 <= i < len(names):
-        raise UsageError(f"column index {i} is out of range: {source} has "
-                         f"{len(names)} columns (0 to {len(names) - 1})")
-    elif has_header:
-      raise UsageError(f"unknown column {token!r}; {source} has columns "
-                       + ", ".join(repr(name) for name in names))
-    else:
-      raise UsageError(f"unknown column {token!r}: {source} has no header "
-                       "row, so select columns by 0-based index")
-    if i in index:
-      raise UsageError(f"column {token!r} is selected twice")
-    index.append(i)
-  return index
 
 
 # ------------------------------------------------------------------ output
@@ -409,8 +383,9 @@ def run(args, prog=tfgmm_command.PROG):
     if args.demo:
       x, names = demo_data(), ["x0", "x1"]
       if args.columns is not None:
-        index = _column_indices(args.columns, names, has_header=False,
-                                source="the demo data")
+        index = files_lib.column_indices(args.columns, names,
+                                         has_header=False,
+                                         source="the demo data")
         x, names = x[:, index], [names[i] for i in index]
       source = "demo data"
     else:

@@ -97,21 +97,39 @@ def _csv_layout(path, header, delimiter):
   return names, header
 
 
-def _column_indices(columns, names):
+def column_indices(columns, names, has_header, source):
+  """0-based indices of the selected columns (all when `columns` is None).
+
+  Args:
+    columns: None, or names (matched against a header) or 0-based indices,
+      as ints or strings.
+    names: the file's column names.
+    has_header: whether `names` come from a header row.
+    source: the file, as error messages name it.
+
+  Raises:
+    ValueError: an unknown name, an index out of range, a repeat.
+  """
   if columns is None:
     return list(range(len(names)))
   index = []
-  for column in columns:
-    if isinstance(column, (int, np.integer)) or str(column).isdigit():
-      i = int(column)
-    elif column in names:
-      i = names.index(column)
+  for token in columns:
+    token = str(token).strip()
+    if has_header and token in names:
+      i = names.index(token)
+    elif token.lstrip("-").isdigit():
+      i = int(token)
+      if not 0 <= i < len(names):
+        raise ValueError(f"column index {i} is out of range: {source} has "
+                         f"{len(names)} columns (0 to {len(names) - 1})")
+    elif has_header:
+      raise ValueError(f"unknown column {token!r}; {source} has columns "
+                       + ", ".join(repr(name) for name in names))
     else:
-      raise ValueError(f"Expected `columns` among {names} or indices. "
-                       f"Received: {column!r}.")
-    if not 0 <= i < len(names):
-      raise ValueError(f"Expected column indices in [0, {len(names)}). "
-                       f"Received: {column!r}.")
+      raise ValueError(f"unknown column {token!r}: {source} has no header "
+                       "row, so select columns by 0-based index")
+    if i in index:
+      raise ValueError(f"column {token!r} is selected twice")
     index.append(i)
   return index
 
@@ -163,7 +181,7 @@ def file_dataset(x, batch_size=1 << 16, *, columns=None, header=None,
   kind = _kind(files[0])
   if kind == "csv":
     names, has_header = _csv_layout(files[0], header, delimiter)
-    index = _column_indices(columns, names)
+    index = column_indices(columns, names, has_header, repr(files[0]))
     defaults = [tf.constant(np.nan, tf.float64)] * len(index)
 
     def read(path):
@@ -195,7 +213,7 @@ def file_dataset(x, batch_size=1 << 16, *, columns=None, header=None,
   else:
     width = _npy_width(files[0])
     names = [f"x{i}" for i in range(width)]
-    index = _column_indices(columns, names)
+    index = column_indices(columns, names, False, repr(files[0]))
     names = [names[i] for i in index]
 
     def batches(path):
