@@ -263,12 +263,7 @@ def _cavi_streamed(model, stream, max_epochs, tol):
       converged = True
       break
     previous = bound
-  for key, values in inference.history_dict(np.array(history),
-                                            log_det / rows).items():
-    model.training_history[key].extend(values)
-  model.n_epochs += len(history)
-  model.converged = converged
-  model.sort_components()
+  _record_cavi(model, np.array(history), log_det / rows, converged)
 
 
 def _batch_size(x, batch_size):
@@ -369,13 +364,17 @@ def _fit_cavi(model, x, max_epochs, tol, sample_weight=None):
       model.estep_chunk_rows, model.weight_prior, sample_weight,
       model.family)
   model.assign_posterior(q)
-  history = history.numpy()
-  log_det = predict_lib.mean_row_log_det(z, model.feature_scale,
-                                         sample_weight)
+  _record_cavi(model, history.numpy(), predict_lib.mean_row_log_det(
+      z, model.feature_scale, sample_weight), bool(converged))
+
+
+def _record_cavi(model, history, log_det, converged):
+  """A finished CAVI run on the model: its [T, 2] history (as the metrics
+  `model.fit` logs), epochs and convergence; components in canonical order."""
   for key, values in inference.history_dict(history, log_det).items():
     model.training_history[key].extend(values)
   model.n_epochs += history.shape[0]
-  model.converged = bool(converged)
+  model.converged = converged
   model.sort_components()
 
 
