@@ -162,15 +162,19 @@ def test_choosing_k_reduced_run(tmp_path, capsys):
   assert choosing_k.main(["--quick", "--plots", str(tmp_path)]) == 0
   out = capsys.readouterr().out
   rows = [re.split(r"\s{2,}", line.strip()) for line in out.splitlines()
-          if line.strip().startswith(("iris", "wine"))]
-  assert [row[0].split()[0] for row in rows] == ["iris", "wine"], out
+          if line.strip().startswith(choosing_k.DATASETS)]
+  assert [row[0].split()[0] for row in rows] == list(choosing_k.DATASETS), out
   for row in rows:
     picks = [int(k) for k in row[1:]]
     assert len(picks) == 5 and all(1 <= k <= 5 for k in picks), row
   # Measured (seed 0): iris 2-3 by every criterion, the two overlapping
   # species merged or not; never 1 or 5.
   assert all(2 <= int(k) <= 3 for k in rows[0][1:]), out
-  for name in ("iris", "wine"):
+  # Old Faithful's short and long eruptions: the default criterion finds
+  # the two groups, and no way of choosing sees one or more than three.
+  assert int(rows[2][1]) == 2, out
+  assert all(2 <= int(k) <= 3 for k in rows[2][1:]), out
+  for name in choosing_k.DATASETS:
     assert (tmp_path / f"selection_{name}.png").read_bytes()[:8] == (
         PNG_SIGNATURE)
 
