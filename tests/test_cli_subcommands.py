@@ -174,3 +174,31 @@ def test_fit_streams_several_files_and_patterns(files, capsys):
   assert tfgmm_command.main([str(tmp / "shard-0.csv"), str(tmp / "shard-1.csv"),
                              "-k", "2", "--resume", str(tmp / "r")]) == 2
   assert "backup_dir" in capsys.readouterr().err
+
+
+def test_fit_streams_one_large_file(files, capsys, monkeypatch):
+  """One file larger than `cli.STREAM_BYTES` streams (the threshold set to
+  0 here), with a row counter per pass on stderr; the same fit as loading
+  it whole."""
+  from tfgmm import cli  # pylint: disable=import-outside-toplevel
+  tmp, _, x = files
+  monkeypatch.setattr(cli, "STREAM_BYTES", 0)
+  capsys.readouterr()
+  assert tfgmm_command.main([str(tmp / "complete.csv"), "-k", "2", "--seed",
+                             "0", "--export", str(tmp / "one-large")]) == 0
+  captured = capsys.readouterr()
+  assert "(streamed)" in captured.out and "299 rows" in captured.out
+  assert "reading the files: 299 rows in" in captured.err, captured.err
+  assert "CAVI pass 1: 299 rows in" in captured.err, captured.err
+  monkeypatch.setattr(cli, "STREAM_BYTES", 64 << 20)
+  assert not cli.is_streamed(str(tmp / "complete.csv"))
+  assert not cli.is_streamed(str(tmp / "no-such-file.csv"))
+  monkeypatch.setattr(cli, "STREAM_BYTES", 0)
+  assert not cli.is_streamed(str(tmp / "complete.csv"), "whitespace")
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  loaded = tf.saved_model.load(str(tmp / "one-large"))
+  reference = tfgmm.fit(np.delete(x, 5, axis=0), 2, seed=0)
+  np.testing.assert_allclose(
+      loaded.signatures["serving_default"](
+          x=tf.constant(x[:4], tf.float32))["log_prob"].numpy(),
+      reference.log_prob(x[:4]).numpy(), rtol=1e-4)

@@ -1,5 +1,7 @@
 """Data files as input: CSV shards, TFRecord and .npy, streamed."""
 
+import io
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -60,6 +62,39 @@ def test_streamed_cavi_is_the_in_memory_cavi(shards):
     np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-8, atol=1e-10)
   np.testing.assert_allclose(models[0].training_history["loss"],
                              models[1].training_history["loss"], rtol=1e-9)
+
+
+def test_verbose_passes_count_their_rows_and_print_the_bound(shards,
+                                                               capsys):
+  """verbose=1: the summary pass and each CAVI pass count the rows on
+  stderr, and each CAVI pass ends with the bound the history records."""
+  tmp, x = shards
+  model = tfgmm.fit(str(tmp / "part-*.npy"), 3, seed=0, verbose=1)
+  err = capsys.readouterr().err
+  assert f"reading the files: {x.shape[0]:,} rows in" in err, err
+  passes = [line.rsplit("\r", 1)[-1] for line in err.splitlines()
+            if "CAVI pass" in line]
+  assert len(passes) == model.n_epochs, err
+  for i, line in enumerate(passes):
+    assert line.startswith(f"CAVI pass {i + 1}: {x.shape[0]:,} rows in"), line
+  bound = float(passes[-1].split("bound ")[1].split()[0])
+  assert bound == pytest.approx(-model.training_history["loss"][-1],
+                                abs=2e-6)
+
+
+def test_row_counter_updates_one_line_and_ends_it():
+  out = io.StringIO()
+  counter = files_lib.RowCounter("pass", stream=out, every=0.0)
+  counter(1000)
+  counter(2500)
+  counter.close(", done")
+  text = out.getvalue()
+  assert text.startswith("\rpass: 1,000 rows\rpass: 3,500 rows\r"), text
+  assert text.endswith(", done\n") and text.count("\n") == 1, text
+  quiet = io.StringIO()
+  counter = files_lib.RowCounter("pass", stream=quiet, every=3600.0)
+  counter(10)
+  assert quiet.getvalue() == ""
 
 
 @pytest.mark.parametrize("pattern, options", [

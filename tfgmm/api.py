@@ -205,9 +205,13 @@ def _fit_files(x, n_components, *, method, n_init, batch_size, max_epochs,
   model = model_lib.BayesianGMM(n_components, len(names), method=method,
                                 seed=seed, **model_kwargs)
   try:
-    model.initialize(stream, n_init=n_init, num_examples=num_examples)
+    counter = files_lib.RowCounter("reading the files") if verbose else None
+    model.initialize(stream, n_init=n_init, num_examples=num_examples,
+                     progress=counter)
+    if counter is not None:
+      counter.close()
     if exact:
-      _cavi_streamed(model, stream, max_epochs, tol)
+      _cavi_streamed(model, stream, max_epochs, tol, verbose)
     else:
       shuffled, _ = files_lib.file_dataset(x, size, shuffle=True,
                                            seed=model.seed, **file_options)
@@ -226,19 +230,22 @@ def _fit_files(x, n_components, *, method, n_init, batch_size, max_epochs,
   return model
 
 
-def _cavi_streamed(model, stream, max_epochs, tol):
+def _cavi_streamed(model, stream, max_epochs, tol, verbose=0):
   """Full-data CAVI over a dataset of [B, D] batches in data units.
 
   `inference.cavi` with the E-step's statistics and log-likelihood summed
   over the batches (float64) before each global step: the same iterations
   as on the rows in memory, with memory bounded by a batch. Records history
-  like `_fit_cavi`.
+  like `_fit_cavi`; with `verbose`, each pass counts its rows on stderr
+  (`tfgmm.files.RowCounter`) and ends with its bound.
   """
   family, prior, weight_prior = model.family, model.prior(), model.weight_prior
   loc, scale = model.feature_loc, model.feature_scale
   as64 = lambda p: family.cast_posterior(p, tf.float64)  # noqa: E731
   history, previous, converged = [], -np.inf, False
-  for _ in range(max_epochs):
+  for epoch in range(max_epochs):
+    counter = (files_lib.RowCounter(f"CAVI pass {epoch + 1}") if verbose
+               else None)
     q = model.posterior()
     log_weights = weight_priors.expected_log_weights(
         tf.cast(q.weight_concentration, tf.float64),
@@ -254,8 +261,12 @@ def _cavi_streamed(model, stream, max_epochs, tol):
       rows += int(z.shape[0])
       log_det += float(tf.reduce_sum(tf.cast(
           predict_lib.row_log_det(z, scale), tf.float64)))
+      if counter is not None:
+        counter(z.shape[0])
     kl = float(family.kl_divergence(as64(q), as64(prior), weight_prior)) / rows
     bound = total / rows - kl
+    if counter is not None:
+      counter.close(f", bound {bound + log_det / rows:.6f} nats per row")
     history.append((total / rows, kl))
     model.assign_posterior(family.natural_update(q, stats, prior, 1.0, 1.0,
                                                  weight_prior))

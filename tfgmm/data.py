@@ -132,7 +132,7 @@ class DatasetSummary:
 
 
 def summarize(data, n_features, sample_size, seed=None, name="x",
-              sample_weight=None, allow_nan=False):
+              sample_weight=None, allow_nan=False, progress=None):
   """One streaming float64 pass: row count, mean and variance, and a sample.
 
   Moments merge batch by batch (Chan, Golub and LeVeque 1983, with weights),
@@ -151,6 +151,8 @@ def summarize(data, n_features, sample_size, seed=None, name="x",
     sample_weight: weights of an array's rows, [N], or None.
     allow_nan: NaN entries are missing values: the moments of each feature
       are over its observed entries.
+    progress: None, or a callable given each dataset batch's row count
+      (e.g. a `tfgmm.files.RowCounter`).
 
   Returns:
     A `DatasetSummary`.
@@ -197,6 +199,8 @@ def summarize(data, n_features, sample_size, seed=None, name="x",
       weights = np.ones(array.shape[0])
     moments.add(array, weights)
     rows = array.shape[0]
+    if progress is not None:
+      progress(rows)
     w = np.ones(rows) if weights is None else weights
     take = min(sample_size - filled, rows)
     sample[filled:filled + take] = array[:take]

@@ -20,16 +20,57 @@ can only move within a window of about `shuffle_buffer` rows of the
 interleaved stream. Resuming a minibatch fit of files (`tfgmm.fit` with
 `backup_dir`) is not supported; the exact full-data CAVI of files needs no
 order at all (each epoch sums statistics over every row).
+
+`RowCounter` shows a counting pass's progress on one line of stderr (the
+summary pass and each exact CAVI pass of `tfgmm.fit(..., verbose=1)`).
 """
 
 import glob
 import os
+import sys
+import time
 
 import numpy as np
 import tensorflow as tf
 
 _NPY = (".npy",)
 _TFRECORD = (".tfrecord", ".tfrecords")
+
+
+class RowCounter:
+  """A one-line count of the rows a pass has streamed, on stderr.
+
+  Call it with each batch's row count; it rewrites its line at most every
+  `every` seconds, and `close` ends the line with the total and the time.
+
+  Args:
+    label: what the pass is, e.g. "reading data" or "CAVI pass 3".
+    stream: a text stream; None picks `sys.stderr` at each write.
+    every: seconds between updates of the line.
+  """
+
+  def __init__(self, label, stream=None, every=1.0):
+    self.label, self.rows = label, 0
+    self._stream, self._every = stream, every
+    self._started = self._shown = time.perf_counter()
+
+  def _write(self, text):
+    stream = sys.stderr if self._stream is None else self._stream
+    stream.write(text)
+    stream.flush()
+
+  def __call__(self, rows):
+    self.rows += int(rows)
+    now = time.perf_counter()
+    if now - self._shown >= self._every:
+      self._shown = now
+      self._write(f"\r{self.label}: {self.rows:,} rows")
+
+  def close(self, suffix=""):
+    """Ends the line: the total rows, the pass's seconds and `suffix`."""
+    seconds = time.perf_counter() - self._started
+    self._write(f"\r{self.label}: {self.rows:,} rows in {seconds:.1f} s"
+                f"{suffix}\n")
 
 
 def is_file_input(x):

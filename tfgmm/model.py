@@ -356,7 +356,7 @@ class BayesianGMM(trainer_lib.Trainer, keras.Model):
                  sample_size=initialization.SAMPLE_SIZE, max_iter=100,
                  tol=1e-5, births=None, merges=None, split_merges=None,
                  deletes=None,
-                 seed=None, sample_weight=None, labels=None):
+                 seed=None, sample_weight=None, labels=None, progress=None):
     """Sets q from data: standardisation, then a search on a sample.
 
     One float64 streaming pass learns the per-feature location and scale
@@ -397,6 +397,8 @@ class BayesianGMM(trainer_lib.Trainer, keras.Model):
       labels: None, or hard labels of every row of the array `x`, ints in
         [0, K), [N]: q is then the CAVI posterior of those labels over all
         the rows, and no search runs.
+      progress: None, or a callable given the row count of each batch of a
+        dataset's summary pass (e.g. a `tfgmm.files.RowCounter`).
 
     Returns:
       The best bound per point the search found on the sample (float), in
@@ -421,7 +423,8 @@ class BayesianGMM(trainer_lib.Trainer, keras.Model):
     try:
       summary = data_lib.summarize(x, self.n_features, sample_size, seed,
                                    sample_weight=sample_weight,
-                                   allow_nan=self._train_allow_nan)
+                                   allow_nan=self._train_allow_nan,
+                                   progress=progress)
     except ValueError as error:
       raise self._training_data_error(error) from None
     total = summary.num_examples
