@@ -14,6 +14,7 @@ from sklearn.metrics import adjusted_rand_score
 import tfgmm
 from tfgmm.families import diag
 from tfgmm import initialization
+from tests.helpers import load_benchmark
 
 HIT_NATS = 1e-3
 
@@ -175,7 +176,63 @@ def test_delete_proposals_hand_rows_to_the_other_components():
                                rtol=1e-12)
 
 
+def test_delete_proposals_include_small_components():
+  """A component with 2% of the rows (6% of an even split) is a delete
+  candidate: it is not empty."""
+  rng = np.random.default_rng(0)
+  r = np.zeros((1000, 3))
+  r[:980, 0] = 1.0
+  r[980:, 1] = 1.0
+  r[:, 2] = 1e-9
+  log_rho = np.log(r + 1e-12) + rng.normal(0.0, 1e-3, r.shape)
+  proposals = initialization.delete_proposals(log_rho, 5)
+  deleted = {int(np.flatnonzero((p == 0).all(0))[0]) for p in proposals}
+  assert 1 in deleted and 2 not in deleted
+
+
 # ------------------------------------------------------------- seed sweeps
+
+def test_moves_after_the_full_fit_find_a_cluster_the_sample_hid():
+  """The benchmark sweep's diag-D10-K30-N2e4-sep-g20 mixture 0 (20:1
+  weights): on fit seed 4's search sample (10,000 of 20,000 rows) one
+  148-row cluster does not pay for a component and stays split among
+  others; on all rows it does (0.0039 nats per point higher). Before
+  `initialization.polish` ran the moves again after the full-data CAVI,
+  with the sample counted N / n times, seed 4 stopped there."""
+  benchmark = load_benchmark()
+  data = benchmark.make_sweep_data(
+      benchmark.sweep_shapes()["diag-D10-K30-N2e4-sep-g20"], 0)
+  assert_every_seed_hits(data.x_train, data.y_train, 30, seeds=(0, 4))
+
+
+def test_polish_returns_none_at_the_full_datas_optimum():
+  """Well-separated blobs: the full fit is the optimum, so no move raises
+  the sample's estimate of its bound and `polish` proposes nothing; a fit
+  whose rows all fit in the search sample keeps no `Search` to polish."""
+  x, _ = random_blobs(7, 3, 4, 12_000, mean_range=8.0)
+  model = tfgmm.fit(x, 4, seed=0)
+  search = model.initialization_search
+  assert search.sample.shape == (initialization.SAMPLE_SIZE, 3)
+  assert search.total == 12_000
+  assert initialization.polish(model.family, model.prior(),
+                               model.weight_prior, 4, search,
+                               model.posterior()) is None
+  small = tfgmm.fit(x[:500], 4, seed=0)
+  assert small.initialization_search.sample.shape[0] == 500
+  assert tfgmm.fit(x[:500], 4, init_labels=np.arange(500) % 4,
+                   seed=0).initialization_search is None
+
+
+def test_a_small_component_the_data_do_not_support_is_deleted():
+  """The benchmark sweep's diag-D2-K3-N1e3-ovl-g20 mixture 2 (Bayes error
+  0.195, weights 0.79, 0.18, 0.04): the highest bound is one component.
+  Fit seed 5, and `n_init=30`, stopped at a two-component fit whose second
+  component holds 2% of the rows, 0.0047 nats per point lower: the delete
+  moves ignored components under 10% of an even split (now 1%)."""
+  benchmark = load_benchmark()
+  data = benchmark.make_sweep_data(
+      benchmark.sweep_shapes()["diag-D2-K3-N1e3-ovl-g20"], 2)
+  assert_every_seed_hits(data.x_train, data.y_train, 3, seeds=(0, 5))
 
 
 @pytest.mark.parametrize("data_seed", [5000, 5001, 5002])

@@ -16,6 +16,7 @@ from tfgmm._engine import weight_priors
 from tfgmm import callbacks as callbacks_lib
 from tfgmm import data as data_lib
 from tfgmm import files as files_lib
+from tfgmm import initialization
 from tfgmm import map as map_lib
 from tfgmm import model as model_lib
 
@@ -366,17 +367,39 @@ def _jsonable(value):
 
 
 def _fit_cavi(model, x, max_epochs, tol, sample_weight=None):
-  """Full-data CAVI in one compiled loop; records history like `model.fit`."""
+  """Full-data CAVI in one compiled loop; records history like `model.fit`.
+
+  Where the initialisation searched a sample of fewer rows than x has, the
+  converged fit gets one more round of the search's moves on that sample
+  (`initialization.polish`); CAVI on all rows from the moved posterior is
+  kept only if it ends with a higher bound (by more than `tol`).
+  """
   z = data_lib.standardized_tensor(x, model.feature_loc.numpy(),
                                    model.feature_scale.numpy(),
                                    model.compute_dtype)
-  q, history, converged = loops.run_cavi(
-      z, model.posterior(), model.prior(), max_epochs, tol,
-      model.estep_chunk_rows, model.weight_prior, sample_weight,
-      model.family)
+  def run(q, epochs):
+    """CAVI from q: (q, [T, 2] numpy history, converged)."""
+    q, history, converged = loops.run_cavi(
+        z, q, model.prior(), epochs, tol, model.estep_chunk_rows,
+        model.weight_prior, sample_weight, model.family)
+    return q, history.numpy(), bool(converged)
+
+  q, history, converged = run(model.posterior(), max_epochs)
+  search = model.initialization_search
+  if (search is not None and search.sample.shape[0] < z.shape[0]
+      and history.shape[0] < max_epochs):
+    moved = initialization.polish(model.family, model.prior(),
+                                  model.weight_prior, model.n_components,
+                                  search, q)
+    if moved is not None:
+      moved_q, more, moved_converged = run(moved,
+                                           max_epochs - history.shape[0])
+      if (more[-1, 0] - more[-1, 1]) > (history[-1, 0] - history[-1, 1]) + tol:
+        q, converged = moved_q, moved_converged
+        history = np.concatenate([history, more], 0)
   model.assign_posterior(q)
-  _record_cavi(model, history.numpy(), predict_lib.mean_row_log_det(
-      z, model.feature_scale, sample_weight), bool(converged))
+  _record_cavi(model, history, predict_lib.mean_row_log_det(
+      z, model.feature_scale, sample_weight), converged)
 
 
 def _record_cavi(model, history, log_det, converged):

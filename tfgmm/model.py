@@ -159,6 +159,9 @@ class BayesianGMM(trainer_lib.Trainer, keras.Model):
                                    "kl": []}
     # Wall seconds of the last `initialize` (None before it runs).
     self.initialization_seconds = None
+    # The sample and settings of the last search (`initialization.Search`),
+    # for `tfgmm.fit`'s moves after the full-data CAVI; None without one.
+    self.initialization_search = None
 
     k, d = self.n_components, self.n_features
     self._prior = family.make_prior(
@@ -447,10 +450,14 @@ class BayesianGMM(trainer_lib.Trainer, keras.Model):
     sample = (summary.sample - loc) / scale                       # [n, D]
     bound = None
     trace = np.zeros((0, 2))
+    self.initialization_search = None
     if labels is not None:
       q = self._posterior_of_labels(x, labels, sample_weight,
                                     total / summary.num_examples)
     else:
+      self.initialization_search = initialization.Search(
+          sample, summary.sample_weight, total,
+          n_init, max_iter, tol, moves)
       q, bound, trace = initialization.initial_posterior(
           self._family, self._prior, self.weight_prior, self.n_components,
           sample, summary.sample_weight, total,
