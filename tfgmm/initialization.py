@@ -897,8 +897,9 @@ def polish(family, prior, weight_prior, n_components, search_, q):
   posterior of all the rows, this takes the sample's responsibilities,
   counts the sample N / n times (an estimate of the bound of all N rows,
   as the full-covariance search does), climbs that bound to convergence
-  (`refine`) and runs `improve`'s rounds of births and merges. The caller runs CAVI on
-  all rows from the result and keeps it only if the full bound rises.
+  (`best_of` of that one start) and runs `improve`'s rounds of births and
+  merges. The caller runs CAVI on all rows from the result and keeps it
+  only if the full bound rises.
 
   Args:
     family, prior, weight_prior, n_components: the model's.
@@ -917,12 +918,9 @@ def polish(family, prior, weight_prior, n_components, search_, q):
   scale = search_.total / rows
   problem = make_problem(family, prior, weight_prior, n_components,
                          search_.sample, search_.sample_weight, scale=scale)
-  z, w = problem.sample, problem.sample_weight
-  resp = tf.cast(responsibilities(problem, q)[0], z.dtype)         # [n, K]
-  start = family.posterior_from_statistics(
-      family.sufficient_statistics(z, resp, w), prior, problem.scale,
-      weight_prior)
-  start, bound, trace = refine(problem, start, search_.max_iter, search_.tol)
+  resp = responsibilities(problem, q)[0]                           # [n, K]
+  start, bound, trace = best_of(problem, resp[None], search_.max_iter,
+                                search_.tol)
   # Births and merges only: they are what the sample's size changes (a
   # component for a cluster, or one too many); split-and-merge and delete
   # rounds propose on every fit and would cost each large fit about as much
