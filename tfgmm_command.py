@@ -33,8 +33,8 @@ _DESCRIPTION = """\
 Fit a Bayesian Gaussian mixture (tfgmm) to a CSV or .npy file and print the
 posterior.
 
-Input: a .npy file holding a numeric [N, D] (or [N]) array, or a delimited
-text file (CSV) of numbers. A CSV's first row is taken as a header when it
+Input: a .npy file holding a numeric [N, D] (or [N]) array, a Parquet file
+(with the tfgmm[parquet] extra), or a delimited text file (CSV) of numbers. A CSV's first row is taken as a header when it
 does not parse as numbers (force either way with --header / --no-header);
 blank lines and lines starting with "#" are skipped. --columns picks columns
 by header name or 0-based index.
@@ -145,8 +145,9 @@ def build_parser(prog=PROG):
   parser.add_argument("data", nargs="*",
                       help="a .npy array [N, D] or a CSV file of numbers "
                            "(omit with --demo); several files, a glob "
-                           "pattern or TFRecord files are streamed, never "
-                           "loaded whole (tfgmm.fit of files)")
+                           "pattern, TFRecord or Parquet files, or one file "
+                           "over 64 MiB are streamed, never loaded whole "
+                           "(tfgmm.fit of files)")
   parser.add_argument("--demo", action="store_true",
                       help="fit the seed blog's 3000-point, 3-blob 2-D data")
   parser.add_argument("-k", "--components", type=_positive_int, default=3,

@@ -202,3 +202,26 @@ def test_fit_streams_one_large_file(files, capsys, monkeypatch):
       loaded.signatures["serving_default"](
           x=tf.constant(x[:4], tf.float32))["log_prob"].numpy(),
       reference.log_prob(x[:4]).numpy(), rtol=1e-4)
+
+
+def test_fit_streams_and_select_loads_parquet(files, capsys):
+  """A Parquet file: `tfgmm fit` streams it (the loaded CSV's fit), its
+  nulls need --missing marginalize; `tfgmm select` loads it."""
+  import pyarrow as pa  # pylint: disable=import-outside-toplevel
+  import pyarrow.parquet as pq  # pylint: disable=import-outside-toplevel
+  tmp, _, x = files
+  path = tmp / "d.parquet"
+  pq.write_table(pa.table({"a": x[:, 0], "b": x[:, 1]}), path)
+  capsys.readouterr()
+  assert tfgmm_command.main([str(path), "-k", "2", "--seed", "0"]) == 2
+  assert "--missing marginalize" in capsys.readouterr().err
+  assert tfgmm_command.main([str(path), "-k", "2", "--seed", "0",
+                             "--missing", "marginalize"]) == 0
+  assert "(streamed)" in capsys.readouterr().out
+  assert tfgmm_command.main(["select", str(path), "-k", "1:3", "--seed", "0",
+                             "--missing", "marginalize"]) == 0
+  out = capsys.readouterr().out
+  assert "(300 points x 2 features)" in out and "Chosen: K = 2" in out, out
+  assert tfgmm_command.main(["select", str(path), "-k", "1:3"]) == 2
+  assert "missing value in column 'b' of data row 5" in (
+      capsys.readouterr().err)

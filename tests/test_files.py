@@ -1,8 +1,11 @@
 """Data files as input: CSV shards, TFRecord and .npy, streamed."""
 
 import io
+import sys
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import tensorflow as tf
 
@@ -21,7 +24,7 @@ def _clusters(n=3000, seed=0):
 
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory):
-  """The same sorted rows as 3 CSV (with a header and an extra text
+  """The same sorted rows as 3 CSV and 3 Parquet (each with an extra text
   column), 3 .npy and 2 TFRecord shards."""
   tmp = tmp_path_factory.mktemp("shards")
   x = _clusters()
@@ -30,6 +33,10 @@ def shards(tmp_path_factory):
                             for j, row in enumerate(part)]
     (tmp / f"part-{i}.csv").write_text("\n".join(lines) + "\n")
     np.save(tmp / f"part-{i}.npy", part)
+    pq.write_table(pa.table({"id": [f"r{j}" for j in range(len(part))],
+                             "a": part[:, 0], "b": part[:, 1],
+                             "c": part[:, 2]}),
+                   tmp / f"part-{i}.parquet", row_group_size=400)
   for i, part in enumerate(np.array_split(x, 2)):
     with tf.io.TFRecordWriter(str(tmp / f"part-{i}.tfrecord")) as writer:
       for row in part:
@@ -101,6 +108,7 @@ def test_row_counter_updates_one_line_and_ends_it():
     ("part-*.csv", CSV["file_options"]),
     ("part-*.npy", None),
     ("part-*.tfrecord", None),
+    ("part-*.parquet", CSV["file_options"]),
 ])
 def test_every_format_reaches_the_in_memory_fit(shards, pattern, options):
   tmp, x = shards
@@ -152,8 +160,36 @@ def test_the_initialisation_sample_is_uniform_over_sorted_shards(shards):
      "sample_weight"),
     ("part-*.tfrecord", dict(file_options=dict(feature="y")), ValueError,
      "feature 'y'"),
+    ("part-*.parquet", dict(file_options=dict(columns=["a", "z"])),
+     ValueError, r"unknown column 'z'; .*part-0.parquet' has columns 'id'"),
+    (["part-0.parquet", "part-0.npy"], {}, ValueError, "one format"),
 ])
 def test_bad_file_inputs(shards, monkeypatch, x, kwargs, error, match):
   monkeypatch.chdir(shards[0])
   with pytest.raises(error, match=match):
     tfgmm.fit(x, 3, seed=0, **kwargs)
+
+
+def test_parquet_nulls_are_missing_values_and_batches_cross_row_groups(
+    tmp_path):
+  """Nulls read as NaN (for `missing="marginalize"`), integer columns as
+  floats; batches are cut by `batch_size`, not by the row groups."""
+  path = tmp_path / "d.parquet"
+  pq.write_table(pa.table({"u": pa.array([1.5, None, 3.0, 4.0, 5.0]),
+                           "v": pa.array([1, 2, None, 4, 5], pa.int64())}),
+                 path, row_group_size=2)
+  dataset, names = files_lib.file_dataset(str(path), 3)
+  assert names == ["u", "v"]
+  batches = [b.numpy() for b in dataset]
+  assert [b.shape for b in batches] == [(3, 2), (2, 2)]
+  np.testing.assert_array_equal(
+      np.concatenate(batches),
+      [[1.5, 1], [np.nan, 2], [3, np.nan], [4, 4], [5, 5]])
+  dataset, names = files_lib.file_dataset(str(path), 8, columns=[1])
+  assert names == ["v"]
+
+
+def test_parquet_without_pyarrow_names_the_extra(shards, monkeypatch):
+  monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
+  with pytest.raises(ImportError, match=r"tfgmm\[parquet\]"):
+    files_lib.file_dataset(str(shards[0] / "part-*.parquet"))

@@ -64,7 +64,7 @@ def fit(x, n_components, *, method="natural", n_init=None, batch_size=None,
 
   Args:
     x: array [N, D], `tf.data.Dataset` of [B, D] batches, or data files: a
-      path, glob pattern or list of them (CSV, TFRecord or .npy shards,
+      path, glob pattern or list of them (CSV, TFRecord, .npy or Parquet shards,
       streamed; see `tfgmm.files`).
     n_components: K.
     method: "natural", "gradient" or "sampled".

@@ -80,12 +80,30 @@ def load_data(path, columns=None, header=None, delimiter=None,
     OSError: the file cannot be opened.
   """
   path = os.fspath(path)
+  if files_lib.is_parquet(path):
+    if header is not None or delimiter is not None:
+      raise UsageError("--header, --no-header and --delimiter apply to CSV "
+                       "files, not Parquet")
+    return _load_parquet(path, columns, allow_missing)
   if path.lower().endswith(_NPY_SUFFIXES):
     if header is not None or delimiter is not None:
       raise UsageError("--header, --no-header and --delimiter apply to CSV "
                        "files, not .npy")
     return _load_npy(path, columns, allow_missing)
   return _load_csv(path, columns, header, delimiter, allow_missing)
+
+
+def _load_parquet(path, columns, allow_missing=False):
+  """`load_data` of a Parquet file, through `tfgmm.files` (nulls are NaN)."""
+  dataset, names = files_lib.file_dataset(path, columns=columns)
+  x = np.concatenate([batch.numpy() for batch in dataset], 0)
+  if x.shape[0] == 0:
+    raise UsageError(f"{path!r} holds no data rows")
+  if not allow_missing and np.isnan(x).any():
+    row, column = (int(i) for i in np.argwhere(np.isnan(x))[0])
+    raise UsageError(f"missing value in column {names[column]!r} of data "
+                     f"row {row} of {path!r}" + _MISSING_HINT)
+  return x, names
 
 
 def _load_npy(path, columns, allow_missing=False):
@@ -574,12 +592,14 @@ def _guarded(prog, args, work):
   except (ValueError, TypeError) as e:
     if args.debug:
       raise
-    return _error(prog, _first_line(e))
+    # The library's advice names its argument; the command's, its flag.
+    return _error(prog, _first_line(e).replace(
+        "use missing='marginalize'", "rerun with --missing marginalize"))
 
 
 def _score_batches(args, width):
   """The rows of `args.data` in batches of float64 [B, D]: streamed through
-  `tfgmm.files` (a file or glob of CSV, TFRecord or .npy), or loaded by
+  `tfgmm.files` (a file or glob of CSV, TFRecord, .npy or Parquet), or loaded by
   `load_data` for a whitespace-separated CSV."""
   allow_missing = args.missing == "marginalize"
   if args.delimiter == "whitespace":
@@ -704,12 +724,12 @@ STREAM_BYTES = 64 << 20
 
 def is_streamed(data, delimiter=None):
   """Whether `tfgmm fit` streams `data` through `tfgmm.fit`: several
-  files, a glob pattern, TFRecord, or one file larger than `STREAM_BYTES`
+  files, a glob pattern, TFRecord, Parquet, or one file larger than `STREAM_BYTES`
   (unless whitespace-separated: that format is only read whole)."""
   if isinstance(data, list):
     return True
   if glob.has_magic(data) or data.lower().endswith(
-      (".tfrecord", ".tfrecords")):
+      (".tfrecord", ".tfrecords")) or files_lib.is_parquet(data):
     return True
   try:
     large = os.path.getsize(data) > STREAM_BYTES

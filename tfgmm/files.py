@@ -11,6 +11,9 @@ dataset of [B, D] float64 batches that never holds the data whole:
 - TFRecord (.tfrecord, .tfrecords): `tf.train.Example`s holding one float
   list feature (`feature`, default "x") of D values each.
 - .npy: each file memory-mapped and read a batch at a time.
+- Parquet (.parquet, .parq): read a row group batch at a time through
+  pyarrow (the optional extra `pip install "tfgmm[parquet]"`); `columns`
+  picks columns by name or index; nulls are NaN.
 
 With `shuffle`, files are interleaved (`cycle_length` files read at once,
 one batch of rows from each in turn) and rows pass through a shuffle
@@ -35,6 +38,7 @@ import tensorflow as tf
 
 _NPY = (".npy",)
 _TFRECORD = (".tfrecord", ".tfrecords")
+_PARQUET = (".parquet", ".parq")
 
 
 class RowCounter:
@@ -101,7 +105,8 @@ def resolve(patterns):
   kinds = {_kind(f) for f in files}
   if len(kinds) > 1:
     raise ValueError("Expected `x`'s files to share one format (CSV, "
-                     f"TFRecord or .npy). Received: {sorted(kinds)}.")
+                     f"TFRecord, .npy or Parquet). Received: "
+                     f"{sorted(kinds)}.")
   return files
 
 
@@ -111,7 +116,39 @@ def _kind(path):
     return "npy"
   if lower.endswith(_TFRECORD):
     return "tfrecord"
+  if lower.endswith(_PARQUET):
+    return "parquet"
   return "csv"
+
+
+def is_parquet(path):
+  """Whether a path names a Parquet file (by its suffix)."""
+  return _kind(os.fspath(path)) == "parquet"
+
+
+def _parquet():
+  """pyarrow.parquet, or an ImportError that names the extra."""
+  try:
+    import pyarrow.parquet  # pylint: disable=import-outside-toplevel
+  except ImportError:
+    raise ImportError(
+        "Reading Parquet files needs pyarrow: pip install "
+        "\"tfgmm[parquet]\" (or pip install pyarrow).") from None
+  return pyarrow.parquet
+
+
+def _from_generator(batches, width):
+  """A file's dataset of [B, width] float64 batches from `batches(path)`."""
+  def read(path):
+    return tf.data.Dataset.from_generator(
+        batches, args=(path,),
+        output_signature=tf.TensorSpec([None, width], tf.float64))
+  return read
+
+
+def _path(path):
+  """A file name as `tf.data.Dataset.from_generator` passes it: str."""
+  return path.decode() if isinstance(path, bytes) else path
 
 
 def is_number(text):
@@ -203,7 +240,8 @@ def file_dataset(x, batch_size=1 << 16, *, columns=None, header=None,
   Args:
     x: a path, a glob pattern ("data/part-*.csv") or a list of them.
     batch_size: rows per batch.
-    columns: CSV and .npy: names (CSV header) or 0-based indices to keep.
+    columns: CSV, .npy and Parquet: names (CSV header, Parquet schema) or
+      0-based indices to keep.
     header: CSV: None detects it, True/False forces it.
     delimiter: CSV field separator, one character.
     feature: TFRecord: the float-list feature holding each row.
@@ -239,8 +277,8 @@ def file_dataset(x, batch_size=1 << 16, *, columns=None, header=None,
     names = [names[i] for i in index]
   elif kind == "tfrecord":
     if columns is not None:
-      raise ValueError("`columns` applies to CSV and .npy files, not "
-                       "TFRecord. Received: columns={columns!r}.")
+      raise ValueError("`columns` applies to CSV, .npy and Parquet files, "
+                       f"not TFRecord. Received: columns={columns!r}.")
     width = _tfrecord_width(files[0], feature)
     spec = {feature: tf.io.FixedLenFeature([width], tf.float32)}
 
@@ -251,6 +289,20 @@ def file_dataset(x, batch_size=1 << 16, *, columns=None, header=None,
       parsed = tf.io.parse_example(records, spec)[feature]
       return tf.cast(parsed, tf.float64)                          # [B, D]
     names = [f"x{i}" for i in range(width)]
+  elif kind == "parquet":
+    parquet = _parquet()
+    names = list(parquet.read_schema(files[0]).names)
+    index = column_indices(columns, names, True, repr(files[0]))
+    names = [names[i] for i in index]
+
+    def batches(path):
+      for batch in parquet.ParquetFile(_path(path)).iter_batches(
+          batch_size, columns=names):
+        yield np.stack([np.asarray(column.to_numpy(zero_copy_only=False),
+                                   np.float64)
+                        for column in batch.columns], 1)         # [B, D]
+
+    read, decode = _from_generator(batches, len(names)), None
   else:
     width = _npy_width(files[0])
     names = [f"x{i}" for i in range(width)]
@@ -258,25 +310,19 @@ def file_dataset(x, batch_size=1 << 16, *, columns=None, header=None,
     names = [names[i] for i in index]
 
     def batches(path):
-      array = np.load(path.decode() if isinstance(path, bytes) else path,
-                      mmap_mode="r", allow_pickle=False)
+      array = np.load(_path(path), mmap_mode="r", allow_pickle=False)
       array = array.reshape(len(array), -1)
       for start in range(0, len(array), batch_size):
         yield np.asarray(array[start:start + batch_size][:, index],
                          np.float64)
 
-    def read(path):
-      return tf.data.Dataset.from_generator(
-          batches, args=(path,),
-          output_signature=tf.TensorSpec([None, len(index)], tf.float64))
-
-    decode = None
+    read, decode = _from_generator(batches, len(index)), None
   paths = tf.data.Dataset.from_tensor_slices(files)
   if shuffle:
     paths = paths.shuffle(len(files), seed=seed,
                           reshuffle_each_iteration=True)
     rows = paths.interleave(read, cycle_length=cycle_length)
-    rows = (rows.unbatch() if decode is None                      # .npy
+    rows = (rows.unbatch() if decode is None              # .npy, Parquet
             else rows.batch(1024).map(
                 decode, num_parallel_calls=tf.data.AUTOTUNE).unbatch())
     dataset = rows.shuffle(shuffle_buffer, seed=seed,
