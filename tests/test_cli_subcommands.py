@@ -204,9 +204,9 @@ def test_fit_streams_one_large_file(files, capsys, monkeypatch):
       reference.log_prob(x[:4]).numpy(), rtol=1e-4)
 
 
-def test_fit_streams_and_select_loads_parquet(files, capsys):
-  """A Parquet file: `tfgmm fit` streams it (the loaded CSV's fit), its
-  nulls need --missing marginalize; `tfgmm select` loads it."""
+def test_fit_and_select_stream_parquet(files, capsys):
+  """A Parquet file: `tfgmm fit` and `tfgmm select` stream it; its NaN
+  needs --missing marginalize, and the error says so."""
   import pyarrow as pa  # pylint: disable=import-outside-toplevel
   import pyarrow.parquet as pq  # pylint: disable=import-outside-toplevel
   tmp, _, x = files
@@ -221,7 +221,9 @@ def test_fit_streams_and_select_loads_parquet(files, capsys):
   assert tfgmm_command.main(["select", str(path), "-k", "1:3", "--seed", "0",
                              "--missing", "marginalize"]) == 0
   out = capsys.readouterr().out
-  assert "(300 points x 2 features)" in out and "Chosen: K = 2" in out, out
+  assert "(streamed, 2 features)" in out and "Chosen: K = 2" in out, out
   assert tfgmm_command.main(["select", str(path), "-k", "1:3"]) == 2
-  assert "missing value in column 'b' of data row 5" in (
-      capsys.readouterr().err)
+  assert "rerun with --missing marginalize" in capsys.readouterr().err
+  assert tfgmm_command.main(["select", str(path), "-k", "1:3",
+                             "--criterion", "heldout"]) == 2
+  assert "criterion 'elbo' only" in capsys.readouterr().err

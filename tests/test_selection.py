@@ -43,6 +43,26 @@ def test_elbo_picks_the_true_k_for_every_covariance_type(covariance_type):
   assert selection.model.covariance_type == covariance_type
 
 
+def test_files_stream_to_the_arrays_table(tmp_path):
+  """Data files: each K is a streamed fit (the in-memory CAVI's steps), so
+  the table matches the array's: the same K, effective components and
+  scores (float64 file reads; the fits' float32 sums differ slightly)."""
+  x = _data(3)
+  for i, part in enumerate(np.array_split(x, 3)):
+    np.save(tmp_path / f"part-{i}.npy", part)
+  streamed = tfgmm.select_components(str(tmp_path / "part-*.npy"),
+                                     range(1, 5), seed=0)
+  loaded = tfgmm.select_components(x, range(1, 5), seed=0)
+  assert streamed.n_components == loaded.n_components == 3
+  assert (streamed.table["effective_components"]
+          == loaded.table["effective_components"])
+  np.testing.assert_allclose(streamed.table["score"], loaded.table["score"],
+                             rtol=1e-5)
+  with pytest.raises(ValueError, match="criterion 'elbo' only"):
+    tfgmm.select_components(str(tmp_path / "part-*.npy"), range(1, 3),
+                            criterion="bic")
+
+
 def test_heldout_and_bic_pick_the_true_k():
   x = _data(7)
   heldout = tfgmm.select_components(x, [1, 2, 3, 4, 5], criterion="heldout",

@@ -80,30 +80,12 @@ def load_data(path, columns=None, header=None, delimiter=None,
     OSError: the file cannot be opened.
   """
   path = os.fspath(path)
-  if files_lib.is_parquet(path):
-    if header is not None or delimiter is not None:
-      raise UsageError("--header, --no-header and --delimiter apply to CSV "
-                       "files, not Parquet")
-    return _load_parquet(path, columns, allow_missing)
   if path.lower().endswith(_NPY_SUFFIXES):
     if header is not None or delimiter is not None:
       raise UsageError("--header, --no-header and --delimiter apply to CSV "
                        "files, not .npy")
     return _load_npy(path, columns, allow_missing)
   return _load_csv(path, columns, header, delimiter, allow_missing)
-
-
-def _load_parquet(path, columns, allow_missing=False):
-  """`load_data` of a Parquet file, through `tfgmm.files` (nulls are NaN)."""
-  dataset, names = files_lib.file_dataset(path, columns=columns)
-  x = np.concatenate([batch.numpy() for batch in dataset], 0)
-  if x.shape[0] == 0:
-    raise UsageError(f"{path!r} holds no data rows")
-  if not allow_missing and np.isnan(x).any():
-    row, column = (int(i) for i in np.argwhere(np.isnan(x))[0])
-    raise UsageError(f"missing value in column {names[column]!r} of data "
-                     f"row {row} of {path!r}" + _MISSING_HINT)
-  return x, names
 
 
 def _load_npy(path, columns, allow_missing=False):
@@ -608,10 +590,8 @@ def _score_batches(args, width):
     batches = (x[i:i + args.batch_size]
                for i in range(0, x.shape[0], args.batch_size))
   else:
-    options = {"columns": args.columns, "header": args.header}
-    if args.delimiter is not None:
-      options["delimiter"] = args.delimiter
-    dataset, _ = files_lib.file_dataset(args.data, args.batch_size, **options)
+    dataset, _ = files_lib.file_dataset(args.data, args.batch_size,
+                                        **_file_options(args))
     batches = (batch.numpy() for batch in dataset)
   seen = 0
   for batch in batches:
@@ -687,14 +667,22 @@ def run_select(args, prog=tfgmm_command.PROG):
     if args.export is not None and args.criterion == "bic":
       raise UsageError("--export needs a Bayesian fit: the 'bic' "
                        "criterion's model is a MAP point estimate")
-    x, _ = load_data(args.data, args.columns, args.header, args.delimiter,
-                     allow_missing=args.missing == "marginalize")
-    print(f"Choosing K among {args.components} for {args.data} "
-          f"({x.shape[0]} points x {x.shape[1]} features) by "
+    options = dict(_model_options(args))
+    if is_streamed(args.data, args.delimiter):
+      # Streamed like `tfgmm fit` of files (see `selection`: "elbo" only).
+      options["file_options"] = _file_options(args)
+      x, names = args.data, files_lib.file_dataset(
+          args.data, **options["file_options"])[1]
+      about = f"streamed, {len(names)} features"
+    else:
+      x, _ = load_data(args.data, args.columns, args.header, args.delimiter,
+                       allow_missing=args.missing == "marginalize")
+      about = f"{x.shape[0]} points x {x.shape[1]} features"
+    print(f"Choosing K among {args.components} for {args.data} ({about}) by "
           f"{args.criterion!r}...", flush=True)
     result = selection.select_components(
         x, args.components, criterion=args.criterion, seed=args.seed,
-        **_model_options(args))
+        **options)
     table = result.table
     print(f"\n  {'K':>3}  {'score':>14}  {'K with data':>11}  "
           f"{'time (s)':>8}")
@@ -738,6 +726,17 @@ def is_streamed(data, delimiter=None):
   return large and delimiter != "whitespace"
 
 
+def _file_options(args):
+  """`tfgmm.files.file_dataset` options from the command's flags."""
+  options = {"columns": args.columns, "header": args.header}
+  if args.delimiter is not None:
+    if args.delimiter == "whitespace":
+      raise UsageError("--delimiter whitespace applies to one loaded file; "
+                       "streamed CSV needs a one-character separator")
+    options["delimiter"] = args.delimiter
+  return options
+
+
 def _fit_files_and_report(args, prog):
   """`tfgmm fit` of files streamed through `tfgmm.fit` (see `tfgmm.files`).
 
@@ -745,16 +744,11 @@ def _fit_files_and_report(args, prog):
   and the plots are the ones that need no data (training, posterior).
   """
   from tfgmm import plotting  # pylint: disable=import-outside-toplevel
-  options = {"columns": args.columns, "header": args.header}
-  if args.delimiter is not None:
-    if args.delimiter == "whitespace":
-      return _error(prog, "--delimiter whitespace applies to one loaded "
-                    "file; streamed CSV needs a one-character separator")
-    options["delimiter"] = args.delimiter
   try:
+    options = _file_options(args)
     _check_outputs(args)
     _, names = files_lib.file_dataset(args.data, **options)
-  except (OSError, ValueError) as e:
+  except (OSError, ValueError) as e:          # UsageError is a ValueError
     return _error(prog, _first_line(e))
   source = ", ".join(args.data) if isinstance(args.data, list) else args.data
   print(f"Fitting {args.components} components to {source} (streamed): "

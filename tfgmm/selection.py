@@ -21,6 +21,12 @@ relabelling components without data changes nothing. The Dirichlet-process
 prior orders its sticks, so it gets no such term. "bic" scores the MAP fit
 (`method="map"`, diagonal covariances) with P = (K - 1) + 2 K D free
 parameters, K counting the components MAP kept.
+
+Data files (a path, glob pattern or list, as `tfgmm.fit` takes them) are
+streamed, never loaded whole: each K is a streamed fit, and its bound one
+more streamed pass (`model.elbo` of the files' dataset). They take the
+"elbo" criterion only: "heldout" needs a split of the rows, "bic" a MAP
+fit of an array.
 """
 
 import dataclasses
@@ -33,6 +39,7 @@ import numpy as np
 
 from tfgmm import _validation
 from tfgmm import api
+from tfgmm import files as files_lib
 from tfgmm import map as map_lib
 from tfgmm._engine import weight_priors
 
@@ -71,11 +78,12 @@ def _occupied(model, n_rows):
 
 
 def _score(criterion, model, x, validation, weight_prior):
-  """The criterion's value for a model fitted on the training rows."""
+  """The criterion's value for a model fitted on the training rows (x: an
+  array, or for "elbo" a dataset of them)."""
   if criterion == "elbo":
     bound = float(model.elbo(x))
     if weight_prior == "dirichlet":
-      bound += math.lgamma(_occupied(model, x.shape[0]) + 1)
+      bound += math.lgamma(_occupied(model, None) + 1)
     return bound
   if criterion == "heldout":
     return float(np.mean(model.log_prob(validation).numpy()))
@@ -90,7 +98,8 @@ def select_components(x, candidates=range(1, 11), *, criterion="elbo",
   """Fits each candidate number of components and picks the best.
 
   Args:
-    x: array [N, D].
+    x: array [N, D], or data files (a path, glob pattern or list of them;
+      criterion "elbo" only; `file_options` in `fit_kwargs`).
     candidates: the K to try, ints >= 1 (an iterable; duplicates removed).
     criterion: "elbo" (default), "heldout" or "bic" (see the module
       docstring).
@@ -106,10 +115,20 @@ def select_components(x, candidates=range(1, 11), *, criterion="elbo",
   Raises:
     ValueError: bad arguments, or "bic" with an option MAP does not take.
   """
-  x = _validation.check_data(
-      x, dtype=np.float64,
-      allow_nan=fit_kwargs.get("missing") == "marginalize")
   criterion = _validation.check_choice("criterion", criterion, CRITERIA)
+  files = files_lib.is_file_input(x)
+  if files:
+    if criterion != "elbo":
+      raise ValueError(
+          "Data files are streamed: select_components scores them by "
+          f"criterion 'elbo' only ('heldout' needs a split of the rows, "
+          f"'bic' a MAP fit of an array). Received: criterion={criterion!r}.")
+    stream, _ = files_lib.file_dataset(x, **(fit_kwargs.get("file_options")
+                                             or {}))
+  else:
+    x = _validation.check_data(
+        x, dtype=np.float64,
+        allow_nan=fit_kwargs.get("missing") == "marginalize")
   seed = _validation.check_non_negative_int("seed", seed)
   try:
     ks = sorted({_validation.check_positive_int("candidates", k)
@@ -152,9 +171,10 @@ def select_components(x, candidates=range(1, 11), *, criterion="elbo",
       model = api.fit(train, k, method=method, seed=seed, **fit_kwargs)
     table["seconds"].append(time.perf_counter() - start)
     table["n_components"].append(k)
-    table["score"].append(_score(criterion, model, train, validation,
-                                 weight_prior))
-    table["effective_components"].append(_occupied(model, train.shape[0]))
+    rows = int(model.num_examples.numpy()) if files else train.shape[0]
+    table["score"].append(_score(criterion, model, stream if files else train,
+                                 validation, weight_prior))
+    table["effective_components"].append(_occupied(model, rows))
     models[k] = model
   scores = np.asarray(table["score"])
   best = ks[int(np.argmin(scores) if criterion == "bic"
