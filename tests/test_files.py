@@ -12,6 +12,7 @@ import tensorflow as tf
 import tfgmm
 from tfgmm import api
 from tfgmm import data as data_lib
+from tfgmm import families
 from tfgmm import files as files_lib
 
 
@@ -193,3 +194,20 @@ def test_parquet_without_pyarrow_names_the_extra(shards, monkeypatch):
   monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
   with pytest.raises(ImportError, match=r"tfgmm\[parquet\]"):
     files_lib.file_dataset(str(shards[0] / "part-*.parquet"))
+
+
+@pytest.mark.parametrize("covariance_type", families.COVARIANCE_TYPES)
+def test_every_covariance_type_streams_to_the_in_memory_fit(shards,
+                                                            covariance_type):
+  """The streamed exact CAVI of files is the in-memory fit for each
+  covariance type: the same start (the same reservoir of all 3,000 rows),
+  the same steps, the same bound."""
+  tmp, x = shards
+  model = tfgmm.fit(str(tmp / "part-*.npy"), 3, seed=0,
+                    covariance_type=covariance_type, dtype="float64")
+  reference = tfgmm.fit(x, 3, seed=0, covariance_type=covariance_type,
+                        dtype="float64")
+  assert model.covariance_type == covariance_type
+  assert model.n_epochs == reference.n_epochs
+  np.testing.assert_allclose(float(model.elbo(x)), float(reference.elbo(x)),
+                             rtol=1e-8)
