@@ -34,10 +34,11 @@ Fit a Bayesian Gaussian mixture (tfgmm) to a CSV or .npy file and print the
 posterior.
 
 Input: a .npy file holding a numeric [N, D] (or [N]) array, a Parquet file
-(with the tfgmm[parquet] extra), or a delimited text file (CSV) of numbers. A CSV's first row is taken as a header when it
-does not parse as numbers (force either way with --header / --no-header);
-blank lines and lines starting with "#" are skipped. --columns picks columns
-by header name or 0-based index.
+(with the tfgmm[parquet] extra), or a delimited text file (CSV) of numbers.
+A CSV's first row is taken as a header when it does not parse as numbers
+(force either way with --header / --no-header); blank lines and lines
+starting with "#" are skipped. --columns picks columns by header name or
+0-based index.
 
 Subcommands (without one, the arguments are fit's; `%(prog)s CMD --help`
 for each):

@@ -581,8 +581,8 @@ def _guarded(prog, args, work):
 
 def _score_batches(args, width):
   """The rows of `args.data` in batches of float64 [B, D]: streamed through
-  `tfgmm.files` (a file or glob of CSV, TFRecord, .npy or Parquet), or loaded by
-  `load_data` for a whitespace-separated CSV."""
+  `tfgmm.files` (a file or glob of CSV, TFRecord, .npy or Parquet), or
+  loaded by `load_data` for a whitespace-separated CSV."""
   allow_missing = args.missing == "marginalize"
   if args.delimiter == "whitespace":
     x, _ = load_data(args.data, args.columns, args.header, args.delimiter,
@@ -712,8 +712,9 @@ STREAM_BYTES = 64 << 20
 
 def is_streamed(data, delimiter=None):
   """Whether `tfgmm fit` streams `data` through `tfgmm.fit`: several
-  files, a glob pattern, TFRecord, Parquet, or one file larger than `STREAM_BYTES`
-  (unless whitespace-separated: that format is only read whole)."""
+  files, a glob pattern, TFRecord, Parquet, or one file larger than
+  `STREAM_BYTES` (unless whitespace-separated: that format is only read
+  whole)."""
   if isinstance(data, list):
     return True
   if glob.has_magic(data) or data.lower().endswith(

@@ -23,8 +23,8 @@ def make_dataset(x, batch_size, *, shuffle=True, seed=None,
 
   Args:
     x: array-like of shape (n_samples, n_features), or data files (a path,
-      glob pattern or list of them: CSV, TFRecord, .npy or Parquet shards), streamed
-      by `tfgmm.files.file_dataset` (with `shuffle`, interleaved files and a
+      glob pattern or list of them: CSV, TFRecord, .npy or Parquet shards),
+      streamed by `tfgmm.files.file_dataset` (with `shuffle`, interleaved files and a
       shuffle buffer instead of an exact permutation; no epoch tracking).
     batch_size: rows per batch, int >= 1 (the last batch may be smaller).
     shuffle: shuffle the rows each epoch.
