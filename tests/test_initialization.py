@@ -162,6 +162,28 @@ def test_move_scores_point_at_the_close_pair_and_the_double_cluster():
   assert np.isneginf(np.diag(merges)).all()
 
 
+def test_half_log_ratio_is_the_weighted_halves_log_density_ratio():
+  """The split step's closed form equals scipy's densities at each half's
+  weighted moments, plus the log of its weight."""
+  from scipy import stats
+  rng = np.random.default_rng(3)
+  x = rng.normal(size=(40, 3)) * [1.0, 3.0, 0.5] + [2.0, -1.0, 0.0]
+  weight = rng.uniform(0.1, 1.0, 40)
+  side = rng.uniform(size=40) > 0.4
+  halves = []
+  for h in (~side, side):
+    w, rows = weight[h], x[h]
+    mean = w @ rows / w.sum()
+    variance = w @ np.square(rows - mean) / w.sum()
+    halves.append(np.log(w.sum()) + stats.norm(
+        mean, np.sqrt(variance)).logpdf(x).sum(1))
+  parts = [(weight[h].sum(), weight[h] @ x[h], weight[h] @ np.square(x[h]))
+           for h in (~side, side)]
+  ratio = initialization._half_log_ratio(x, np.square(x), *parts)
+  np.testing.assert_allclose(ratio, halves[1] - halves[0], rtol=1e-9,
+                             atol=1e-9)
+
+
 def test_delete_proposals_hand_rows_to_the_other_components():
   log_rho = np.random.default_rng(0).normal(size=(50, 3))
   proposals = initialization.delete_proposals(log_rho, 2)

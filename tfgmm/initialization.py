@@ -254,6 +254,10 @@ def _split_rows(x, weight):
   and Govaert 1992). Unlike 2-means this separates a small cluster from a
   large one it sits beside.
 
+  Each step compares the halves through `_half_log_ratio`: two weighted sums
+  give the second half's moments (the first's are the whole's minus them)
+  and two matrix-vector products give every row's log density ratio.
+
   Args:
     x: the rows, [m, D].
     weight: their weights (responsibility times sample weight), [m].
@@ -266,28 +270,47 @@ def _split_rows(x, weight):
   covariance = (centred * weight[:, None]).T @ centred / weight.sum()
   axis = np.linalg.eigh(covariance)[1][:, -1]                      # [D]
   side = centred @ axis > 0                                        # [m]
+  squares = np.square(x)                                           # [m, D]
+  whole = (weight.sum(), weight @ x, weight @ squares)
   for _ in range(_SPLIT_ITER):
-    halves = [~side, side]
-    counts = np.array([weight[h].sum() for h in halves])           # [2]
-    if not (counts > 0).all():
+    w_side = np.where(side, weight, 0.0)                           # [m]
+    second = (w_side.sum(), w_side @ x, w_side @ squares)
+    first = tuple(a - b for a, b in zip(whole, second))
+    if not (first[0] > 0 and second[0] > 0):
       break
-    log_density = np.stack([
-        _diagonal_log_density(x, weight[h], x[h]) for h in halves]
-    ) + np.log(counts / counts.sum())[:, None]                     # [2, m]
-    new = log_density[1] > log_density[0]
+    new = _half_log_ratio(x, squares, first, second) > 0           # [m]
     if np.array_equal(new, side):
       break
     side = new
   return side
 
 
-def _diagonal_log_density(x, weight, rows):
-  """log N(x | mean, diag(var)) at the weighted moments of `rows`, [m]."""
-  mean = weight @ rows / weight.sum()                              # [D]
-  variance = np.maximum(weight @ np.square(rows - mean) / weight.sum(),
-                        _MIN_VARIANCE)                             # [D]
-  return -0.5 * (np.square(x - mean) / variance
-                 + np.log(2.0 * np.pi * variance)).sum(1)
+def _half_log_ratio(x, squares, first, second):
+  """log [c2 N(x | half 2)] - log [c1 N(x | half 1)] per row, [m].
+
+  Each half is the diagonal Gaussian at its weighted moments (count c,
+  mean S1 / c, variance S2 / c - mean^2, floored at `_MIN_VARIANCE`):
+
+  ```none
+  log c N(x | mu, var) = log c - 0.5 sum_d (x_d^2 / var_d
+      - 2 x_d mu_d / var_d + mu_d^2 / var_d + log(2 pi var_d))
+  ```
+  so the ratio is x^2 . a + x . b + const: linear in x and x^2.
+
+  Args:
+    x, squares: the rows and their squares, [m, D].
+    first, second: each half's (count, S1 [D], S2 [D]).
+  """
+  def terms(count, sum_x, sum_xx):
+    mean = sum_x / count                                           # [D]
+    variance = np.maximum(sum_xx / count - np.square(mean),
+                          _MIN_VARIANCE)                           # [D]
+    const = np.log(count) - 0.5 * (np.square(mean) / variance
+                                   + np.log(2.0 * np.pi * variance)).sum()
+    return -0.5 / variance, mean / variance, const
+  a2, b2, c2 = terms(*second)
+  a1, b1, c1 = terms(*first)
+  return squares @ (a2 - a1) + x @ (b2 - b1) + (c2 - c1)
 
 
 def _gaussian_score(count, sum_x, sum_xx, total):
