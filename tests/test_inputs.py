@@ -47,6 +47,25 @@ def test_streaming_summary_matches_numpy_in_float64():
   assert positions.max() > 4000 and positions.min() < 1000
 
 
+def test_array_summary_over_several_chunks_matches_numpy():
+  """An array longer than the summary's chunk, with weights and NaN: the
+  merged chunk moments equal numpy's over all rows."""
+  rng = np.random.default_rng(8)
+  n = 2 * data_lib._SUMMARY_CHUNK + 1234
+  x = rng.normal(50.0, 2.0, (n, 3))
+  w = rng.uniform(0.5, 2.0, n)
+  summary = data_lib.summarize(x, 3, 500, sample_weight=w)
+  assert summary.num_examples == n
+  mean = w @ x / w.sum()
+  np.testing.assert_allclose(summary.mean, mean, rtol=1e-13)
+  np.testing.assert_allclose(summary.variance,
+                             w @ np.square(x - mean) / w.sum(), rtol=1e-9)
+  x[rng.uniform(size=x.shape) < 0.1] = np.nan
+  summary = data_lib.summarize(x, 3, 500, allow_nan=True)
+  np.testing.assert_allclose(summary.mean, np.nanmean(x, 0), rtol=1e-13)
+  np.testing.assert_allclose(summary.variance, np.nanvar(x, 0), rtol=1e-9)
+
+
 def test_fit_on_a_dataset_matches_fit_on_the_array():
   rng = np.random.default_rng(4)
   x = np.concatenate([rng.normal(-3, 1, (300, 2)), rng.normal(3, 1, (300, 2))])
