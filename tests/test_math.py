@@ -99,6 +99,24 @@ def test_cavi_races_restarts(rng):
                              rtol=1e-12)
 
 
+def test_normalize_is_logsumexp_and_softmax_with_their_gradient(rng):
+  """One exp gives scipy's logsumexp and softmax, even where the row's
+  values sit 1e4 from zero, and d ll / d log_rho is the softmax."""
+  from scipy import special
+  values = rng.normal(size=(6, 2, 5)) * 30.0 + rng.normal(size=(6, 2, 1)) * 1e4
+  log_rho = tf.constant(values)
+  with tf.GradientTape() as tape:
+    tape.watch(log_rho)
+    ll, r = inference.normalize(log_rho)
+  np.testing.assert_allclose(ll, special.logsumexp(values, -1), rtol=1e-14)
+  np.testing.assert_allclose(r, special.softmax(values, -1), rtol=1e-12,
+                             atol=1e-300)
+  np.testing.assert_allclose(tape.gradient(ll, log_rho),
+                             special.softmax(values, -1), rtol=1e-12,
+                             atol=1e-300)
+  assert ll.shape == (6, 2) and r.shape == (6, 2, 5)
+
+
 def test_log_rho_expanded_square_matches_direct_sum(rng):
   x = tf.constant(rng.normal(size=(7, 3)))
   q = random_posterior(rng, 4, 3)

@@ -239,8 +239,7 @@ def e_step(x, parameters, chunk, sample_weight=None):
   def body(i, counts, sum_x, sum_xx, total):
     rows = x[i * chunk:(i + 1) * chunk]                           # [C, D]
     joint = log_joint(rows, parameters)                           # [C, R, K]
-    ll = tf.reduce_logsumexp(joint, -1)                           # [C, R]
-    resp = tf.exp(joint - ll[..., None])                          # [C, R, K]
+    ll, resp = inference.normalize(joint)              # [C, R], [C, R, K]
     if sample_weight is not None:
       w = sample_weight[i * chunk:(i + 1) * chunk]                # [C]
       resp = resp * w[:, None, None]
@@ -441,7 +440,8 @@ def _compiled_em(dtype, mean_prior, weighted):
     return em(x, parameters, prior, max_iter, tol, chunk, minimum_count,
               mean_prior, *sample_weight)
 
-  # autograph=False: the loops are tf.while_loop already (as in `diag.FAMILY.cavi`).
+  # autograph=False: the loops are tf.while_loop already (as in
+  # `diag.FAMILY.cavi`).
   return tf.function(run, autograph=False,
                      input_signature=_specs(dtype, weighted))
 
@@ -482,8 +482,9 @@ def initial_parameters(z, n_components, n_init, rng, prior,
                        mean_prior="conjugate", sample_weight=None):
   """k-means++ starts: one M-step from each restart's hard assignments.
 
-  Each restart seeds K centres by greedy k-means++ (`initialization.kmeans_plusplus`),
-  assigns every row to its nearest centre, and takes the M-step of those
+  Each restart seeds K centres by greedy k-means++
+  (`initialization.kmeans_plusplus`), assigns every row to its nearest
+  centre, and takes the M-step of those
   hard responsibilities (the independent prior's conditional step uses unit
   precisions, the standardised data's).
 

@@ -15,6 +15,7 @@ import contextlib
 import keras
 import tensorflow as tf
 
+from tfgmm._engine import inference
 from tfgmm import _validation
 from tfgmm import callbacks as callbacks_lib
 from tfgmm import data as data_lib
@@ -230,9 +231,9 @@ class Trainer:
     q = self.posterior()
     family = self._family
     lr = family.log_rho(z, q, self._log_weights(q))               # [B, K]
-    ll = tf.reduce_logsumexp(lr, -1)                              # [B]
+    ll, resp = inference.normalize(lr)                            # [B], [B, K]
     # s = N / B with weighted statistics: unbiased for the full data's.
-    stats = family.sufficient_statistics(z, tf.exp(lr - ll[:, None]), w)
+    stats = family.sufficient_statistics(z, resp, w)
     stats, rows = self._replica_sum((stats, rows))
     kl = self._kl(q)
     rho = self._natural_step_size(rows / n_total)

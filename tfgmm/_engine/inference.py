@@ -57,6 +57,29 @@ def predictive_functions(component_log_prob):
   return joint, log_prob, responsibilities
 
 
+def normalize(log_rho):
+  """(logsumexp_k log_rho, softmax_k log_rho): log evidence, responsibilities.
+
+  ```none
+  m = max_k log_rho,  e = exp(log_rho - m),
+  ll = m + log sum_k e,  r = e / sum_k e
+  ```
+  One exp over the [..., K] block instead of `tf.reduce_logsumexp`'s and a
+  second one for r: the E-step's largest elementwise cost.
+
+  Args:
+    log_rho: [..., K].
+
+  Returns:
+    (ll [...], r [..., K]).
+  """
+  peak = tf.stop_gradient(
+      tf.reduce_max(log_rho, -1, keepdims=True))                  # [..., 1]
+  e = tf.exp(log_rho - peak)                                      # [..., K]
+  total = tf.reduce_sum(e, -1, keepdims=True)                     # [..., 1]
+  return tf.squeeze(peak + tf.math.log(total), -1), e / total
+
+
 def map_chunks(fn, x, chunk):
   """Applies `fn` to row chunks of x and concatenates the results.
 
@@ -112,8 +135,7 @@ def statistics_and_log_likelihood(x, q, chunk, log_weights=None,
   def body(i, stats, total):
     rows = x[i * chunk:(i + 1) * chunk]                           # [C, D]
     lr = family.log_rho(rows, q, log_weights)                     # [C, K]
-    ll = tf.reduce_logsumexp(lr, -1)                              # [C]
-    resp = tf.exp(lr - ll[..., None])                             # [C, K]
+    ll, resp = normalize(lr)                                      # [C], [C, K]
     w = None
     if sample_weight is not None:
       w = sample_weight[i * chunk:(i + 1) * chunk]                # [C]
@@ -137,10 +159,11 @@ def cavi(x, q, prior, max_iter, tol, chunk, weight_prior="dirichlet",
   """Coordinate-ascent VI on all of x until the bound per point settles.
 
   Each iteration is one E-step over x (in chunks) and the closed-form global
-  step (Bishop 10.46-10.63; for `diag_independent`, q(mu) then q(tau)). One loop
-  serves every model family: it calls the family's `log_rho`,
-  `sufficient_statistics`, `natural_update` and `kl_divergence`. Stops after `max_iter` iterations or when the
-  bound per point rose by less than `tol` nats.
+  step (Bishop 10.46-10.63; for `diag_independent`, q(mu) then q(tau)). One
+  loop serves every model family: it calls the family's `log_rho`,
+  `sufficient_statistics`, `natural_update` and `kl_divergence`. Stops after
+  `max_iter` iterations or when the bound per point rose by less than `tol`
+  nats.
 
   Args:
     x: data, [N, D].
