@@ -54,6 +54,24 @@ def student_t_parameters(q):
 # ------------------------------------------------ no NaN: exactly `diag`
 
 
+def test_mean_row_log_det_over_chunks_counts_each_rows_observed_scales(rng):
+  """-mean_n sum_{d observed in n} log s_d, with weights, over ragged row
+  chunks (the mask is never formed for all rows at once)."""
+  from tfgmm._engine import predict
+  z = rng.normal(size=(1003, 4))
+  z[rng.uniform(size=z.shape) < 0.3] = np.nan
+  scale = rng.uniform(0.1, 5.0, 4)
+  w = rng.uniform(0.5, 2.0, 1003)
+  per_row = -((~np.isnan(z)) @ np.log(scale))                     # [N]
+  for chunk in (1, 100, 1 << 16):
+    assert predict.mean_row_log_det(
+        tf.constant(z), scale, chunk=chunk) == pytest.approx(
+            per_row.mean(), rel=1e-12)
+    assert predict.mean_row_log_det(
+        tf.constant(z), scale, w, chunk=chunk) == pytest.approx(
+            w @ per_row / w.sum(), rel=1e-12)
+
+
 @pytest.mark.parametrize("dtype", [tf.float32, tf.float64])
 def test_complete_rows_get_maths_local_terms_bit_for_bit(rng, dtype):
   x = tf.constant(mixture_data(rng, 200, 3), dtype)

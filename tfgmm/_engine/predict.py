@@ -8,6 +8,7 @@ what the model does, with core TensorFlow ops only.
 """
 
 import functools
+import math
 from typing import Any, NamedTuple
 
 import tensorflow as tf
@@ -47,9 +48,16 @@ def row_log_det(z, scale):
   return -tf.linalg.matvec(observed, log_scale)                   # [B]
 
 
-def mean_row_log_det(z, scale, sample_weight=None):
-  """The (weighted) mean of `row_log_det` over z's rows, a float."""
-  log_det = tf.cast(row_log_det(z, scale), tf.float64)            # [N]
+def mean_row_log_det(z, scale, sample_weight=None, chunk=1 << 16):
+  """The (weighted) mean of `row_log_det` over z's rows, a float.
+
+  Row chunks of `chunk` bound the NaN mask's [C, D] temporaries: a full
+  [N, D] mask would match the standardised data's own size.
+  """
+  if z.shape[0] == 0:
+    return math.nan
+  log_det = tf.cast(inference.map_chunks(
+      lambda rows: row_log_det(rows, scale), z, chunk), tf.float64)  # [N]
   if sample_weight is None:
     return float(tf.reduce_mean(log_det))
   w = tf.cast(sample_weight, tf.float64)
