@@ -541,10 +541,12 @@ default='kmeans'
     q, bounds, converged, history = best
     if q is not None:                     # else: the previous model, as it is
       model.assign_posterior(q)
-    order = model.sort_components()
-    if (model.weight_prior == "dirichlet_process"
-        and not np.array_equal(order, np.arange(self.n_components))):
-      # Re-ordered sticks are a different posterior: its own bound.
+    model.sort_components()
+    if q is not None:
+      # The stored model's own bound: assigning q again rounds its
+      # unconstrained variables, re-ordered sticks are a different posterior
+      # and re-ordered components sum in another order. A warm-started call
+      # then compares its result with exactly this number.
       bounds[-1] = self._model_bound(model, z)
     if total_samples is not None and total_samples != n_samples:
       # A batch's fit standing for `total_samples` rows (see partial_fit);
