@@ -51,17 +51,37 @@ def row_log_det(z, scale):
 def mean_row_log_det(z, scale, sample_weight=None, chunk=1 << 16):
   """The (weighted) mean of `row_log_det` over z's rows, a float.
 
-  Row chunks of `chunk` bound the NaN mask's [C, D] temporaries: a full
-  [N, D] mask would match the standardised data's own size.
+  Row chunks of `chunk` bound the NaN mask's [C, D] temporaries (a full
+  [N, D] mask would match the standardised data's own size), in one
+  compiled call (`_compiled_log_det_sum`).
   """
   if z.shape[0] == 0:
     return math.nan
-  log_det = tf.cast(inference.map_chunks(
-      lambda rows: row_log_det(rows, scale), z, chunk), tf.float64)  # [N]
-  if sample_weight is None:
-    return float(tf.reduce_mean(log_det))
-  w = tf.cast(sample_weight, tf.float64)
-  return float(tf.reduce_sum(w * log_det) / tf.reduce_sum(w))
+  weights = (() if sample_weight is None
+             else (tf.cast(sample_weight, tf.float64),))
+  total, weight = _compiled_log_det_sum(z.dtype, bool(weights))(
+      z, tf.cast(scale, tf.float64), tf.constant(chunk, tf.int32),
+      *weights)
+  return float(total / weight)
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled_log_det_sum(dtype, weighted):
+  """(sum_n w_n row_log_det_n, sum_n w_n) over row chunks, traced once per
+  dtype and weighting (w = 1 unweighted)."""
+
+  def run(z, scale, chunk, *w):
+    log_det = tf.cast(inference.map_chunks(
+        lambda rows: row_log_det(rows, scale), z, chunk), tf.float64)  # [N]
+    if weighted:
+      return tf.reduce_sum(w[0] * log_det), tf.reduce_sum(w[0])
+    return tf.reduce_sum(log_det), tf.cast(tf.size(log_det), tf.float64)
+
+  specs = (tf.TensorSpec([None, None], dtype),
+           tf.TensorSpec([None], tf.float64), tf.TensorSpec([], tf.int32))
+  if weighted:
+    specs += (tf.TensorSpec([None], tf.float64),)
+  return tf.function(run, autograph=False, input_signature=specs)
 
 
 def standardize(x, loc, scale, dtype):
