@@ -1692,6 +1692,8 @@ class SweepShape:
     weight_spacing: "uniform" or "geometric" (see `random_weights`).
     gm_seeds: GaussianMixture runs on the first this many fit seeds at most
       (None: the run's `--sweep-gm-seeds`); set where they are expensive.
+    draw: the first of the mixture generator's seed words (`--sweep-draw`):
+      another value draws other mixtures of the same shape.
   """
 
   covariance_type: str
@@ -1703,6 +1705,7 @@ class SweepShape:
   weight_ratio: float
   weight_spacing: str = "uniform"
   gm_seeds: int | None = None
+  draw: int = SWEEP_SEED
 
   @property
   def name(self):
@@ -1726,7 +1729,7 @@ class SweepShape:
   @property
   def seed_words(self):
     """The mixture generator's seed words: a function of the shape only."""
-    return (SWEEP_SEED, int(self.covariance_type == "full"), self.n_features,
+    return (self.draw, int(self.covariance_type == "full"), self.n_features,
             self.n_components, self.n, round(1000 * self.mean_range),
             round(1000 * self.weight_ratio),
             int(self.weight_spacing == "geometric"))
@@ -2170,7 +2173,8 @@ def print_sweep_report(args, revision, summaries, messages):
   for line in header_lines(args, revision)[:4]:
     print(bullet + line)
   wall = sum(s["wall_s"] for s in summaries)
-  print(f"{bullet}run: sweep {'quick' if args.quick else 'full'}; "
+  print(f"{bullet}run: sweep {'quick' if args.quick else 'full'}, "
+        f"mixtures drawn with --sweep-draw {args.sweep_draw}; "
         f"{args.sweep_mixtures} mixtures x {args.sweep_seeds} tfgmm fit seeds "
         f"({args.seed}..{args.seed + args.sweep_seeds - 1}) per shape; "
         "GaussianMixture n_init=1 and n_init=5 on the first "
@@ -2320,6 +2324,11 @@ def parse_args(argv=None):
                           f"the fit seeds (default {SWEEP_GM_SEEDS}; "
                           f"{QUICK_SWEEP_GM_SEEDS} with --quick; the grid "
                           "caps some shapes lower)")
+  sweep.add_argument("--sweep-draw", type=int, default=SWEEP_SEED,
+                     help="seed of the sweep's mixtures (default "
+                          f"{SWEEP_SEED}, the README's; another value draws "
+                          "mixtures of the same shapes that no setting was "
+                          "checked on)")
   args = parser.parse_args(argv)
   if sum([args.stream, args.sweep, args.files]) > 1:
     parser.error("--stream, --sweep and --files are separate runs; choose "
@@ -2330,6 +2339,8 @@ def parse_args(argv=None):
     args.sweep_shapes = QUICK_SWEEP_GRID if args.quick else SWEEP_GRID
   else:
     args.sweep_shapes = [shapes[name] for name in args.sweep_shapes]
+  args.sweep_shapes = [dataclasses.replace(shape, draw=args.sweep_draw)
+                       for shape in args.sweep_shapes]
   for name, full, quick in (("sweep_mixtures", SWEEP_MIXTURES,
                              QUICK_SWEEP_MIXTURES),
                             ("sweep_seeds", SWEEP_SEEDS, QUICK_SWEEP_SEEDS),

@@ -461,6 +461,24 @@ def test_sweep_mixtures_have_the_asked_separation_and_weights():
   assert shape.n_parameters == 4 * 3 + 4 * 6 + 3
 
 
+def test_sweep_draw_draws_other_mixtures_of_the_same_shapes():
+  """`--sweep-draw` changes only the mixtures: the default is the README's
+  draw, and another value gives other data of the same shape."""
+  benchmark = load_benchmark()
+  default = benchmark.parse_args(["--sweep", "--quick"])
+  assert default.sweep_draw == benchmark.SWEEP_SEED
+  assert all(s.draw == benchmark.SWEEP_SEED for s in default.sweep_shapes)
+  other = benchmark.parse_args(["--sweep", "--quick", "--sweep-draw", "7"])
+  assert [s.name for s in other.sweep_shapes] == [
+      s.name for s in default.sweep_shapes]
+  shape, moved = default.sweep_shapes[0], other.sweep_shapes[0]
+  assert moved.draw == 7
+  np.testing.assert_array_equal(benchmark.make_sweep_data(shape, 0).x_train,
+                                benchmark.make_sweep_data(shape, 0).x_train)
+  assert not np.array_equal(benchmark.make_sweep_data(shape, 0).x_train,
+                            benchmark.make_sweep_data(moved, 0).x_train)
+
+
 def test_sweep_hits_are_within_a_millinat_of_the_best_bound():
   benchmark = load_benchmark()
   hits, best = benchmark.sweep_hits([-1.0, -1.0004, -1.0006, np.nan],
