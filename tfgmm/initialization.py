@@ -741,6 +741,29 @@ def seed_responsibilities(problem, n_init, rng):
   return np.eye(problem.n_components)[labels]                     # [R, n, K]
 
 
+def try_proposals(problem, resp, bound, max_iter, tol, n_proposals):
+  """The best of R proposed starts [R, n, K] against an incumbent bound.
+
+  The proposals race for at most `PROPOSAL_MAX_ITER` iterations
+  (`best_of`, the `n_proposals` leaders past the race); the best one that
+  is still climbing past the incumbent (`extrapolated_bound`) though below
+  it runs on alone to convergence: a small component growing in
+  overlapping clusters gains slowly.
+
+  Returns:
+    (q, bound, history) of the best proposal; the caller keeps it only if
+    its bound beats the incumbent's.
+  """
+  q, new_bound, history = best_of(problem, resp,
+                                  min(max_iter, PROPOSAL_MAX_ITER), tol,
+                                  PROPOSAL_RACE_ITER, n_proposals,
+                                  incumbent=bound)
+  if new_bound <= bound + tol and extrapolated_bound(history) > bound + tol:
+    q, new_bound, rest = refine(problem, q, max_iter - history.shape[0], tol)
+    history = np.concatenate([history, rest], 0)
+  return q, new_bound, history
+
+
 def improve(problem, q, bound, trace, max_iter, tol, n_proposals, births,
             merges, split_merges, deletes):
   """Rounds of moves from a converged q, each kept only if the bound rises.
@@ -797,17 +820,8 @@ def improve(problem, q, bound, trace, max_iter, tol, n_proposals, births,
       resp = propose()
       if resp is None:
         continue
-      new_q, new_bound, more = best_of(problem, resp,
-                                       min(max_iter, PROPOSAL_MAX_ITER), tol,
-                                       PROPOSAL_RACE_ITER, n_proposals,
-                                       incumbent=bound)
-      if (new_bound <= bound + tol
-          and extrapolated_bound(more) > bound + tol):
-        # Still climbing towards a higher optimum: a small component
-        # growing in overlapping clusters gains slowly. Run it on alone.
-        new_q, new_bound, rest = refine(problem, new_q,
-                                        max_iter - more.shape[0], tol)
-        more = np.concatenate([more, rest], 0)
+      new_q, new_bound, more = try_proposals(problem, resp, bound, max_iter,
+                                             tol, n_proposals)
       if new_bound > bound + tol:
         q, bound = new_q, new_bound
         trace = np.concatenate([trace, more], 0)
@@ -830,21 +844,41 @@ def search(problem, rng, n_init, max_iter, tol, births, merges, split_merges,
     births, merges, split_merges, deletes: accepted moves of each kind (see
       `improve`).
     warm_start: None, or initial responsibilities [n, K] to start from
-      instead of the k-means++ restarts (a full model's, from
-      `diagonal_problem`'s search).
+      (a full model's, from `diagonal_problem`'s search); the k-means++
+      restarts then challenge its improved fit as one capped proposal
+      (`try_proposals`) and win only with a higher bound.
 
   Returns:
     (q, bound, trace): the best `Posterior` on the sample, its bound per
     point and its [T, 2] CAVI history (restart, then accepted moves).
   """
+  n_proposals = min(n_init, MOVE_PROPOSALS)
+  moves = dict(births=births, merges=merges, split_merges=split_merges,
+               deletes=deletes)
   if warm_start is None:
-    resp = seed_responsibilities(problem, n_init, rng)
-  else:
-    resp = warm_start[None]
-  q, bound, trace = best_of(problem, resp, max_iter, tol)
-  return improve(problem, q, bound, trace, max_iter, tol,
-                 min(n_init, MOVE_PROPOSALS), births, merges, split_merges,
-                 deletes)
+    q, bound, trace = best_of(problem,
+                              seed_responsibilities(problem, n_init, rng),
+                              max_iter, tol)
+    return improve(problem, q, bound, trace, max_iter, tol, n_proposals,
+                   **moves)
+  q, bound, trace = best_of(problem, warm_start[None], max_iter, tol)
+  q, bound, trace = improve(problem, q, bound, trace, max_iter, tol,
+                            n_proposals, **moves)
+  # The problem's own k-means++ restarts, as one more proposal: two full
+  # clusters that share a mean and differ in their correlations are one
+  # cluster to the diagonal model, and no move from its answer separates
+  # them (the benchmark sweep's full-D3-K4-N1e5-sep-u4 at --sweep-draw
+  # 2026, mixture 1, missed on 3 of 6 seeds). Capped like a move, the
+  # restarts cost less than a search of their own; the winner is improved
+  # by the same moves and kept only if its bound is higher.
+  new_q, new_bound, more = try_proposals(
+      problem, seed_responsibilities(problem, n_init, rng), bound, max_iter,
+      tol, n_proposals)
+  if new_bound <= bound + tol:
+    return q, bound, trace
+  new = improve(problem, new_q, new_bound, more, max_iter, tol, n_proposals,
+                **moves)
+  return new if new[1] > bound + tol else (q, bound, trace)
 
 
 def initial_posterior(family, prior, weight_prior, n_components, sample,
