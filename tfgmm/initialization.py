@@ -12,7 +12,7 @@ free functions:
    vectorised computation; after a few iterations, restarts whose bound per
    point trails the leader's by more than `RACE_MARGIN` nats stop, and the
    rest run to convergence.
-3. **Moves.** From the best fit, three kinds of proposal change the
+3. **Moves.** From the best fit, five kinds of proposal change the
    responsibilities; each round races its proposals with `best_of` and keeps
    the best only if it raises the bound:
    - births (`split_proposals`): a component CAVI emptied takes half of a
@@ -25,7 +25,11 @@ free functions:
      share one cluster while one component spans two, and no component is
      empty;
    - deletes (`delete_proposals`): a component wedged between overlapping
-     clusters hands its rows to the others.
+     clusters hands its rows to the others;
+   - pair refits (`refit_proposals`, full covariances, tried last): the
+     rows of two overlapping components are fitted again with three, and
+     an emptied component takes the third: a small cluster where two
+     components meet, which no split of one component proposes.
 
 4. **Polish.** The search's optimum on the sample need not be the full
    data's: a small cluster with too few sampled rows to pay for a component
@@ -448,6 +452,71 @@ def split_proposals(x, responsibilities, log_likelihood, n_proposals,
   return proposals
 
 
+def refit_proposals(problem, responsibilities_, n_proposals, rng, max_iter,
+                    tol):
+  """Births that refit an overlapping pair's rows with three components.
+
+  In overlapping full-covariance clusters the optimum may place a small
+  cluster where two components meet, taking rows from both: no split of
+  one component proposes it (each half is one component's rows), and CAVI
+  from such a split climbs to a different optimum. For each of the
+  `n_proposals` most overlapping pairs (i, j) (`merge_scores`), the pair's
+  rows, weighted by r_i + r_j, are fitted with three components from
+  `n_proposals` k-means++ restarts, each run to convergence; every restart
+  that keeps its three components live is a proposal that shares
+  r_i + r_j among i, j and the emptiest component by the restart's
+  responsibilities. All the restarts are proposed, not only the sub-fit's
+  best: the pair's rows alone miss the third component's pull, and on the
+  benchmark sweep's full-D2-K5-N1e3-ovl-g20 (--sweep-draw 2026, mixture 2)
+  the sub-fit's highest bound is not the restart that leads to the
+  optimum.
+
+  Args:
+    problem: the `Problem`.
+    responsibilities_: current r, [n, K].
+    n_proposals: pairs refitted, and restarts of each refit.
+    rng: `numpy.random.Generator` of the refits' seeding.
+    max_iter, tol: CAVI settings of the refits.
+
+  Returns:
+    [P, n, K] initial responsibilities, or None when no component is empty,
+    fewer than two are live or no refit keeps three components.
+  """
+  r = responsibilities_
+  w = _weights(problem.rows, problem.weights)
+  live, counts = _live(r * w[:, None], 0.1)
+  if live.all() or live.sum() < 2:
+    return None
+  empty = np.flatnonzero(~live)
+  emptiest = empty[np.argmin(counts[empty])]
+  merges = np.triu(merge_scores(problem.rows, r, problem.weights), 1)
+  merges[np.tril_indices_from(merges)] = -np.inf
+  pairs = [np.unravel_index(p, merges.shape)
+           for p in np.argsort(merges, axis=None)[::-1][:n_proposals]
+           if np.isfinite(merges.flat[p])]
+  sample = problem.sample.numpy().astype(np.float64)              # [n, D]
+  proposals = []
+  for i, j in pairs:
+    share = r[:, i] + r[:, j]                                      # [n]
+    rows = np.flatnonzero(share > _NEGLIGIBLE)                     # [m]
+    sub = make_problem(problem.family, problem.prior, problem.weight_prior,
+                       3, sample[rows], share[rows] * w[rows],
+                       scale=problem.scale)
+    q, _, _ = converge(sub, posteriors_of(
+        sub, seed_responsibilities(sub, n_proposals, rng)), max_iter, tol)
+    slots = np.array([i, j, emptiest])
+    for restart in range(n_proposals):
+      fit = responsibilities(sub, type(q)(*[t[restart] for t in q]))[0]
+      fit = fit * share[rows, None]                                # [m, 3]
+      if not _live(fit * w[rows, None], 0.1)[0].all():
+        continue
+      proposal = r.copy()
+      proposal[:, slots] = 0.0
+      proposal[rows[:, None], slots] = fit
+      proposals.append(proposal)
+  return np.stack(proposals) if proposals else None
+
+
 def _move_half(proposal, responsibilities, side, source, target):
   """Gives component `target` the rows `side` of component `source`."""
   proposal[side, target] = responsibilities[side, source]
@@ -637,6 +706,33 @@ def responsibilities(problem, q):
           tf.reduce_logsumexp(log_rho_, -1).numpy())
 
 
+def posteriors_of(problem, resp):
+  """The CAVI posteriors of R sets of responsibilities [R, n, K]: [R, K, ...]."""
+  z = problem.sample
+  return problem.family.posterior_from_statistics(
+      problem.family.sufficient_statistics(z, tf.cast(resp, z.dtype),
+                                           problem.sample_weight),
+      problem.prior, problem.scale, problem.weight_prior)
+
+
+def converge(problem, q, max_iter, tol, drop_margin=np.inf, min_iter=0):
+  """CAVI on restarts q [R, K, ...]: (q, [T, 2, R] history, all converged).
+
+  `drop_margin`, `min_iter`: restarts that trail the leader by more than
+  `drop_margin` nats per point after `min_iter` iterations stop (see
+  `inference.cavi`); by default every restart runs to convergence.
+  """
+  family, z = problem.family, problem.sample
+  restarts = int(q.weight_concentration.shape[0])
+  chunk = family.estep_chunk_rows(problem.n_components * restarts,
+                                  int(z.shape[1]))
+  q, history, done = loops.run_cavi(
+      z, q, problem.prior, max_iter, tol, chunk, problem.weight_prior,
+      problem.sample_weight, family, drop_margin=drop_margin,
+      min_iter=min_iter, scale=problem.scale)
+  return q, history.numpy(), bool(done)
+
+
 def best_of(problem, resp, max_iter, tol, race_iter=RACE_ITER,
             survivors=None, incumbent=None):
   """CAVI from each of R initial responsibilities [R, n, K]; keeps the best.
@@ -654,23 +750,13 @@ def best_of(problem, resp, max_iter, tol, race_iter=RACE_ITER,
     (q, bound, history): the best restart's `Posterior`, its bound per
     point, and its [T, 2] CAVI history.
   """
-  family, prior = problem.family, problem.prior
-  z, w = problem.sample, problem.sample_weight
-  resp = tf.cast(resp, z.dtype)
-  q = family.posterior_from_statistics(
-      family.sufficient_statistics(z, resp, w), prior, problem.scale,
-      problem.weight_prior)                                       # [R, K, ...]
+  q = posteriors_of(problem, resp)                                # [R, K, ...]
 
   def stage(q, iterations, min_iter):
     """CAVI on q's restarts: (q, [T, 2, R] history, all done, [R] bounds)."""
-    restarts = int(q.weight_concentration.shape[0])
-    chunk = family.estep_chunk_rows(problem.n_components * restarts,
-                                    int(z.shape[1]))
-    q, history, done = loops.run_cavi(
-        z, q, prior, iterations, tol, chunk, problem.weight_prior, w, family,
-        drop_margin=RACE_MARGIN, min_iter=min_iter, scale=problem.scale)
-    history = history.numpy()
-    return q, history, bool(done), history[-1, 0] - history[-1, 1]
+    q, history, done = converge(problem, q, iterations, tol, RACE_MARGIN,
+                                min_iter)
+    return q, history, done, history[-1, 0] - history[-1, 1]
 
   restarts = int(resp.shape[0])
   keep = np.arange(restarts)                  # the restarts past the race
@@ -765,13 +851,15 @@ def try_proposals(problem, resp, bound, max_iter, tol, n_proposals):
 
 
 def improve(problem, q, bound, trace, max_iter, tol, n_proposals, births,
-            merges, split_merges, deletes):
+            merges, split_merges, deletes, refit_rng=None):
   """Rounds of moves from a converged q, each kept only if the bound rises.
 
   Each round tries births (refill emptied components), then merges (fold
   duplicates), then split-and-merge moves (repair a merged pair beside a
   split cluster), then deletes (empty a component wedged between
-  overlapping clusters), and stops at the first kind whose best proposal raises
+  overlapping clusters), then, with `refit_rng` for full covariances, pair
+  refits (a third component where two overlap; last, as each refit is a
+  search of its own), and stops at the first kind whose best proposal raises
   the bound by more than `tol`; the next round starts again from births
   (an accepted move may empty or duplicate other components). The search
   ends when no kind is accepted or each kind has used its budget.
@@ -784,12 +872,18 @@ def improve(problem, q, bound, trace, max_iter, tol, n_proposals, births,
     n_proposals: proposals per round.
     births, merges, split_merges: at most this many accepted moves of each
       kind (0 turns a kind off).
+    refit_rng: None, or the `numpy.random.Generator` of `refit_proposals`:
+      with it, families that search from the diagonal model (full
+      covariances) also try pair refits, at most `births` accepted
+      (`polish` passes none: its one birth is the sample's size at work).
 
   Returns:
     (q, bound, trace) after the accepted moves.
   """
   rows, weights = problem.rows, problem.weights
-  budgets = [births, merges, split_merges, deletes]
+  refits = (refit_rng is not None and problem.family.searches_from_diagonal
+            and rows.shape[1] > 1)
+  budgets = [births, merges, split_merges, deletes, births if refits else 0]
   accepted = True
   while accepted:
     accepted = False
@@ -813,7 +907,11 @@ def improve(problem, q, bound, trace, max_iter, tol, n_proposals, births,
         lambda: split_merge_proposals(rows, r, n_proposals,
                                       sample_weight=weights, splits=scores),
         lambda: delete_proposals(log_rho_, n_proposals,
-                                 sample_weight=weights)]
+                                 sample_weight=weights),
+        # Last, as each refit is a search of its own: births that refit an
+        # overlapping pair's rows with three components.
+        lambda: refit_proposals(problem, r, n_proposals, refit_rng,
+                                max_iter, tol)]
     for kind, propose in enumerate(kinds):
       if budgets[kind] == 0:
         continue
@@ -859,7 +957,8 @@ def search(problem, rng, n_init, max_iter, tol, births, merges, split_merges,
   start = (seed_responsibilities(problem, n_init, rng) if warm_start is None
            else warm_start[None])
   q, bound, trace = improve(problem, *best_of(problem, start, max_iter, tol),
-                            max_iter, tol, n_proposals, **moves)
+                            max_iter, tol, n_proposals, refit_rng=rng,
+                            **moves)
   if warm_start is None:
     return q, bound, trace
   # The problem's own k-means++ restarts, as one more proposal: two full
@@ -874,7 +973,8 @@ def search(problem, rng, n_init, max_iter, tol, births, merges, split_merges,
       tol, n_proposals)
   if new_bound > bound + tol:
     new_q, new_bound, more = improve(problem, new_q, new_bound, more,
-                                     max_iter, tol, n_proposals, **moves)
+                                     max_iter, tol, n_proposals,
+                                     refit_rng=rng, **moves)
     if new_bound > bound + tol:
       return new_q, new_bound, more
   return q, bound, trace
