@@ -489,11 +489,8 @@ def refit_proposals(problem, responsibilities_, n_proposals, rng, max_iter,
     return None
   empty = np.flatnonzero(~live)
   emptiest = empty[np.argmin(counts[empty])]
-  merges = np.triu(merge_scores(problem.rows, r, problem.weights), 1)
-  merges[np.tril_indices_from(merges)] = -np.inf
-  pairs = [np.unravel_index(p, merges.shape)
-           for p in np.argsort(merges, axis=None)[::-1][:n_proposals]
-           if np.isfinite(merges.flat[p])]
+  pairs = _top_pairs(merge_scores(problem.rows, r, problem.weights),
+                     n_proposals)
   sample = problem.sample.numpy().astype(np.float64)              # [n, D]
   proposals = []
   for i, j in pairs:
@@ -571,6 +568,15 @@ def _merge_into(proposal, keep, drop):
   proposal[:, drop] = 0.0
 
 
+def _top_pairs(merges, n):
+  """The (i, j), i < j, of the n highest finite `merge_scores` [K, K]."""
+  upper = np.triu(merges, 1)
+  upper[np.tril_indices_from(upper)] = -np.inf
+  return [np.unravel_index(p, upper.shape)
+          for p in np.argsort(upper, axis=None)[::-1][:n]
+          if np.isfinite(upper.flat[p])]
+
+
 def split_merge_proposals(x, responsibilities, n_proposals,
                           sample_weight=None, min_share=0.1,
                           n_candidates=None, splits=None):
@@ -605,11 +611,7 @@ def split_merge_proposals(x, responsibilities, n_proposals,
                    split_scores(x, responsibilities, sample_weight, min_share))
   if np.isfinite(splits).sum() < 3:
     return None
-  upper = np.triu(merges, 1)
-  upper[np.tril_indices_from(upper)] = -np.inf
-  pairs = np.argsort(upper, axis=None)[::-1][:n_candidates]
-  pairs = [np.unravel_index(p, upper.shape) for p in pairs
-           if np.isfinite(upper.flat[p])]
+  pairs = _top_pairs(merges, n_candidates)
   cuts = [k for k in np.argsort(splits)[::-1][:n_candidates]
           if np.isfinite(splits[k])]
   triples = sorted(((merges[i, j] + splits[k], i, j, k) for i, j in pairs
