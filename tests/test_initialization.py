@@ -15,7 +15,7 @@ from sklearn.metrics import adjusted_rand_score
 
 import tfgmm
 from tfgmm.families import diag
-from tfgmm import initialization
+from tfgmm import api, initialization
 from tests.helpers import load_benchmark
 
 HIT_NATS = 1e-3
@@ -469,3 +469,68 @@ def test_slow_climbers_are_followed_past_the_proposal_cap():
   x = means[labels] + rng.standard_normal((1000, 2)) * 0.8
   assert_every_seed_hits(x, labels, 5, seeds=(0, 1, 2, 3, 4),
                          covariance_type="full")
+
+
+# --------------------------------------- Dirichlet process on all the rows
+
+DP_FULL = dict(covariance_type="full", weight_prior="dirichlet_process",
+               weight_concentration=1.0)
+
+
+def dp_fit_on_a_sample(x, n_components, seed, sample_size):
+  """`tfgmm.fit`'s exact-CAVI path with a search sample of `sample_size`
+  rows (as `fit`'s 10,000 rows are for larger data)."""
+  model = tfgmm.BayesianGMM(n_components, x.shape[1], seed=seed, **DP_FULL)
+  model.initialize(x, sample_size=sample_size)
+  api._fit_cavi(model, x, 1000, 1e-5)  # pylint: disable=protected-access
+  return model
+
+
+@pytest.mark.parametrize("n_features, n_components, mixture, seeds", [
+    (5, 4, 0, (0, 3)),
+    (10, 6, 1, (3,)),
+])
+def test_dp_components_the_sample_pays_for_are_judged_on_all_rows(
+    n_features, n_components, mixture, seeds):
+  """Full covariances under the Dirichlet process, 2 K components for K
+  correlated clusters of 20,000 rows, searched on 2,000: counted N / n = 10
+  times, the sample's noise paid for spare components that all rows do not
+  pay for. In 5-D (K = 4), fit seeds 0 and 3 ended with 7 and 8 live
+  components, 0.0063 and 0.0095 nats per point below the start from the
+  true labels: the merges were judged on the magnified sample only. In 10-D
+  (K = 6), with merges and deletes judged on all rows, seed 3 still kept
+  three one-row components, 0.0012 below, too small for the sample's
+  delete moves to see. With `initialization.prune_candidates` (merges,
+  deletes and those crumbs, judged on all rows) every seed reaches it."""
+  benchmark = load_benchmark()
+  rng = np.random.default_rng((77, n_features, n_components, 20_000,
+                               mixture))
+  mix = benchmark.random_correlated_mixture(n_features, n_components, 3.0,
+                                            rng, weight_ratio=4.0)
+  x, labels = benchmark._sample_mixture(  # pylint: disable=protected-access
+      mix, 20_000, rng)
+  k = 2 * n_components
+  reference = bound_per_point(tfgmm.fit(x, k, init_labels=labels, **DP_FULL),
+                              x)
+  for seed in seeds:
+    model = dp_fit_on_a_sample(x, k, seed, sample_size=2_000)
+    assert bound_per_point(model, x) >= reference - HIT_NATS, seed
+
+
+def test_prunes_on_all_rows_run_only_under_the_dirichlet_process(
+    monkeypatch):
+  """A finite Dirichlet keeps its K components: no prune round runs (and
+  costs nothing); the Dirichlet process asks for one."""
+  calls = []
+
+  def prune_candidates(*args):
+    calls.append(args[2])
+    return []
+  monkeypatch.setattr(initialization, "prune_candidates", prune_candidates)
+  x, _ = correlated_blobs(3, 3, 3, 3_000)
+  for weight_prior in ("dirichlet", "dirichlet_process"):
+    model = tfgmm.BayesianGMM(4, 3, covariance_type="full", seed=0,
+                              weight_prior=weight_prior)
+    model.initialize(x, sample_size=500)
+    api._fit_cavi(model, x, 1000, 1e-5)  # pylint: disable=protected-access
+  assert calls == ["dirichlet_process"]

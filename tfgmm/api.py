@@ -372,7 +372,10 @@ def _fit_cavi(model, x, max_epochs, tol, sample_weight=None):
   Where the initialisation searched a sample of fewer rows than x has, the
   converged fit gets one more round of the search's moves on that sample
   (`initialization.polish`); CAVI on all rows from the moved posterior is
-  kept only if it ends with a higher bound (by more than `tol`).
+  kept only if it ends with a higher bound (by more than `tol`). Under the
+  Dirichlet process, merges and deletes then run on all rows
+  (`initialization.prune_candidates`): each round keeps the best if its
+  bound is higher, until none is (at most the search's merge budget).
   """
   z = data_lib.standardized_tensor(x, model.feature_loc.numpy(),
                                    model.feature_scale.numpy(),
@@ -388,18 +391,68 @@ def _fit_cavi(model, x, max_epochs, tol, sample_weight=None):
   search = model.initialization_search
   if (search is not None and search.sample.shape[0] < z.shape[0]
       and history.shape[0] < max_epochs):
-    moved = initialization.polish(model.family, model.prior(),
-                                  model.weight_prior, model.n_components,
-                                  search, q)
-    if moved is not None:
-      moved_q, more, moved_converged = run(moved,
-                                           max_epochs - history.shape[0])
-      if (more[-1, 0] - more[-1, 1]) > (history[-1, 0] - history[-1, 1]) + tol:
-        q, converged = moved_q, moved_converged
-        history = np.concatenate([history, more], 0)
+    model_args = (model.family, model.prior(), model.weight_prior,
+                  model.n_components, search)
+    moved = initialization.polish(*model_args, q)
+    # (Uncapped: one start, run to convergence as before the prunes.)
+    best = _best_start(run, [] if moved is None else [moved], history,
+                       max_epochs, tol, cap=max_epochs)
+    if best is not None:
+      q, more, converged = best
+      history = np.concatenate([history, more], 0)
+    # Only the Dirichlet process chooses how many components to keep: its
+    # merges and deletes are judged on all rows
+    # (`initialization.prune_candidates`).
+    prunes = (search.moves["merges"]
+              if model.weight_prior == "dirichlet_process" else 0)
+    for _ in range(prunes):
+      best = _best_start(
+          run, initialization.prune_candidates(*model_args, q), history,
+          max_epochs, tol)
+      if best is None:
+        break
+      q, more, converged = best
+      history = np.concatenate([history, more], 0)
   model.assign_posterior(q)
   _record_cavi(model, history, predict_lib.mean_row_log_det(
       z, model.feature_scale, sample_weight), converged)
+
+
+def _best_start(run, starts, history, max_epochs, tol,
+                cap=initialization.PROPOSAL_MAX_ITER):
+  """CAVI on all rows from each start; the best that beats `history`'s end.
+
+  Each start runs at most `cap` epochs (a move's budget, as in the search);
+  the best, if it ends above the last bound of `history` by more than
+  `tol`, runs on to convergence.
+
+  Args:
+    run: `run(q, epochs)` -> (q, [T, 2] history, converged), CAVI on all rows.
+    starts: posteriors to start from.
+    history: [T, 2] history of the fit so far; its last bound is the one to
+      beat, its length counts against `max_epochs`.
+
+  Returns:
+    (q, [T', 2] history, converged) of the best run, or None when none
+    ends higher.
+  """
+  best, bound = None, history[-1, 0] - history[-1, 1]
+  for start in starts:
+    left = max_epochs - history.shape[0]
+    if left <= 0:
+      break
+    result = run(start, min(cap, left))
+    more = result[1]
+    if more[-1, 0] - more[-1, 1] > bound + tol:
+      best, bound = result, more[-1, 0] - more[-1, 1]
+  if best is None or best[2]:
+    return best
+  q, more, _ = best
+  left = max_epochs - history.shape[0] - more.shape[0]
+  if left <= 0:
+    return best
+  q, rest, converged = run(q, left)
+  return q, np.concatenate([more, rest], 0), converged
 
 
 def _record_cavi(model, history, log_det, converged):
