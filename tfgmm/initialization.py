@@ -40,7 +40,7 @@ free functions:
 5. **Prunes, under the Dirichlet process.** The same N / n count that
    lets all rows pay for a small cluster lets the sample's noise pay for
    components they do not pay for. `prune_candidates` proposes the
-   leading merge or delete (raced on the sample) and the delete of every
+   leading merge and delete (raced on the sample) and the delete of every
    component too small for the sample to see; `tfgmm.fit` judges them on
    all N rows, round after round while one raises the bound.
 
@@ -1135,7 +1135,7 @@ def prune_candidates(family, prior, weight_prior, n_components, search_, q):
   leave; on a 20,000-row 10-D fit, three of them cost 0.0012 nats/point).
   The caller runs CAVI on all N rows from each and keeps the best only if
   the bound of all N rows rises. To keep that affordable, the merges and
-  deletes race on the sample and only the leader goes on.
+  the deletes race on the sample and only each kind's leader goes on.
 
   Args:
     family, prior, weight_prior, n_components: the model's.
@@ -1143,9 +1143,9 @@ def prune_candidates(family, prior, weight_prior, n_components, search_, q):
     q: the posterior of all N rows (model dtype).
 
   Returns:
-    A list of at most two posteriors of all N rows (model dtype): the
-    leading merge or delete, and the crumbs' delete; empty when there is
-    nothing to fold.
+    A list of at most three posteriors of all N rows (model dtype): the
+    leading merge, the leading delete and the crumbs' delete; empty when
+    there is nothing to fold.
   """
   problem = _sample_for_all_rows(family, prior, weight_prior, n_components,
                                  search_)
@@ -1163,14 +1163,20 @@ def prune_candidates(family, prior, weight_prior, n_components, search_, q):
       counts < DELETE_MIN_SHARE * counts.sum() / n_components)
   candidates = []
   if proposals:
-    # One fold goes on to all rows: the one whose sample bound is highest
-    # after the proposals' race iterations (the sample still ranks the
-    # folds; it is its verdict on keeping them that the noise biases).
+    # One fold of each kind goes on to all rows: the one whose sample bound
+    # is highest after the proposals' race iterations. The sample still
+    # ranks folds of one kind; across kinds it would prefer the fold that
+    # changes least (a delete of a component that matters little over the
+    # merge of a split cluster), since its noise pays for every component.
     folded = posteriors_of(problem, np.concatenate(proposals, 0))  # [P, K, ...]
     _, history, _ = converge(problem, folded, PROPOSAL_RACE_ITER,
                              search_.tol)                          # [T, 2, P]
-    best = int(np.argmax(history[-1, 0] - history[-1, 1]))
-    candidates.append(type(folded)(*[t[best] for t in folded]))
+    bounds = history[-1, 0] - history[-1, 1]                       # [P]
+    ends = np.cumsum([p.shape[0] for p in proposals])
+    starts = np.concatenate([[0], ends[:-1]])
+    for start, end in zip(starts, ends):
+      best = start + int(np.argmax(bounds[start:end]))
+      candidates.append(type(folded)(*[t[best] for t in folded]))
   if crumbs.any():
     crumbless = posteriors_of(
         problem, _softmax(np.where(crumbs, -np.inf, log_rho_))[None])
