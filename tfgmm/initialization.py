@@ -512,7 +512,7 @@ def refit_proposals(problem, responsibilities_, n_proposals, rng, max_iter,
         sub, seed_responsibilities(sub, n_proposals, rng)), max_iter, tol)
     slots = np.array([i, j, emptiest])
     for restart in range(n_proposals):
-      fit = responsibilities(sub, type(q)(*[t[restart] for t in q]))[0]
+      fit = responsibilities(sub, _restart(q, restart))[0]
       fit = fit * share[rows, None]                                # [m, 3]
       if not _live(fit * w[rows, None], 0.1)[0].all():
         continue
@@ -717,6 +717,11 @@ def responsibilities(problem, q):
           tf.reduce_logsumexp(log_rho_, -1).numpy())
 
 
+def _restart(q, index):
+  """Restart `index` of a batched posterior [R, K, ...]: [K, ...]."""
+  return type(q)(*[t[index] for t in q])
+
+
 def posteriors_of(problem, resp):
   """The CAVI posteriors of R sets of responsibilities [R, n, K]: [R, K, ...]."""
   z = problem.sample
@@ -790,7 +795,7 @@ def best_of(problem, resp, max_iter, tol, race_iter=RACE_ITER,
     limits = [extrapolated_bound(t) for t in traces]
     if max(limits) > incumbent + tol:
       best = int(np.argmax(limits))
-  return (type(q)(*[t[best] for t in q]), float(bounds[best]), traces[best])
+  return _restart(q, best), float(bounds[best]), traces[best]
 
 
 def extrapolated_bound(history):
@@ -1161,27 +1166,22 @@ def prune_candidates(family, prior, weight_prior, n_components, search_, q):
   counts = tf.cast(q.weight_concentration, tf.float64).numpy()     # [K]
   crumbs = (counts >= 0.5) & (
       counts < DELETE_MIN_SHARE * counts.sum() / n_components)
-  candidates = []
-  if proposals:
-    # One fold of each kind goes on to all rows: the one whose sample bound
-    # is highest after the proposals' race iterations. The sample still
-    # ranks folds of one kind; across kinds it would prefer the fold that
-    # changes least (a delete of a component that matters little over the
-    # merge of a split cluster), since its noise pays for every component.
-    folded = posteriors_of(problem, np.concatenate(proposals, 0))  # [P, K, ...]
-    _, history, _ = converge(problem, folded, PROPOSAL_RACE_ITER,
-                             search_.tol)                          # [T, 2, P]
-    bounds = history[-1, 0] - history[-1, 1]                       # [P]
-    ends = np.cumsum([p.shape[0] for p in proposals])
-    starts = np.concatenate([[0], ends[:-1]])
-    for start, end in zip(starts, ends):
-      best = start + int(np.argmax(bounds[start:end]))
-      candidates.append(type(folded)(*[t[best] for t in folded]))
   if crumbs.any():
-    crumbless = posteriors_of(
-        problem, _softmax(np.where(crumbs, -np.inf, log_rho_))[None])
-    candidates.append(type(crumbless)(*[t[0] for t in crumbless]))
-  return candidates
+    proposals.append(_softmax(np.where(crumbs, -np.inf, log_rho_))[None])
+  if not proposals:
+    return []
+  # One fold of each kind goes on to all rows: the one whose sample bound
+  # is highest after the proposals' race iterations. The sample still ranks
+  # folds of one kind; across kinds it would prefer the fold that changes
+  # least (a delete of a component that matters little over the merge of a
+  # split cluster), since its noise pays for every component.
+  folded = posteriors_of(problem, np.concatenate(proposals, 0))    # [P, K, ...]
+  _, history, _ = converge(problem, folded, PROPOSAL_RACE_ITER,
+                           search_.tol)                            # [T, 2, P]
+  bounds = history[-1, 0] - history[-1, 1]                         # [P]
+  ends = np.cumsum([p.shape[0] for p in proposals])
+  return [_restart(folded, start + int(np.argmax(bounds[start:end])))
+          for start, end in zip(np.concatenate([[0], ends[:-1]]), ends)]
 
 
 def pooled_statistics(family, batches):
