@@ -436,22 +436,17 @@ def _best_start(run, starts, history, max_epochs, tol,
     (q, [T', 2] history, converged) of the best run, or None when none
     ends higher.
   """
+  left = max_epochs - history.shape[0]
   best, bound = None, history[-1, 0] - history[-1, 1]
-  for start in starts:
-    left = max_epochs - history.shape[0]
-    if left <= 0:
-      break
+  for start in starts if left > 0 else ():
     result = run(start, min(cap, left))
-    more = result[1]
-    if more[-1, 0] - more[-1, 1] > bound + tol:
-      best, bound = result, more[-1, 0] - more[-1, 1]
-  if best is None or best[2]:
+    end = result[1][-1, 0] - result[1][-1, 1]
+    if end > bound + tol:
+      best, bound = result, end
+  if best is None or best[2] or best[1].shape[0] >= left:
     return best
   q, more, _ = best
-  left = max_epochs - history.shape[0] - more.shape[0]
-  if left <= 0:
-    return best
-  q, rest, converged = run(q, left)
+  q, rest, converged = run(q, left - more.shape[0])
   return q, np.concatenate([more, rest], 0), converged
 
 
