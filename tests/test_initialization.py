@@ -270,6 +270,41 @@ def test_moves_after_the_full_fit_find_a_cluster_the_sample_hid():
   assert_every_seed_hits(data.x_train, data.y_train, 30, seeds=(0, 4))
 
 
+def test_streamed_cavi_polishes_like_the_rows_in_memory(monkeypatch):
+  """Data files are fitted by streamed CAVI (`api._cavi_streamed`): after
+  its first run it makes the same moves on all rows as the rows in memory
+  (`api._converge_and_move`), so both end at the same posterior. On the
+  case above (seed 4), the polish is accepted on both; before, the
+  streamed fit stopped after its first run, at the lower bound."""
+  benchmark = load_benchmark()
+  data = benchmark.make_sweep_data(
+      benchmark.sweep_shapes()["diag-D10-K30-N2e4-sep-g20"], 0)
+  x = data.x_train
+  accepted = []
+  best_start = api._best_start  # pylint: disable=protected-access
+
+  def spy(*args, **kwargs):
+    best = best_start(*args, **kwargs)
+    accepted.append(best is not None)
+    return best
+  monkeypatch.setattr(api, "_best_start", spy)
+  models = []
+  for _ in range(2):
+    model = tfgmm.BayesianGMM(30, 10, seed=4, dtype="float64")
+    model.initialize(x)
+    models.append(model)
+  api._fit_cavi(models[0], x, 300, 1e-5)  # pylint: disable=protected-access
+  assert accepted == [True]
+  stream = tf.data.Dataset.from_tensor_slices(x).batch(8_000)
+  api._cavi_streamed(models[1], stream, 300, 1e-5)  # pylint: disable=protected-access
+  assert accepted == [True, True]
+  assert models[0].n_epochs == models[1].n_epochs
+  for a, b in zip(models[0].posterior(), models[1].posterior()):
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-9)
+  np.testing.assert_allclose(models[0].training_history["loss"],
+                             models[1].training_history["loss"], rtol=1e-9)
+
+
 def test_polish_returns_none_at_the_full_datas_optimum():
   """Well-separated blobs: the full fit is the optimum, so no move raises
   the sample's estimate of its bound and `polish` proposes nothing; a fit

@@ -236,46 +236,60 @@ def _cavi_streamed(model, stream, max_epochs, tol, verbose=0):
 
   `inference.cavi` with the E-step's statistics and log-likelihood summed
   over the batches (float64) before each global step: the same iterations
-  as on the rows in memory, with memory bounded by a batch. Records history
-  like `_fit_cavi`; with `verbose`, each pass counts its rows on stderr
+  as on the rows in memory, with memory bounded by a batch, and the same
+  moves on all rows after it (`_converge_and_move`). Records history like
+  `_fit_cavi`; with `verbose`, each pass counts its rows on stderr
   (`tfgmm.files.RowCounter`) and ends with its bound.
   """
   family, prior, weight_prior = model.family, model.prior(), model.weight_prior
   loc, scale = model.feature_loc, model.feature_scale
   as64 = lambda p: family.cast_posterior(p, tf.float64)  # noqa: E731
-  history, previous, converged = [], -np.inf, False
-  for epoch in range(max_epochs):
-    counter = (files_lib.RowCounter(f"CAVI pass {epoch + 1}") if verbose
-               else None)
-    q = model.posterior()
-    log_weights = weight_priors.expected_log_weights(
-        tf.cast(q.weight_concentration, tf.float64),
-        tf.cast(prior.weight_concentration, tf.float64), weight_prior)
-    stats, total, rows, log_det = None, 0.0, 0, 0.0
-    for batch in stream:
-      z = predict_lib.standardize(batch, loc, scale, model.compute_dtype)
-      batch_stats, batch_total = loops.statistics(
-          family, z, q, model.estep_chunk_rows, log_weights)
-      stats = (batch_stats if stats is None
-               else family.add_statistics(stats, batch_stats))
-      total += float(batch_total)
-      rows += int(z.shape[0])
-      log_det += float(tf.reduce_sum(tf.cast(
-          predict_lib.row_log_det(z, scale), tf.float64)))
+  passes = []                           # (rows, sum of row log-dets) per pass
+
+  def run(q, epochs):
+    """CAVI passes from q: (q, [T, 2] numpy history, converged)."""
+    history, previous, converged = [], -np.inf, False
+    model.assign_posterior(q)
+    for _ in range(epochs):
+      counter = (files_lib.RowCounter(f"CAVI pass {len(passes) + 1}")
+                 if verbose else None)
+      q = model.posterior()
+      log_weights = weight_priors.expected_log_weights(
+          tf.cast(q.weight_concentration, tf.float64),
+          tf.cast(prior.weight_concentration, tf.float64), weight_prior)
+      stats, total, rows, log_det = None, 0.0, 0, 0.0
+      for batch in stream:
+        z = predict_lib.standardize(batch, loc, scale, model.compute_dtype)
+        batch_stats, batch_total = loops.statistics(
+            family, z, q, model.estep_chunk_rows, log_weights)
+        stats = (batch_stats if stats is None
+                 else family.add_statistics(stats, batch_stats))
+        total += float(batch_total)
+        rows += int(z.shape[0])
+        log_det += float(tf.reduce_sum(tf.cast(
+            predict_lib.row_log_det(z, scale), tf.float64)))
+        if counter is not None:
+          counter(z.shape[0])
+      passes.append((rows, log_det))
+      kl = float(family.kl_divergence(as64(q), as64(prior),
+                                      weight_prior)) / rows
+      bound = total / rows - kl
       if counter is not None:
-        counter(z.shape[0])
-    kl = float(family.kl_divergence(as64(q), as64(prior), weight_prior)) / rows
-    bound = total / rows - kl
-    if counter is not None:
-      counter.close(f", bound {bound + log_det / rows:.6f} nats per row")
-    history.append((total / rows, kl))
-    model.assign_posterior(family.natural_update(q, stats, prior, 1.0, 1.0,
-                                                 weight_prior))
-    if abs(bound - previous) < tol:
-      converged = True
-      break
-    previous = bound
-  _record_cavi(model, np.array(history), log_det / rows, converged)
+        counter.close(f", bound {bound + log_det / rows:.6f} nats per row")
+      history.append((total / rows, kl))
+      model.assign_posterior(family.natural_update(q, stats, prior, 1.0, 1.0,
+                                                   weight_prior))
+      if abs(bound - previous) < tol:
+        converged = True
+        break
+      previous = bound
+    return model.posterior(), np.array(history).reshape(-1, 2), converged
+
+  q, history, converged = _converge_and_move(
+      model, run, lambda: passes[0][0], max_epochs, tol)
+  rows, log_det = passes[0]
+  model.assign_posterior(q)
+  _record_cavi(model, history, log_det / rows, converged)
 
 
 def _batch_size(x, batch_size):
@@ -367,16 +381,8 @@ def _jsonable(value):
 
 
 def _fit_cavi(model, x, max_epochs, tol, sample_weight=None):
-  """Full-data CAVI in one compiled loop; records history like `model.fit`.
-
-  Where the initialisation searched a sample of fewer rows than x has, the
-  converged fit gets one more round of the search's moves on that sample
-  (`initialization.polish`); CAVI on all rows from the moved posterior is
-  kept only if it ends with a higher bound (by more than `tol`). Under the
-  Dirichlet process, merges and deletes then run on all rows
-  (`initialization.prune_candidates`): each round keeps the best if its
-  bound is higher, until none is (at most the search's merge budget).
-  """
+  """Full-data CAVI in one compiled loop, then the moves on all rows
+  (`_converge_and_move`); records history like `model.fit`."""
   z = data_lib.standardized_tensor(x, model.feature_loc.numpy(),
                                    model.feature_scale.numpy(),
                                    model.compute_dtype)
@@ -387,9 +393,39 @@ def _fit_cavi(model, x, max_epochs, tol, sample_weight=None):
         model.weight_prior, sample_weight, model.family)
     return q, history.numpy(), bool(converged)
 
+  q, history, converged = _converge_and_move(
+      model, run, lambda: int(z.shape[0]), max_epochs, tol)
+  model.assign_posterior(q)
+  _record_cavi(model, history, predict_lib.mean_row_log_det(
+      z, model.feature_scale, sample_weight), converged)
+
+
+def _converge_and_move(model, run, n_rows, max_epochs, tol):
+  """CAVI on all rows from the model's posterior, then moves on all rows.
+
+  Where the initialisation searched a sample of fewer rows than the data
+  hold, the converged fit gets one more round of the search's moves on that
+  sample (`initialization.polish`); CAVI on all rows from the moved
+  posterior is kept only if it ends with a higher bound (by more than
+  `tol`). Under the Dirichlet process, merges and deletes then run on all
+  rows (`initialization.prune_candidates`): each round keeps the best if
+  its bound is higher, until none is (at most the search's merge budget).
+  The rows in memory (`_fit_cavi`) and streamed ones (`_cavi_streamed`)
+  share it, so both give the same answer.
+
+  Args:
+    model: the initialised `BayesianGMM`.
+    run: `run(q, epochs)` -> (q, [T, 2] history, converged), CAVI on all
+      rows from q for at most `epochs` iterations.
+    n_rows: callable giving the number of rows (known after the first run).
+    max_epochs, tol: CAVI settings of the whole fit.
+
+  Returns:
+    (q, [T, 2] history of every accepted run, converged).
+  """
   q, history, converged = run(model.posterior(), max_epochs)
   search = model.initialization_search
-  if (search is not None and search.sample.shape[0] < z.shape[0]
+  if (search is not None and search.sample.shape[0] < n_rows()
       and history.shape[0] < max_epochs):
     model_args = (model.family, model.prior(), model.weight_prior,
                   model.n_components, search)
@@ -413,9 +449,7 @@ def _fit_cavi(model, x, max_epochs, tol, sample_weight=None):
         break
       q, more, converged = best
       history = np.concatenate([history, more], 0)
-  model.assign_posterior(q)
-  _record_cavi(model, history, predict_lib.mean_row_log_det(
-      z, model.feature_scale, sample_weight), converged)
+  return q, history, converged
 
 
 def _best_start(run, starts, history, max_epochs, tol,
