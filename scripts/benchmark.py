@@ -69,12 +69,20 @@ at least 100 training rows per free parameter. Targets: tfgmm's hit rate is
 100% on every shape, and on the identifiable mixtures tfgmm's mean
 |ARI - the true mixture's ARI| <= 0.01.
 
-Shape names read covariances-D-K-N-separation-weights: "sep" and "ovl" are
+Shape names read covariances-D-K-N-separation-weights[-option]: "sep" and "ovl" are
 the separated and overlapping regimes the mean range r (means U(-r, r)) was
 chosen for (the report gives the measured Bayes error); "u4": weights
 U(1, 4) normalised, "g20": geometric from 1 to 1/20. diag shapes draw
 `random_mixture` (variances U(0.5, 2)), full shapes
-`random_correlated_mixture`. Big N sits on cheap shapes only.
+`random_correlated_mixture`. Big N sits on cheap shapes only. A model
+option's shapes fit every tfgmm run (tested and reference) with that option
+(`sweep_fit_setup`): "dp" 2 K components under the Dirichlet-process prior,
+"indep" the independent prior on the means, "nan20" 20% of the training
+entries NaN with `missing="marginalize"`, "w" sample weights U(0, 2) (the
+bound is then per unit of weight); GaussianMixture fits the complete,
+unweighted rows with the true K beside them. The "dp" shapes have more
+rows than the search's 10,000-row sample, where the sample alone misjudged
+the DP's spare components.
 
 Full sweep grid (5 mixtures x 6 tfgmm seeds per shape; GaussianMixture on
 the first 2 seeds, on 1 at N = 1e6):
@@ -92,6 +100,11 @@ the first 2 seeds, on 1 at N = 1e6):
   full-D5-K8-N5e3-ovl-u4      r=3
   full-D10-K10-N1e4-sep-u4    r=3     the corr10d recipe at 1e4 rows
   full-D20-K5-N2e4-sep-u4     r=1.5
+  diag-D10-K6-N5e4-sep-u4-dp  r=3     12 components, Dirichlet process
+  full-D5-K4-N3e4-sep-u4-dp   r=3     8 components, Dirichlet process
+  diag-D5-K8-N5e3-ovl-u4-indep r=3    independent prior on the means
+  diag-D8-K6-N2e4-sep-u4-nan20 r=3    20% of entries missing (diag only)
+  full-D5-K5-N2e4-sep-u4-w    r=3     sample weights U(0, 2)
 
 Budget: the full sweep must finish within 30 minutes on the project's 2-core
 machine. One mixture per shape with 3 GM seeds took 5 min 20 s there (while
@@ -107,6 +120,8 @@ within 3 minutes):
   diag-D8-K6-N3e3-sep-u4      r=3
   full-D2-K5-N1e3-ovl-g20     r=4
   full-D5-K5-N5e3-sep-u4      r=3
+  full-D3-K4-N5e3-sep-u4-dp   r=6     8 components, Dirichlet process
+  diag-D5-K5-N3e3-sep-u4-nan20 r=3    20% of entries missing
 
 Usage:
 
@@ -236,6 +251,10 @@ SWEEP_HELD_OUT_ARI = 0.01
 # misclassifies at most this fraction of the held-out rows and there are at
 # least this many training rows per free parameter; there tfgmm's mean
 # |ARI - the true mixture's ARI| is at most IDENTIFIABLE_ARI.
+# The sweep's model options (see `sweep_fit_setup`), and the fraction of
+# training entries "nan20" replaces by NaN.
+SWEEP_OPTIONS = ("defaults", "dp", "indep", "nan20", "w")
+SWEEP_MISSING_FRACTION = 0.2
 IDENTIFIABLE_BAYES_ERROR = 0.05
 IDENTIFIABLE_POINTS_PER_PARAMETER = 100
 IDENTIFIABLE_ARI = 0.01
@@ -1706,13 +1725,16 @@ class SweepShape:
   weight_spacing: str = "uniform"
   gm_seeds: int | None = None
   draw: int = SWEEP_SEED
+  option: str = "defaults"
 
   @property
   def name(self):
-    """E.g. "diag-D10-K10-N1e5-sep-u4" (u: uniform, g: geometric weights)."""
+    """E.g. "diag-D10-K10-N1e5-sep-u4" (u: uniform, g: geometric weights),
+    "full-D5-K4-N5e4-sep-u4-dp" (a model option's suffix)."""
+    suffix = "" if self.option == "defaults" else f"-{self.option}"
     return (f"{self.covariance_type}-D{self.n_features}-K{self.n_components}"
             f"-N{_short(self.n)}-{self.separation}-"
-            f"{self.weight_spacing[0]}{self.weight_ratio:g}")
+            f"{self.weight_spacing[0]}{self.weight_ratio:g}{suffix}")
 
   @property
   def n_parameters(self):
@@ -1728,11 +1750,19 @@ class SweepShape:
 
   @property
   def seed_words(self):
-    """The mixture generator's seed words: a function of the shape only."""
-    return (self.draw, int(self.covariance_type == "full"), self.n_features,
-            self.n_components, self.n, round(1000 * self.mean_range),
-            round(1000 * self.weight_ratio),
-            int(self.weight_spacing == "geometric"))
+    """The mixture generator's seed words: a function of the shape only.
+
+    A model option other than the defaults adds its index in
+    `SWEEP_OPTIONS`, so its mixtures differ from the default shape's (whose
+    words are unchanged).
+    """
+    words = (self.draw, int(self.covariance_type == "full"), self.n_features,
+             self.n_components, self.n, round(1000 * self.mean_range),
+             round(1000 * self.weight_ratio),
+             int(self.weight_spacing == "geometric"))
+    if self.option != "defaults":
+      words += (SWEEP_OPTIONS.index(self.option),)
+    return words
 
 
 # The sweep's grids: keep them equal to the module docstring's tables.
@@ -1750,6 +1780,11 @@ SWEEP_GRID = (
     SweepShape("full", 5, 8, 5_000, 3.0, "ovl", 4.0),
     SweepShape("full", 10, 10, 10_000, 3.0, "sep", 4.0),
     SweepShape("full", 20, 5, 20_000, 1.5, "sep", 4.0),
+    SweepShape("diag", 10, 6, 50_000, 3.0, "sep", 4.0, option="dp"),
+    SweepShape("full", 5, 4, 30_000, 3.0, "sep", 4.0, option="dp"),
+    SweepShape("diag", 5, 8, 5_000, 3.0, "ovl", 4.0, option="indep"),
+    SweepShape("diag", 8, 6, 20_000, 3.0, "sep", 4.0, option="nan20"),
+    SweepShape("full", 5, 5, 20_000, 3.0, "sep", 4.0, option="w"),
 )
 QUICK_SWEEP_GRID = (
     SweepShape("diag", 2, 3, 1_000, 2.0, "ovl", 20.0, "geometric"),
@@ -1757,12 +1792,57 @@ QUICK_SWEEP_GRID = (
     SweepShape("diag", 8, 6, 3_000, 3.0, "sep", 4.0),
     SweepShape("full", 2, 5, 1_000, 4.0, "ovl", 20.0, "geometric"),
     SweepShape("full", 5, 5, 5_000, 3.0, "sep", 4.0),
+    SweepShape("full", 3, 4, 5_000, 6.0, "sep", 4.0, option="dp"),
+    SweepShape("diag", 5, 5, 3_000, 3.0, "sep", 4.0, option="nan20"),
 )
 
 
 def sweep_shapes():
   """{name: SweepShape} of both grids."""
   return {shape.name: shape for shape in SWEEP_GRID + QUICK_SWEEP_GRID}
+
+
+def sweep_fit_setup(shape, index, data):
+  """What every tfgmm fit of a sweep mixture is given: (x, K, arguments).
+
+  The shape's model option (`SWEEP_OPTIONS`) decides:
+
+  - "defaults": the training rows, the true K, `covariance_type` only;
+  - "dp": 2 K components under the Dirichlet-process prior
+    (`weight_prior="dirichlet_process"`, `weight_concentration` 1), the
+    prior a user picks when K is unknown;
+  - "indep": the seed blog's independent prior on the means
+    (`mean_prior="independent"`);
+  - "nan20": `SWEEP_MISSING_FRACTION` of the training entries replaced by
+    NaN, `missing="marginalize"`;
+  - "w": a sample weight U(0, 2) per training row (`sample_weight`).
+
+  The holes and weights are drawn from the shape's seed words and the
+  mixture's `index` (that of `make_sweep_data`), so every fit of the
+  mixture sees the same ones.
+
+  Returns:
+    (x [N, D] float64, n_components, dict of `tfgmm.fit` arguments: the
+    covariance type, the option's model arguments and `sample_weight`,
+    None but for "w").
+  """
+  rng = np.random.default_rng(shape.seed_words + (index, 1))
+  x = data.x_train
+  arguments = dict(covariance_type=shape.covariance_type, sample_weight=None)
+  n_components = data.n_components
+  if shape.option == "dp":
+    n_components *= 2
+    arguments.update(weight_prior="dirichlet_process",
+                     weight_concentration=DP_WEIGHT_CONCENTRATION)
+  elif shape.option == "indep":
+    arguments.update(mean_prior="independent")
+  elif shape.option == "nan20":
+    x = x.copy()
+    x[rng.random(x.shape) < SWEEP_MISSING_FRACTION] = np.nan
+    arguments.update(missing="marginalize")
+  elif shape.option == "w":
+    arguments.update(sample_weight=rng.uniform(0.0, 2.0, len(x)))
+  return x, n_components, arguments
 
 
 def make_sweep_data(shape, index):
@@ -1841,24 +1921,27 @@ def _score_held_out(data, log_prob, labels):
               finite=bool(np.isfinite(log_prob).all()))
 
 
-def _sweep_tfgmm(data, covariance_type, **kwargs):
-  """`tfgmm.fit` of the training rows, timed and scored: a fit dict.
+def _sweep_tfgmm(data, setup, **kwargs):
+  """`tfgmm.fit` of a `sweep_fit_setup`, timed and scored: a fit dict.
 
-  `objective` is the evidence lower bound per training point,
-  `model.elbo(x_train) / N`, under the model's prior for these data.
+  `objective` is the evidence lower bound per training point (per unit of
+  weight), `model.elbo(x, sample_weight) / sum(w)`, under the model's prior
+  for these data; held-out scores are of the complete held-out rows.
   """
   import tfgmm  # pylint: disable=import-outside-toplevel
+  x, n_components, arguments = setup
   start = time.perf_counter()
-  model = tfgmm.fit(data.x_train, data.n_components,
-                    covariance_type=covariance_type, **kwargs)
+  model = tfgmm.fit(x, n_components, **arguments, **kwargs)
   fit_s = time.perf_counter() - start
+  weight = arguments["sample_weight"]
+  total = len(x) if weight is None else float(np.sum(weight))
   return dict(fit_s=fit_s,
-              objective=float(model.elbo(data.x_train)) / len(data.x_train),
+              objective=float(model.elbo(x, sample_weight=weight)) / total,
               **_score_held_out(data, model.log_prob(data.x_test),
                                 np.asarray(model.assign(data.x_test))))
 
 
-def sweep_reference_fits(data, covariance_type):
+def sweep_reference_fits(data, setup):
   """tfgmm's reference fits beyond the tested ones: (fits, warning or None).
 
   A fit with `SWEEP_REFERENCE_N_INIT` restarts, and one started from the
@@ -1867,13 +1950,11 @@ def sweep_reference_fits(data, covariance_type):
   unknown model argument); then the reference is the restarts' fit alone,
   and the warning says so.
   """
-  fits = [dict(_sweep_tfgmm(data, covariance_type,
-                            n_init=SWEEP_REFERENCE_N_INIT,
+  fits = [dict(_sweep_tfgmm(data, setup, n_init=SWEEP_REFERENCE_N_INIT,
                             seed=SWEEP_REFERENCE_SEED),
                source=f"{SWEEP_REFERENCE_N_INIT} restarts")]
   try:
-    fits.append(dict(_sweep_tfgmm(data, covariance_type,
-                                  init_labels=data.y_train),
+    fits.append(dict(_sweep_tfgmm(data, setup, init_labels=data.y_train),
                      source="true labels"))
   except (TypeError, ValueError) as error:
     if "init_labels" not in str(error):
@@ -1960,9 +2041,10 @@ def run_sweep_mixture(shape, index, seeds, gm_seeds):
   bayes_error = float(np.mean(
       true_posterior_labels(data.x_test, data.mixture) != data.y_test))
   tfgmm_method = DEFAULT_TFGMM[covariance_type]
-  tested = [dict(_sweep_tfgmm(data, covariance_type, seed=seed), seed=seed)
+  setup = sweep_fit_setup(shape, index, data)
+  tested = [dict(_sweep_tfgmm(data, setup, seed=seed), seed=seed)
             for seed in seeds]
-  references, warning = sweep_reference_fits(data, covariance_type)
+  references, warning = sweep_reference_fits(data, setup)
   hits, best = sweep_hits([f["objective"] for f in tested],
                           [f["objective"] for f in references])
   for fit, hit in zip(tested, hits):
@@ -2049,18 +2131,21 @@ def summarize_sweep_shape(shape, mixtures):
       methods=methods, wall_s=float(sum(m["wall_s"] for m in mixtures)))
 
 
-def _sweep_warm_up(covariance_types):
-  """Traces tfgmm's compiled functions for each covariance type, untimed."""
-  import tfgmm  # pylint: disable=import-outside-toplevel
-  x = np.random.default_rng(0).standard_normal((200, 2))
-  for covariance_type in covariance_types:
-    tfgmm.fit(x, 2, covariance_type=covariance_type, seed=0)
+def _sweep_warm_up(shapes):
+  """Traces tfgmm's compiled functions for each covariance type and model
+  option of `shapes` (a 200-row fit each), untimed."""
+  kinds = sorted({(s.covariance_type, s.option) for s in shapes})
+  for covariance_type, option in kinds:
+    shape = SweepShape(covariance_type, 2, 2, 200, 6.0, "sep", 2.0,
+                       option=option)
+    data = make_sweep_data(shape, 0)
+    _sweep_tfgmm(data, sweep_fit_setup(shape, 0, data), seed=0)
 
 
 def run_sweep(args):
   """Runs every shape of `args.sweep_shapes`: (shape summaries, warnings)."""
   seeds = [args.seed + i for i in range(args.sweep_seeds)]
-  _sweep_warm_up(sorted({s.covariance_type for s in args.sweep_shapes}))
+  _sweep_warm_up(args.sweep_shapes)
   summaries, messages = [], []
   for shape in args.sweep_shapes:
     n_gm = min(args.sweep_gm_seeds, shape.gm_seeds or args.sweep_gm_seeds,
@@ -2186,9 +2271,14 @@ def print_sweep_report(args, revision, summaries, messages):
         "2)), full shapes `random_correlated_mixture`, means U(-r, r); "
         "weights u<r>: U(1, r) normalised, g<r>: geometric from 1 to 1/r; "
         "every fit uses the shape's covariance type and K; tfgmm: "
-        "tfgmm.fit defaults otherwise")
+        "tfgmm.fit defaults otherwise, but for a shape's model option "
+        "(-dp: 2 K components under the Dirichlet-process prior; -indep: "
+        "independent prior on the means; -nan20: 20% of training entries "
+        "NaN, missing=\"marginalize\"; -w: sample weights U(0, 2); "
+        "GaussianMixture: the complete, unweighted rows and K)")
   print(f"{bullet}hit: a tfgmm fit's bound per training point "
-        f"(model.elbo(x_train) / N) within {SWEEP_HIT_NATS:g} nats of the "
+        "(model.elbo(x_train, sample_weight) / sum of the weights) within "
+        f"{SWEEP_HIT_NATS:g} nats of the "
         "best bound of: every tested fit of the mixture, tfgmm.fit(n_init="
         f"{SWEEP_REFERENCE_N_INIT}, seed={SWEEP_REFERENCE_SEED}) and "
         "tfgmm.fit(init_labels=true labels)")

@@ -1,6 +1,7 @@
 """The benchmark script: its true-mixture helpers and a smoke run."""
 
 import contextlib
+import dataclasses
 import io
 import re
 import subprocess
@@ -399,10 +400,10 @@ def _docstring_grid(doc, title):
   section = doc.split(title, 1)[1].split("\n\n", 2)[1]
   grid = {}
   for line in section.splitlines():
-    match = re.match(r"\s+((diag|full)-D\d+-K\d+-N\S+-(sep|ovl)-[ug][\d.]+)"
-                     r"\s+r=([\d.]+)", line)
+    match = re.match(r"\s+((diag|full)-D\d+-K\d+-N\S+-(sep|ovl)-[ug][\d.]+"
+                     r"(-[a-z\d]+)?)\s+r=([\d.]+)", line)
     assert match, line
-    grid[match.group(1)] = float(match.group(4))
+    grid[match.group(1)] = float(match.group(5))
   return grid
 
 
@@ -479,6 +480,62 @@ def test_sweep_draw_draws_other_mixtures_of_the_same_shapes():
                             benchmark.make_sweep_data(moved, 0).x_train)
 
 
+def test_sweep_options_set_up_every_fit_of_a_mixture_alike():
+  """A model option's shape fits with that option: "dp" 2 K components
+  under the DP, "indep" the independent prior, "nan20" a fifth of the
+  entries NaN (the same ones in every call), "w" weights U(0, 2); the
+  defaults' seed words (so the README's mixtures) are unchanged."""
+  benchmark = load_benchmark()
+  base = benchmark.SweepShape("diag", 3, 4, 2_000, 6.0, "sep", 4.0)
+  assert base.seed_words == (benchmark.SWEEP_SEED, 0, 3, 4, 2_000, 6000,
+                             4000, 0)
+  setups = {}
+  for option in benchmark.SWEEP_OPTIONS:
+    shape = dataclasses.replace(base, option=option)
+    data = benchmark.make_sweep_data(shape, 1)
+    x, k, arguments = benchmark.sweep_fit_setup(shape, 1, data)
+    again = benchmark.sweep_fit_setup(shape, 1, data)
+    np.testing.assert_array_equal(x, again[0])
+    setups[option] = (data, x, k, arguments)
+  assert benchmark.sweep_shapes()["full-D5-K4-N3e4-sep-u4-dp"].option == "dp"
+  data, x, k, arguments = setups["defaults"]
+  assert x is data.x_train and k == 4
+  assert arguments == dict(covariance_type="diag", sample_weight=None)
+  data, x, k, arguments = setups["dp"]
+  assert not np.array_equal(data.x_train, setups["defaults"][0].x_train)
+  assert k == 8 and arguments["weight_prior"] == "dirichlet_process"
+  assert setups["indep"][3]["mean_prior"] == "independent"
+  data, x, k, arguments = setups["nan20"]
+  holes = np.isnan(x)
+  assert 0.18 < holes.mean() < 0.22 and not np.isnan(data.x_train).any()
+  np.testing.assert_array_equal(x[~holes], data.x_train[~holes])
+  assert arguments["missing"] == "marginalize" and k == 4
+  weights = setups["w"][3]["sample_weight"]
+  assert weights.shape == (2_000,) and 0 <= weights.min()
+  assert weights.max() < 2 and 0.9 < weights.mean() < 1.1
+
+
+@pytest.mark.parametrize("option", ["nan20", "w"])
+def test_sweep_objective_is_the_bound_per_unit_of_weight(option):
+  """The hit criterion's bound sees the option's holes and weights: the
+  objective is model.elbo(x, sample_weight) / sum(w) of the same fit."""
+  benchmark = load_benchmark()
+  import tfgmm  # pylint: disable=import-outside-toplevel
+  shape = benchmark.SweepShape("diag", 2, 2, 300, 6.0, "sep", 2.0,
+                               option=option)
+  data = benchmark.make_sweep_data(shape, 0)
+  setup = benchmark.sweep_fit_setup(shape, 0, data)
+  fit = benchmark._sweep_tfgmm(data, setup, seed=3)
+  x, k, arguments = setup
+  model = tfgmm.fit(x, k, seed=3, **arguments)
+  weight = arguments["sample_weight"]
+  total = len(x) if weight is None else weight.sum()
+  np.testing.assert_allclose(
+      fit["objective"],
+      float(model.elbo(x, sample_weight=weight)) / total, rtol=1e-6)
+  assert np.isfinite(fit["objective"]) and fit["finite"]
+
+
 def test_sweep_hits_are_within_a_millinat_of_the_best_bound():
   benchmark = load_benchmark()
   hits, best = benchmark.sweep_hits([-1.0, -1.0004, -1.0006, np.nan],
@@ -499,8 +556,9 @@ def test_sweep_reference_falls_back_without_init_labels(monkeypatch):
   benchmark = load_benchmark()
   calls = []
 
-  def fake_fit(data, covariance_type, **kwargs):
-    del data, covariance_type
+  def fake_fit(data, setup, **kwargs):
+    del data
+    assert setup == "setup"
     calls.append(kwargs)
     if "init_labels" in kwargs:
       raise TypeError("fit() got an unexpected keyword argument "
@@ -511,7 +569,7 @@ def test_sweep_reference_falls_back_without_init_labels(monkeypatch):
   monkeypatch.setattr(benchmark, "_sweep_tfgmm", fake_fit)
   data = benchmark.make_sweep_data(
       benchmark.SweepShape("diag", 2, 3, 50, 6.0, "sep", 4.0), 0)
-  fits, warning = benchmark.sweep_reference_fits(data, "diag")
+  fits, warning = benchmark.sweep_reference_fits(data, "setup")
   assert [f["source"] for f in fits] == ["30 restarts"]
   assert calls[0] == dict(n_init=30, seed=benchmark.SWEEP_REFERENCE_SEED)
   assert "init_labels" in warning and "lacks" in warning
