@@ -43,7 +43,11 @@ def fit(x, n_components, *, method="natural", n_init=None, batch_size=None,
   - method "natural" on an array, with no `batch_size` and no `callbacks`:
     CAVI on all the data in tfgmm's own compiled loop (one E-step over the
     data in chunks per epoch), until the bound per point changes by less
-    than `tol`. The update functions are the ones `model.fit` runs.
+    than `tol`; then, on data larger than the search's sample, moves from
+    the converged fit (`initialization.polish`; under the Dirichlet
+    process also merges and deletes), each kept only if CAVI on all rows
+    from it ends with a higher bound (data files: the same, over streamed
+    passes). The update functions are the ones `model.fit` runs.
   - otherwise: `model.fit` on minibatches (`make_dataset` for arrays; a
     `tf.data.Dataset` is used as given) with a `BoundConvergence(tol)`
     callback and the given Keras `callbacks`.
