@@ -107,10 +107,9 @@ the first 2 seeds, on 1 at N = 1e6):
   full-D5-K5-N2e4-sep-u4-w    r=3     sample weights U(0, 2)
 
 Budget: the full sweep must finish within 30 minutes on the project's 2-core
-machine. One mixture per shape with 3 GM seeds took 5 min 20 s there (while
-another process kept the load near 3), GaussianMixture being 185 s of the
-320; with 2 GM seeds the full sweep comes to about 5 x 265 s, some 22
-minutes (an estimate from that run, not a measured full sweep).
+machine. The 18-shape grid took 1,145 s of fitting and scoring there (git
+b8c9505, nothing else of ours running), 284 s of it on full-D5-K4-N3e4-dp;
+the quick grid took 78 s.
 
 Quick sweep grid (`--sweep --quick`: 2 mixtures x 3 seeds, GM on all 3;
 within 3 minutes):
