@@ -207,6 +207,10 @@ SMALL_DATASETS = ("blog", "far", "aniso", "10d-1e4")
 # A component counts as effective when its (expected) weight is at least this.
 EFFECTIVE_WEIGHT = 0.01
 DP_WEIGHT_CONCENTRATION = 1.0
+# The Dirichlet-process rows' and sweep shapes' model arguments (2 K
+# components).
+DP_ARGUMENTS = dict(weight_prior="dirichlet_process",
+                    weight_concentration=DP_WEIGHT_CONCENTRATION)
 _CHUNK_ROWS = 65_536
 _PROC_STATUS = "/proc/self/status"
 _PROC_CLEAR_REFS = "/proc/self/clear_refs"
@@ -655,8 +659,7 @@ def fit_tfgmm_dp(data, sampled_epochs, seed):
   """`tfgmm.fit` with 2 K components under a Dirichlet-process prior."""
   del sampled_epochs
   return _fit_tfgmm_timed(data, 2 * data.n_components, seed=seed,
-                          weight_prior="dirichlet_process",
-                          weight_concentration=DP_WEIGHT_CONCENTRATION)
+                          **DP_ARGUMENTS)
 
 
 def fit_tfgmm_independent(data, sampled_epochs, seed):
@@ -1712,6 +1715,8 @@ class SweepShape:
       (None: the run's `--sweep-gm-seeds`); set where they are expensive.
     draw: the first of the mixture generator's seed words (`--sweep-draw`):
       another value draws other mixtures of the same shape.
+    option: the model option every tfgmm fit of the shape uses, one of
+      `SWEEP_OPTIONS` (see `sweep_fit_setup`); "defaults" for none.
   """
 
   covariance_type: str
@@ -1729,7 +1734,7 @@ class SweepShape:
   @property
   def name(self):
     """E.g. "diag-D10-K10-N1e5-sep-u4" (u: uniform, g: geometric weights),
-    "full-D5-K4-N5e4-sep-u4-dp" (a model option's suffix)."""
+    "full-D5-K4-N3e4-sep-u4-dp" (a model option's suffix)."""
     suffix = "" if self.option == "defaults" else f"-{self.option}"
     return (f"{self.covariance_type}-D{self.n_features}-K{self.n_components}"
             f"-N{_short(self.n)}-{self.separation}-"
@@ -1831,8 +1836,7 @@ def sweep_fit_setup(shape, index, data):
   n_components = data.n_components
   if shape.option == "dp":
     n_components *= 2
-    arguments.update(weight_prior="dirichlet_process",
-                     weight_concentration=DP_WEIGHT_CONCENTRATION)
+    arguments.update(DP_ARGUMENTS)
   elif shape.option == "indep":
     arguments.update(mean_prior="independent")
   elif shape.option == "nan20":
