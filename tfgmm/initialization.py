@@ -749,22 +749,19 @@ def converge(problem, q, max_iter, tol, drop_margin=np.inf, min_iter=0):
   return q, history.numpy(), bool(done)
 
 
-def best_of(problem, resp, max_iter, tol, race_iter=RACE_ITER,
-            survivors=None, incumbent=None):
-  """CAVI from each of R initial responsibilities [R, n, K]; keeps the best.
+def race(problem, resp, max_iter, tol, race_iter=RACE_ITER, survivors=None):
+  """CAVI from each of R initial responsibilities [R, n, K], raced.
 
-  The restarts race: after `race_iter` iterations those whose bound per
-  point trails the leader's by more than `RACE_MARGIN` nats are dropped
-  (and, with `survivors`, all but that many leaders), and the rest continue
-  (dropping any that fall that far behind) until each has converged or
-  `max_iter` iterations have run. The restart kept has the highest bound;
-  but where that does not beat an `incumbent` bound (by more than `tol`),
-  the one whose bound is heading highest (`extrapolated_bound`) if that
-  limit does: after a capped run, a slow climber may still pass it.
+  After `race_iter` iterations the restarts whose bound per point trails
+  the leader's by more than `RACE_MARGIN` nats are dropped (and, with
+  `survivors`, all but that many leaders); the rest continue (dropping any
+  that fall that far behind) until each has converged or `max_iter`
+  iterations have run.
 
   Returns:
-    (q, bound, history): the best restart's `Posterior`, its bound per
-    point, and its [T, 2] CAVI history.
+    (q, bounds, traces, keep): the S survivors' `Posterior` [S, K, ...],
+    their [S] bounds per point, their [T, 2] CAVI histories (a list of S)
+    and their [S] indices among the R starts.
   """
   q = posteriors_of(problem, resp)                                # [R, K, ...]
 
@@ -790,11 +787,22 @@ def best_of(problem, resp, max_iter, tol, race_iter=RACE_ITER,
     q, tail, _, bounds = stage(q, max_iter - head.shape[0], 0)
   traces = [np.concatenate([head[:, :, keep[i]], tail[:, :, i]], 0)
             for i in range(keep.size)]
+  return q, bounds, traces, keep
+
+
+def best_of(problem, resp, max_iter, tol, race_iter=RACE_ITER,
+            survivors=None):
+  """CAVI from each of R initial responsibilities [R, n, K]; keeps the best.
+
+  The restarts `race`; the one kept has the highest bound.
+
+  Returns:
+    (q, bound, history): the best restart's `Posterior`, its bound per
+    point, and its [T, 2] CAVI history.
+  """
+  q, bounds, traces, _ = race(problem, resp, max_iter, tol, race_iter,
+                              survivors)
   best = int(np.argmax(bounds))
-  if incumbent is not None and bounds[best] <= incumbent + tol:
-    limits = [extrapolated_bound(t) for t in traces]
-    if max(limits) > incumbent + tol:
-      best = int(np.argmax(limits))
   return _restart(q, best), float(bounds[best]), traces[best]
 
 
@@ -846,24 +854,33 @@ def seed_responsibilities(problem, n_init, rng):
 def try_proposals(problem, resp, bound, max_iter, tol, n_proposals):
   """The best of R proposed starts [R, n, K] against an incumbent bound.
 
-  The proposals race for at most `PROPOSAL_MAX_ITER` iterations
-  (`best_of`, the `n_proposals` leaders past the race); the best one that
-  is still climbing past the incumbent (`extrapolated_bound`) though below
-  it runs on alone to convergence: a small component growing in
-  overlapping clusters gains slowly.
+  The proposals `race` for at most `PROPOSAL_MAX_ITER` iterations (the
+  `n_proposals` leaders past the race). When none has passed the incumbent
+  by then, every survivor still climbing past it (`extrapolated_bound`)
+  runs on to convergence, together: a small component growing in
+  overlapping clusters gains slowly, and the proposal whose bound is
+  heading highest after a capped run need not be the one that ends highest.
 
   Returns:
     (q, bound, history) of the best proposal; the caller keeps it only if
     its bound beats the incumbent's.
   """
-  q, new_bound, history = best_of(problem, resp,
-                                  min(max_iter, PROPOSAL_MAX_ITER), tol,
-                                  PROPOSAL_RACE_ITER, n_proposals,
-                                  incumbent=bound)
-  if new_bound <= bound + tol and extrapolated_bound(history) > bound + tol:
-    q, new_bound, rest = refine(problem, q, max_iter - history.shape[0], tol)
-    history = np.concatenate([history, rest], 0)
-  return q, new_bound, history
+  q, bounds, traces, _ = race(problem, resp,
+                              min(max_iter, PROPOSAL_MAX_ITER), tol,
+                              PROPOSAL_RACE_ITER, n_proposals)
+  best = int(np.argmax(bounds))
+  if bounds[best] <= bound + tol:
+    limits = np.array([extrapolated_bound(t) for t in traces])
+    climbing = np.flatnonzero(limits > bound + tol)
+    used = traces[0].shape[0]
+    if climbing.size and max_iter > used:
+      q = type(q)(*[tf.gather(t, climbing) for t in q])
+      q, rest, _ = converge(problem, q, max_iter - used, tol)
+      bounds = rest[-1, 0] - rest[-1, 1]                          # [C]
+      best = int(np.argmax(bounds))
+      traces = [np.concatenate([traces[climbing[best]], rest[:, :, best]], 0)]
+      return _restart(q, best), float(bounds[best]), traces[0]
+  return _restart(q, best), float(bounds[best]), traces[best]
 
 
 def improve(problem, q, bound, trace, max_iter, tol, n_proposals, births,
