@@ -1,10 +1,13 @@
 """Data pipelines: tf.data minibatches, streaming summaries (bad input is in
 test_bad_input.py)."""
 
+import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 import tfgmm
+from tfgmm import api
 from tfgmm import data as data_lib
 
 
@@ -74,6 +77,73 @@ def test_fit_on_a_dataset_matches_fit_on_the_array():
                            max_epochs=20)
   np.testing.assert_allclose(from_array.log_prob(x), from_dataset.log_prob(x),
                              rtol=1e-4)
+
+
+def three_blobs(n=6_000, seed=7):
+  rng = np.random.default_rng(seed)
+  labels = rng.integers(0, 3, n)
+  x = np.array([[0.0, 0.0], [4.0, 1.0], [1.0, 5.0]])[labels]
+  return x + rng.standard_normal((n, 2)) * [1.0, 0.7], labels
+
+
+def test_streamed_cavi_of_weighted_batches_is_the_weighted_array_fit():
+  """`api._cavi_streamed` reads the sample weights of (x, None, w)
+  elements: from the same initialised model, float64, it takes the steps of
+  the weighted fit of the rows in memory (`api._fit_cavi`), moves on all
+  rows included (the search sample, 1,000 rows, is smaller than the data).
+  Before, it counted every row once."""
+  x, _ = three_blobs()
+  w = np.random.default_rng(0).uniform(0.0, 2.0, len(x))
+  models = []
+  for _ in range(2):
+    model = tfgmm.BayesianGMM(4, 2, seed=1, dtype="float64")
+    model.initialize(x, sample_weight=w, sample_size=1_000)
+    models.append(model)
+  api._fit_cavi(models[0], x, 300, 1e-7, w)  # pylint: disable=protected-access
+  api._cavi_streamed(  # pylint: disable=protected-access
+      models[1], tfgmm.make_dataset(x, 700, seed=0, sample_weight=w), 300,
+      1e-7)
+  assert models[0].n_epochs == models[1].n_epochs > 2
+  for a, b in zip(models[0].posterior(), models[1].posterior()):
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-9)
+  for key in ("loss", "expected_log_likelihood", "kl"):
+    np.testing.assert_allclose(models[0].training_history[key],
+                               models[1].training_history[key], rtol=1e-9)
+
+
+@pytest.mark.parametrize("fit_kwargs, streamed", [
+    ({}, True),
+    (dict(callbacks=[keras.callbacks.History()]), False),
+    (dict(num_examples=12_000), False),
+])
+def test_fit_of_a_dataset_runs_exact_cavi_unless_minibatches_are_asked_for(
+    monkeypatch, fit_kwargs, streamed):
+  """`tfgmm.fit` of a finite `tf.data.Dataset` runs the arrays' exact CAVI
+  over streamed passes, and the moves on all rows after it
+  (`api._converge_and_move`); with `callbacks`, or `num_examples` (rows
+  that stand for more), it trains through `model.fit`. Streamed, it ends
+  at the array fit's bound."""
+  calls = []
+  converge_and_move = api._converge_and_move  # pylint: disable=protected-access
+
+  def spy(*args, **kwargs):
+    calls.append("exact")
+    return converge_and_move(*args, **kwargs)
+  monkeypatch.setattr(api, "_converge_and_move", spy)
+  x, _ = three_blobs()
+  dataset = tf.data.Dataset.from_tensor_slices(x).batch(1_000)
+  model = tfgmm.fit(dataset, 3, seed=0, dtype="float64", **fit_kwargs)
+  assert calls == (["exact"] if streamed else [])
+  if streamed:
+    array_fit = tfgmm.fit(x, 3, seed=0, dtype="float64")
+    assert float(model.elbo(x)) == pytest.approx(float(array_fit.elbo(x)),
+                                                 rel=1e-6)
+
+
+def test_an_infinite_dataset_is_refused_before_its_summary_pass():
+  x, _ = three_blobs(300)
+  with pytest.raises(ValueError, match="infinite dataset"):
+    tfgmm.fit(tf.data.Dataset.from_tensor_slices(x).batch(100).repeat(), 3)
 
 
 def test_column_reduce_is_numpys_min_and_max():

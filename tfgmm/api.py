@@ -40,17 +40,19 @@ def fit(x, n_components, *, method="natural", n_init=None, batch_size=None,
   model's search. With `init_labels`, the fit starts from those labels
   instead. Then:
 
-  - method "natural" on an array, with no `batch_size` and no `callbacks`:
-    CAVI on all the data in tfgmm's own compiled loop (one E-step over the
-    data in chunks per epoch), until the bound per point changes by less
-    than `tol`; then, on data larger than the search's sample, moves from
-    the converged fit (`initialization.polish`; under the Dirichlet
+  - method "natural", with no `batch_size`, no `callbacks` and no
+    `num_examples`: CAVI on all the data (an array: in tfgmm's own compiled
+    loop, one E-step over the data in chunks per epoch; a
+    `tf.data.Dataset` or data files: statistics summed over streamed
+    passes, the same iterations), until the bound per point changes by
+    less than `tol`; then, on data larger than the search's sample, moves
+    from the converged fit (`initialization.polish`; under the Dirichlet
     process also merges and deletes), each kept only if CAVI on all rows
-    from it ends with a higher bound (data files: the same, over streamed
-    passes). The update functions are the ones `model.fit` runs.
+    from it ends with a higher bound. The update functions are the ones
+    `model.fit` runs.
   - otherwise: `model.fit` on minibatches (`make_dataset` for arrays; a
     `tf.data.Dataset` is used as given) with a `BoundConvergence(tol)`
-    callback and the given Keras `callbacks`.
+    callback and the given Keras `callbacks`; no moves on all rows.
 
   With `backup_dir`, the fit is resumable: it trains through `model.fit`
   and backs the training state up in `backup_dir` after every epoch
@@ -83,8 +85,9 @@ def fit(x, n_components, *, method="natural", n_init=None, batch_size=None,
     callbacks: Keras callbacks; when given, training goes through `model.fit`.
     verbose: Keras verbosity (0 silent, 1 progress bar, 2 one line per
       epoch); with method "map", > 0 prints one summary line.
-    num_examples: N for a dataset input, if known (saves a counting pass
-      only where standardisation is off).
+    num_examples: N, when the rows of `x` stand for more (e.g. `x` is
+      the first batches of a larger stream): training then takes minibatch
+      steps (`model.fit`) with the bound scaled to N.
     sample_weight: non-negative weight per row of an array `x`, [N] (a
       dataset carries its own as (x, None, w) elements). Weights enter the
       standardisation, the statistics and the bound: an integer weight
@@ -180,17 +183,27 @@ def fit(x, n_components, *, method="natural", n_init=None, batch_size=None,
                                 seed=seed, **model_kwargs)
   model.initialize(x, n_init=n_init, num_examples=num_examples,
                    sample_weight=sample_weight, labels=init_labels)
-  if (method == "natural" and not callbacks and batch_size is None
-      and not isinstance(x, tf.data.Dataset)):
-    _fit_cavi(model, x, max_epochs, tol, sample_weight)
-  else:
+  if not _exact(method, callbacks, batch_size, num_examples):
     if not isinstance(x, tf.data.Dataset):
       x = _minibatches(model, x, batch_size, sample_weight)
     model.compile()
     model.fit(x, epochs=max_epochs, verbose=verbose,
               callbacks=[callbacks_lib.BoundConvergence(tol)]
               + list(callbacks or []))
+  elif isinstance(x, tf.data.Dataset):
+    _cavi_streamed(model, x, max_epochs, tol, verbose)
+  else:
+    _fit_cavi(model, x, max_epochs, tol, sample_weight)
   return model
+
+
+def _exact(method, callbacks, batch_size, num_examples):
+  """Whether `fit` runs exact CAVI on all rows (then the moves on all rows)
+  rather than `model.fit` on minibatches: method "natural" with no
+  `callbacks`, no `batch_size`, and the rows given being all of them
+  (`num_examples` None)."""
+  return (method == "natural" and not callbacks and batch_size is None
+          and num_examples is None)
 
 
 def _fit_files(x, n_components, *, method, n_init, batch_size, max_epochs,
@@ -204,7 +217,7 @@ def _fit_files(x, n_components, *, method, n_init, batch_size, max_epochs,
   batches (`_cavi_streamed`: the in-memory fit's answer), and anything else
   trains with `model.fit` on interleaved, shuffle-buffered minibatches.
   """
-  exact = method == "natural" and not callbacks and batch_size is None
+  exact = _exact(method, callbacks, batch_size, num_examples)
   size = batch_size or MAX_BATCH
   stream, names = files_lib.file_dataset(x, size, **file_options)
   model = model_lib.BayesianGMM(n_components, len(names), method=method,
@@ -236,19 +249,21 @@ def _fit_files(x, n_components, *, method, n_init, batch_size, max_epochs,
 
 
 def _cavi_streamed(model, stream, max_epochs, tol, verbose=0):
-  """Full-data CAVI over a dataset of [B, D] batches in data units.
+  """Full-data CAVI over a dataset of [B, D] batches in data units (or
+  (x, y, w) elements with sample weights).
 
   `inference.cavi` with the E-step's statistics and log-likelihood summed
   over the batches (float64) before each global step: the same iterations
   as on the rows in memory, with memory bounded by a batch, and the same
   moves on all rows after it (`_converge_and_move`). Records history like
   `_fit_cavi`; with `verbose`, each pass counts its rows on stderr
-  (`tfgmm.files.RowCounter`) and ends with its bound.
+  (`tfgmm.files.RowCounter`) and ends with its bound (per unit of weight).
   """
   family, prior, weight_prior = model.family, model.prior(), model.weight_prior
   loc, scale = model.feature_loc, model.feature_scale
   as64 = lambda p: family.cast_posterior(p, tf.float64)  # noqa: E731
-  passes = []                           # (rows, sum of row log-dets) per pass
+  # (rows, their total weight, the weighted sum of row log-dets) per pass
+  passes = []
 
   def run(q, epochs):
     """CAVI passes from q: (q, [T, 2] numpy history, converged)."""
@@ -261,26 +276,31 @@ def _cavi_streamed(model, stream, max_epochs, tol, verbose=0):
       log_weights = weight_priors.expected_log_weights(
           tf.cast(q.weight_concentration, tf.float64),
           tf.cast(prior.weight_concentration, tf.float64), weight_prior)
-      stats, total, rows, log_det = None, 0.0, 0, 0.0
+      stats, total, rows, weight, log_det = None, 0.0, 0, 0.0, 0.0
       for batch in stream:
-        z = predict_lib.standardize(batch, loc, scale, model.compute_dtype)
+        w = data_lib.unpack_sample_weight(batch)                  # [B] or None
+        z = predict_lib.standardize(data_lib.unpack_batch(batch), loc, scale,
+                                    model.compute_dtype)          # [B, D]
         batch_stats, batch_total = loops.statistics(
-            family, z, q, model.estep_chunk_rows, log_weights)
+            family, z, q, model.estep_chunk_rows, log_weights, w)
         stats = (batch_stats if stats is None
                  else family.add_statistics(stats, batch_stats))
         total += float(batch_total)
         rows += int(z.shape[0])
-        log_det += float(tf.reduce_sum(tf.cast(
+        w = tf.ones([z.shape[0]], tf.float64) if w is None else tf.cast(
+            w, tf.float64)
+        weight += float(tf.reduce_sum(w))
+        log_det += float(tf.reduce_sum(w * tf.cast(
             predict_lib.row_log_det(z, scale), tf.float64)))
         if counter is not None:
           counter(z.shape[0])
-      passes.append((rows, log_det))
+      passes.append((rows, weight, log_det))
       kl = float(family.kl_divergence(as64(q), as64(prior),
-                                      weight_prior)) / rows
-      bound = total / rows - kl
+                                      weight_prior)) / weight
+      bound = total / weight - kl
       if counter is not None:
-        counter.close(f", bound {bound + log_det / rows:.6f} nats per row")
-      history.append((total / rows, kl))
+        counter.close(f", bound {bound + log_det / weight:.6f} nats per row")
+      history.append((total / weight, kl))
       model.assign_posterior(family.natural_update(q, stats, prior, 1.0, 1.0,
                                                    weight_prior))
       if abs(bound - previous) < tol:
@@ -291,9 +311,9 @@ def _cavi_streamed(model, stream, max_epochs, tol, verbose=0):
 
   q, history, converged = _converge_and_move(
       model, run, lambda: passes[0][0], max_epochs, tol)
-  rows, log_det = passes[0]
+  _, weight, log_det = passes[0]
   model.assign_posterior(q)
-  _record_cavi(model, history, log_det / rows, converged)
+  _record_cavi(model, history, log_det / weight, converged)
 
 
 def _batch_size(x, batch_size):

@@ -181,6 +181,11 @@ def summarize(data, n_features, sample_size, seed=None, name="x",
     kept_weights = None if weights is None else weights[index]
     return moments.summary(sample, kept_weights, name)
 
+  if data.cardinality() == tf.data.INFINITE_CARDINALITY:
+    raise ValueError(f"Expected `{name}` to be a finite dataset: its summary "
+                     "pass reads every row. Received an infinite dataset "
+                     "(e.g. one that repeats); pass `.take(n)` of it, and "
+                     "`num_examples` if its rows stand for more.")
   # A reservoir sample (Vitter's algorithm R): every row is equally likely
   # to be kept whatever the order (sorted or clustered shards), in one pass.
   rng = np.random.default_rng(seed)
