@@ -79,7 +79,8 @@ option's shapes fit every tfgmm run (tested and reference) with that option
 (`sweep_fit_setup`): "dp" 2 K components under the Dirichlet-process prior,
 "indep" the independent prior on the means, "nan20" 20% of the training
 entries NaN with `missing="marginalize"`, "w" sample weights U(0, 2) (the
-bound is then per unit of weight); GaussianMixture fits the complete,
+bound is then per unit of weight), "tfdata" the rows as a `tf.data.Dataset`
+of 4,096-row batches (the reference fits take the array); GaussianMixture fits the complete,
 unweighted rows with the true K beside them. The "dp" shapes have more
 rows than the search's 10,000-row sample, where the sample alone misjudged
 the DP's spare components.
@@ -105,6 +106,7 @@ the first 2 seeds, on 1 at N = 1e6):
   diag-D5-K8-N5e3-ovl-u4-indep r=3    independent prior on the means
   diag-D8-K6-N2e4-sep-u4-nan20 r=3    20% of entries missing (diag only)
   full-D5-K5-N2e4-sep-u4-w    r=3     sample weights U(0, 2)
+  diag-D10-K30-N2e4-sep-g20-tfdata r=3  the rows as a tf.data.Dataset
 
 Budget: the full sweep must finish within 30 minutes on the project's 2-core
 machine. The 18-shape grid took 1,145 s of fitting and scoring there (git
@@ -121,6 +123,7 @@ within 3 minutes):
   full-D5-K5-N5e3-sep-u4      r=3
   full-D3-K4-N5e3-sep-u4-dp   r=6     8 components, Dirichlet process
   diag-D5-K5-N3e3-sep-u4-nan20 r=3    20% of entries missing
+  diag-D5-K5-N5e3-sep-u4-tfdata r=3   the rows as a tf.data.Dataset
 
 Usage:
 
@@ -256,8 +259,10 @@ SWEEP_HELD_OUT_ARI = 0.01
 # |ARI - the true mixture's ARI| is at most IDENTIFIABLE_ARI.
 # The sweep's model options (see `sweep_fit_setup`), and the fraction of
 # training entries "nan20" replaces by NaN.
-SWEEP_OPTIONS = ("defaults", "dp", "indep", "nan20", "w")
+SWEEP_OPTIONS = ("defaults", "dp", "indep", "nan20", "w", "tfdata")
 SWEEP_MISSING_FRACTION = 0.2
+# Rows per batch of a "tfdata" shape's `tf.data.Dataset`.
+SWEEP_DATASET_BATCH = 4096
 IDENTIFIABLE_BAYES_ERROR = 0.05
 IDENTIFIABLE_POINTS_PER_PARAMETER = 100
 IDENTIFIABLE_ARI = 0.01
@@ -1789,6 +1794,8 @@ SWEEP_GRID = (
     SweepShape("diag", 5, 8, 5_000, 3.0, "ovl", 4.0, option="indep"),
     SweepShape("diag", 8, 6, 20_000, 3.0, "sep", 4.0, option="nan20"),
     SweepShape("full", 5, 5, 20_000, 3.0, "sep", 4.0, option="w"),
+    SweepShape("diag", 10, 30, 20_000, 3.0, "sep", 20.0, "geometric",
+               option="tfdata"),
 )
 QUICK_SWEEP_GRID = (
     SweepShape("diag", 2, 3, 1_000, 2.0, "ovl", 20.0, "geometric"),
@@ -1798,6 +1805,7 @@ QUICK_SWEEP_GRID = (
     SweepShape("full", 5, 5, 5_000, 3.0, "sep", 4.0),
     SweepShape("full", 3, 4, 5_000, 6.0, "sep", 4.0, option="dp"),
     SweepShape("diag", 5, 5, 3_000, 3.0, "sep", 4.0, option="nan20"),
+    SweepShape("diag", 5, 5, 5_000, 3.0, "sep", 4.0, option="tfdata"),
 )
 
 
@@ -1819,16 +1827,19 @@ def sweep_fit_setup(shape, index, data):
     (`mean_prior="independent"`);
   - "nan20": `SWEEP_MISSING_FRACTION` of the training entries replaced by
     NaN, `missing="marginalize"`;
-  - "w": a sample weight U(0, 2) per training row (`sample_weight`).
+  - "w": a sample weight U(0, 2) per training row (`sample_weight`);
+  - "tfdata": the training rows as a `tf.data.Dataset` of
+    `SWEEP_DATASET_BATCH`-row batches, as a user streams them.
 
   The holes and weights are drawn from the shape's seed words and the
   mixture's `index` (that of `make_sweep_data`), so every fit of the
   mixture sees the same ones.
 
   Returns:
-    (x [N, D] float64, n_components, dict of `tfgmm.fit` arguments: the
-    covariance type, the option's model arguments and `sample_weight`,
-    None but for "w").
+    (x, n_components, dict of `tfgmm.fit` arguments: the covariance type,
+    the option's model arguments and `sample_weight`, None but for "w").
+    x is float64 [N, D], or for "tfdata" a dataset of `data.x_train`'s
+    rows (`sweep_rows` gives them back).
   """
   rng = np.random.default_rng(shape.seed_words + (index, 1))
   x = data.x_train
@@ -1845,7 +1856,16 @@ def sweep_fit_setup(shape, index, data):
     arguments.update(missing="marginalize")
   elif shape.option == "w":
     arguments.update(sample_weight=rng.uniform(0.0, 2.0, len(x)))
+  elif shape.option == "tfdata":
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    x = tf.data.Dataset.from_tensor_slices(x).batch(SWEEP_DATASET_BATCH)
   return x, n_components, arguments
+
+
+def sweep_rows(data, x):
+  """The training rows of a `sweep_fit_setup`'s x, as an array (a "tfdata"
+  dataset holds `data.x_train`)."""
+  return x if isinstance(x, np.ndarray) else data.x_train
 
 
 def make_sweep_data(shape, index):
@@ -1936,10 +1956,11 @@ def _sweep_tfgmm(data, setup, **kwargs):
   start = time.perf_counter()
   model = tfgmm.fit(x, n_components, **arguments, **kwargs)
   fit_s = time.perf_counter() - start
+  rows = sweep_rows(data, x)
   weight = arguments["sample_weight"]
-  total = len(x) if weight is None else float(np.sum(weight))
+  total = len(rows) if weight is None else float(np.sum(weight))
   return dict(fit_s=fit_s,
-              objective=float(model.elbo(x, sample_weight=weight)) / total,
+              objective=float(model.elbo(rows, sample_weight=weight)) / total,
               **_score_held_out(data, model.log_prob(data.x_test),
                                 np.asarray(model.assign(data.x_test))))
 
@@ -1948,11 +1969,13 @@ def sweep_reference_fits(data, setup):
   """tfgmm's reference fits beyond the tested ones: (fits, warning or None).
 
   A fit with `SWEEP_REFERENCE_N_INIT` restarts, and one started from the
-  true labels (`init_labels=y_train`: no search). A tfgmm whose `fit` does
-  not take `init_labels` yet raises TypeError (or Keras' ValueError for an
-  unknown model argument); then the reference is the restarts' fit alone,
-  and the warning says so.
+  true labels (`init_labels=y_train`: no search), both of the rows as an
+  array (`sweep_rows`). A tfgmm whose `fit` does not take `init_labels` yet
+  raises TypeError (or Keras' ValueError for an unknown model argument);
+  then the reference is the restarts' fit alone, and the warning says so.
   """
+  x, n_components, arguments = setup
+  setup = (sweep_rows(data, x), n_components, arguments)
   fits = [dict(_sweep_tfgmm(data, setup, n_init=SWEEP_REFERENCE_N_INIT,
                             seed=SWEEP_REFERENCE_SEED),
                source=f"{SWEEP_REFERENCE_N_INIT} restarts")]

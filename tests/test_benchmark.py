@@ -495,7 +495,8 @@ def test_sweep_options_set_up_every_fit_of_a_mixture_alike():
     data = benchmark.make_sweep_data(shape, 1)
     x, k, arguments = benchmark.sweep_fit_setup(shape, 1, data)
     again = benchmark.sweep_fit_setup(shape, 1, data)
-    np.testing.assert_array_equal(x, again[0])
+    np.testing.assert_array_equal(benchmark.sweep_rows(data, x),
+                                  benchmark.sweep_rows(data, again[0]))
     setups[option] = (data, x, k, arguments)
   assert benchmark.sweep_shapes()["full-D5-K4-N3e4-sep-u4-dp"].option == "dp"
   data, x, k, arguments = setups["defaults"]
@@ -513,12 +514,18 @@ def test_sweep_options_set_up_every_fit_of_a_mixture_alike():
   weights = setups["w"][3]["sample_weight"]
   assert weights.shape == (2_000,) and 0 <= weights.min()
   assert weights.max() < 2 and 0.9 < weights.mean() < 1.1
+  data, x, k, arguments = setups["tfdata"]
+  batches = [batch.numpy() for batch in x]
+  assert len(batches) == -(-2_000 // benchmark.SWEEP_DATASET_BATCH)
+  np.testing.assert_array_equal(np.concatenate(batches), data.x_train)
+  assert arguments == dict(covariance_type="diag", sample_weight=None)
 
 
-@pytest.mark.parametrize("option", ["nan20", "w"])
+@pytest.mark.parametrize("option", ["nan20", "w", "tfdata"])
 def test_sweep_objective_is_the_bound_per_unit_of_weight(option):
   """The hit criterion's bound sees the option's holes and weights: the
-  objective is model.elbo(x, sample_weight) / sum(w) of the same fit."""
+  objective is model.elbo(x, sample_weight) / sum(w) of the same fit (of
+  the rows a "tfdata" dataset holds)."""
   benchmark = load_benchmark()
   import tfgmm  # pylint: disable=import-outside-toplevel
   shape = benchmark.SweepShape("diag", 2, 2, 300, 6.0, "sep", 2.0,
@@ -528,11 +535,12 @@ def test_sweep_objective_is_the_bound_per_unit_of_weight(option):
   fit = benchmark._sweep_tfgmm(data, setup, seed=3)
   x, k, arguments = setup
   model = tfgmm.fit(x, k, seed=3, **arguments)
+  rows = benchmark.sweep_rows(data, x)
   weight = arguments["sample_weight"]
-  total = len(x) if weight is None else weight.sum()
+  total = len(rows) if weight is None else weight.sum()
   np.testing.assert_allclose(
       fit["objective"],
-      float(model.elbo(x, sample_weight=weight)) / total, rtol=1e-6)
+      float(model.elbo(rows, sample_weight=weight)) / total, rtol=1e-6)
   assert np.isfinite(fit["objective"]) and fit["finite"]
 
 
@@ -557,8 +565,7 @@ def test_sweep_reference_falls_back_without_init_labels(monkeypatch):
   calls = []
 
   def fake_fit(data, setup, **kwargs):
-    del data
-    assert setup == "setup"
+    assert setup[0] is data.x_train and setup[1:] == (3, arguments)
     calls.append(kwargs)
     if "init_labels" in kwargs:
       raise TypeError("fit() got an unexpected keyword argument "
@@ -569,7 +576,9 @@ def test_sweep_reference_falls_back_without_init_labels(monkeypatch):
   monkeypatch.setattr(benchmark, "_sweep_tfgmm", fake_fit)
   data = benchmark.make_sweep_data(
       benchmark.SweepShape("diag", 2, 3, 50, 6.0, "sep", 4.0), 0)
-  fits, warning = benchmark.sweep_reference_fits(data, "setup")
+  arguments = dict(covariance_type="diag", sample_weight=None)
+  fits, warning = benchmark.sweep_reference_fits(
+      data, (data.x_train, 3, arguments))
   assert [f["source"] for f in fits] == ["30 restarts"]
   assert calls[0] == dict(n_init=30, seed=benchmark.SWEEP_REFERENCE_SEED)
   assert "init_labels" in warning and "lacks" in warning
