@@ -196,6 +196,10 @@ ARGUMENT_CASES = [
     ("BayesianGMM.initialize", "batches change width",
      lambda m: tfgmm.BayesianGMM(2, 2).initialize(_ragged_batches()),
      ValueError, r"batch 1.*2 features.*\(4, 3\)"),
+    ("BayesianGMM.initialize", "infinite dataset",
+     lambda m: tfgmm.BayesianGMM(2, 2).initialize(
+         tf.data.Dataset.from_tensor_slices(X).batch(2).repeat()), ValueError,
+     "`x` to be a finite dataset.*Received an infinite dataset"),
     # -------------------------------------------------------------- model.fit
     ("BayesianGMM.fit", "weights", lambda m: tfgmm.BayesianGMM(2, 2).fit(
         X, sample_weight=np.ones(5)), ValueError,
