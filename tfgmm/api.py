@@ -431,7 +431,7 @@ def _converge_and_move(model, run, n_rows, max_epochs, tol):
   hold, the converged fit gets one more round of the search's moves on that
   sample (`initialization.polish`); CAVI on all rows from the moved
   posterior is kept only if it ends with a higher bound (by more than
-  `tol`). Under the Dirichlet process, merges and deletes then run on all
+  `tol`), and rounds of polish go on while one is kept. Under the Dirichlet process, merges and deletes then run on all
   rows (`initialization.prune_candidates`): each round keeps the best if
   its bound is higher, until none is (at most the search's merge budget).
   The rows in memory (`_fit_cavi`) and streamed ones (`_cavi_streamed`)
@@ -453,11 +453,16 @@ def _converge_and_move(model, run, n_rows, max_epochs, tol):
       and history.shape[0] < max_epochs):
     model_args = (model.family, model.prior(), model.weight_prior,
                   model.n_components, search)
-    moved = initialization.polish(*model_args, q)
-    # (Uncapped: one start, run to convergence as before the prunes.)
-    best = _best_start(run, [] if moved is None else [moved], history,
-                       max_epochs, tol, cap=max_epochs)
-    if best is not None:
+    # Rounds of polish while all rows accept one (each at most one birth
+    # and one merge; at most the search's birth budget): a fit can miss
+    # two components the sample does not pay for. (Uncapped: one start,
+    # run to convergence.)
+    for _ in range(search.moves["births"]):
+      moved = initialization.polish(*model_args, q)
+      best = _best_start(run, [] if moved is None else [moved], history,
+                         max_epochs, tol, cap=max_epochs)
+      if best is None:
+        break
       q, more, converged = best
       history = np.concatenate([history, more], 0)
     # Only the Dirichlet process chooses how many components to keep: its

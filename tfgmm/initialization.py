@@ -36,7 +36,8 @@ free functions:
    stays inside a larger one. After CAVI on all N rows (`tfgmm.fit`),
    `polish` tries one birth and one merge on the sample, from the full fit's
    responsibilities with the sample counted N / n times; `tfgmm.fit` keeps
-   the result only if CAVI from it raises the bound of all N rows.
+   the result only if CAVI from it raises the bound of all N rows, and
+   polishes again while it does (a fit can lack two such components).
 5. **Prunes, under the Dirichlet process.** The same N / n count that
    lets all rows pay for a small cluster lets the sample's noise pay for
    components they do not pay for. `prune_candidates` proposes the
@@ -1101,7 +1102,8 @@ def polish(family, prior, weight_prior, n_components, search_, q):
   as the full-covariance search does), climbs that bound to convergence
   (`best_of` of that one start) and tries `improve`'s moves again: at most
   one birth and one merge. The caller runs CAVI on all rows from the result
-  and keeps it only if the full bound rises.
+  and keeps it only if the full bound rises, and polishes again while it
+  does.
 
   Args:
     family, prior, weight_prior, n_components: the model's.
