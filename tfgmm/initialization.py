@@ -857,10 +857,12 @@ def try_proposals(problem, resp, bound, max_iter, tol, n_proposals):
 
   The proposals `race` for at most `PROPOSAL_MAX_ITER` iterations (the
   `n_proposals` leaders past the race). When none has passed the incumbent
-  by then, every survivor still climbing past it (`extrapolated_bound`)
-  runs on to convergence, together: a small component growing in
-  overlapping clusters gains slowly, and the proposal whose bound is
-  heading highest after a capped run need not be the one that ends highest.
+  by then, the survivors still climbing past it (`extrapolated_bound`) run
+  on together, `PROPOSAL_MAX_ITER` iterations at a time; after each stretch
+  those no longer heading past it stop, and once one has passed it, it
+  alone runs on to convergence. A small component growing in overlapping
+  clusters gains slowly, and the proposal whose bound is heading highest
+  after a capped run need not be the one that ends highest.
 
   Returns:
     (q, bound, history) of the best proposal; the caller keeps it only if
@@ -869,19 +871,26 @@ def try_proposals(problem, resp, bound, max_iter, tol, n_proposals):
   q, bounds, traces, _ = race(problem, resp,
                               min(max_iter, PROPOSAL_MAX_ITER), tol,
                               PROPOSAL_RACE_ITER, n_proposals)
+  done = refined = False
+  while bounds.max() <= bound + tol and not done:
+    climbing = np.flatnonzero(
+        [extrapolated_bound(t) > bound + tol for t in traces])
+    left = max_iter - traces[0].shape[0]
+    if not climbing.size or left <= 0:
+      break
+    q = type(q)(*[tf.gather(t, climbing) for t in q])
+    q, rest, done = converge(problem, q, min(PROPOSAL_MAX_ITER, left), tol)
+    traces = [np.concatenate([traces[i], rest[:, :, c]], 0)
+              for c, i in enumerate(climbing)]
+    bounds = rest[-1, 0] - rest[-1, 1]                            # [C]
+    refined = True
   best = int(np.argmax(bounds))
-  if bounds[best] <= bound + tol:
-    limits = np.array([extrapolated_bound(t) for t in traces])
-    climbing = np.flatnonzero(limits > bound + tol)
-    used = traces[0].shape[0]
-    if climbing.size and max_iter > used:
-      q = type(q)(*[tf.gather(t, climbing) for t in q])
-      q, rest, _ = converge(problem, q, max_iter - used, tol)
-      bounds = rest[-1, 0] - rest[-1, 1]                          # [C]
-      best = int(np.argmax(bounds))
-      traces = [np.concatenate([traces[climbing[best]], rest[:, :, best]], 0)]
-      return _restart(q, best), float(bounds[best]), traces[0]
-  return _restart(q, best), float(bounds[best]), traces[best]
+  q, history = _restart(q, best), traces[best]
+  if (refined and bounds[best] > bound + tol and not done
+      and max_iter > history.shape[0]):
+    q, new_bound, rest = refine(problem, q, max_iter - history.shape[0], tol)
+    return q, new_bound, np.concatenate([history, rest], 0)
+  return q, float(bounds[best]), history
 
 
 def improve(problem, q, bound, trace, max_iter, tol, n_proposals, births,
