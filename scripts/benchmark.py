@@ -80,10 +80,10 @@ option's shapes fit every tfgmm run (tested and reference) with that option
 "indep" the independent prior on the means, "nan20" 20% of the training
 entries NaN with `missing="marginalize"`, "w" sample weights U(0, 2) (the
 bound is then per unit of weight), "tfdata" the rows as a `tf.data.Dataset`
-of 4,096-row batches (the reference fits take the array); GaussianMixture fits the complete,
-unweighted rows with the true K beside them. The "dp" shapes have more
-rows than the search's 10,000-row sample, where the sample alone misjudged
-the DP's spare components.
+of 4,096-row batches (the reference fits take the array); GaussianMixture
+fits the complete, unweighted rows with the true K beside them. The "dp"
+shapes have more rows than the search's 10,000-row sample, where the
+sample alone misjudged the DP's spare components.
 
 Full sweep grid (5 mixtures x 6 tfgmm seeds per shape; GaussianMixture on
 the first 2 seeds, on 1 at N = 1e6):
@@ -109,9 +109,9 @@ the first 2 seeds, on 1 at N = 1e6):
   diag-D10-K30-N2e4-sep-g20-tfdata r=3  the rows as a tf.data.Dataset
 
 Budget: the full sweep must finish within 30 minutes on the project's 2-core
-machine. The 18-shape grid took 1,145 s of fitting and scoring there (git
-b8c9505, nothing else of ours running), 284 s of it on full-D5-K4-N3e4-dp;
-the quick grid took 78 s.
+machine. The 19-shape grid took 1,430 s of fitting and scoring there (git
+84e77d0; a short job of ours ran beside its first shapes), 353 s of it on
+full-D5-K4-N3e4-dp; the quick grid took 89 s.
 
 Quick sweep grid (`--sweep --quick`: 2 mixtures x 3 seeds, GM on all 3;
 within 3 minutes):

@@ -431,9 +431,10 @@ def _converge_and_move(model, run, n_rows, max_epochs, tol):
   hold, the converged fit gets one more round of the search's moves on that
   sample (`initialization.polish`); CAVI on all rows from the moved
   posterior is kept only if it ends with a higher bound (by more than
-  `tol`), and rounds of polish go on while one is kept. Under the Dirichlet process, merges and deletes then run on all
-  rows (`initialization.prune_candidates`): each round keeps the best if
-  its bound is higher, until none is (at most the search's merge budget).
+  `tol`), and rounds of polish go on while one is kept. Under the
+  Dirichlet process, merges and deletes then run on all rows
+  (`initialization.prune_candidates`): each round keeps the best if its
+  bound is higher, until none is (at most the search's merge budget).
   The rows in memory (`_fit_cavi`) and streamed ones (`_cavi_streamed`)
   share it, so both give the same answer.
 

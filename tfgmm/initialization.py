@@ -760,9 +760,8 @@ def race(problem, resp, max_iter, tol, race_iter=RACE_ITER, survivors=None):
   iterations have run.
 
   Returns:
-    (q, bounds, traces, keep): the S survivors' `Posterior` [S, K, ...],
-    their [S] bounds per point, their [T, 2] CAVI histories (a list of S)
-    and their [S] indices among the R starts.
+    (q, bounds, traces): the S survivors' `Posterior` [S, K, ...], their
+    [S] bounds per point and their [T, 2] CAVI histories (a list of S).
   """
   q = posteriors_of(problem, resp)                                # [R, K, ...]
 
@@ -788,7 +787,7 @@ def race(problem, resp, max_iter, tol, race_iter=RACE_ITER, survivors=None):
     q, tail, _, bounds = stage(q, max_iter - head.shape[0], 0)
   traces = [np.concatenate([head[:, :, keep[i]], tail[:, :, i]], 0)
             for i in range(keep.size)]
-  return q, bounds, traces, keep
+  return q, bounds, traces
 
 
 def best_of(problem, resp, max_iter, tol, race_iter=RACE_ITER,
@@ -801,8 +800,8 @@ def best_of(problem, resp, max_iter, tol, race_iter=RACE_ITER,
     (q, bound, history): the best restart's `Posterior`, its bound per
     point, and its [T, 2] CAVI history.
   """
-  q, bounds, traces, _ = race(problem, resp, max_iter, tol, race_iter,
-                              survivors)
+  q, bounds, traces = race(problem, resp, max_iter, tol, race_iter,
+                           survivors)
   best = int(np.argmax(bounds))
   return _restart(q, best), float(bounds[best]), traces[best]
 
@@ -868,9 +867,8 @@ def try_proposals(problem, resp, bound, max_iter, tol, n_proposals):
     (q, bound, history) of the best proposal; the caller keeps it only if
     its bound beats the incumbent's.
   """
-  q, bounds, traces, _ = race(problem, resp,
-                              min(max_iter, PROPOSAL_MAX_ITER), tol,
-                              PROPOSAL_RACE_ITER, n_proposals)
+  q, bounds, traces = race(problem, resp, min(max_iter, PROPOSAL_MAX_ITER),
+                           tol, PROPOSAL_RACE_ITER, n_proposals)
   done = refined = False
   while bounds.max() <= bound + tol and not done:
     climbing = np.flatnonzero(
