@@ -1,5 +1,6 @@
 """BoundConvergence: exact full-batch bounds and noisy minibatch epochs."""
 
+import keras
 import numpy as np
 import pytest
 
@@ -44,6 +45,19 @@ def test_minibatch_fit_stops_near_the_optimum():
   assert model.converged and len(history.epoch) < 60
   reference = tfgmm.fit(x, 3, seed=0)
   assert float(model.elbo(x)) / len(x) > float(reference.elbo(x)) / len(x) - 2e-3
+
+
+def test_a_history_callback_reused_across_fits_logs_each_epoch_once():
+  """Keras' `History` keeps the logs of earlier `fit` calls; the model's
+  `training_history` takes only the epochs of the call that ran them."""
+  x = np.random.default_rng(0).normal(size=(200, 2))
+  model = tfgmm.BayesianGMM(2, 2, seed=0)
+  history = keras.callbacks.History()
+  model.fit(x, epochs=3, verbose=0, callbacks=[history])
+  model.fit(x, epochs=5, initial_epoch=3, verbose=0, callbacks=[history])
+  assert model.n_epochs == 5 == len(history.history["loss"])
+  assert model.training_history["loss"] == [
+      float(v) for v in history.history["loss"]]
 
 
 @pytest.mark.parametrize("window", [0, 1.5, "5"])

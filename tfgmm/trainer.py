@@ -99,9 +99,12 @@ class Trainer:
       history = super().fit(x, y, batch_size=batch_size, epochs=epochs,
                             callbacks=callbacks, sample_weight=sample_weight,
                             **kwargs)
-    self.n_epochs += len(history.epoch)
+    epochs = len(history.epoch)
+    self.n_epochs += epochs
     for key, values in self.training_history.items():
-      values.extend(float(v) for v in history.history.get(key, []))
+      # A `History` callback passed in keeps the logs of earlier fits.
+      logged = history.history.get(key, [])
+      values.extend(float(v) for v in logged[len(logged) - epochs:])
     self.sort_components()
     return history
 
