@@ -52,7 +52,12 @@ def fit(x, n_components, *, method="natural", n_init=None, batch_size=None,
     `model.fit` runs.
   - otherwise: `model.fit` on minibatches (`make_dataset` for arrays; a
     `tf.data.Dataset` is used as given) with a `BoundConvergence(tol)`
-    callback and the given Keras `callbacks`; no moves on all rows.
+    callback and the given Keras `callbacks`; then, on data larger than
+    the search's sample, the same polish moves, each followed by more
+    `model.fit` epochs and kept only if the bound of all rows (one pass,
+    `BayesianGMM.elbo`) ends higher (`_train_and_move`). No moves when the
+    rows stand for more (`num_examples`), and none in resumable fits
+    (`backup_dir`).
 
   With `backup_dir`, the fit is resumable: it trains through `model.fit`
   and backs the training state up in `backup_dir` after every epoch
@@ -184,12 +189,14 @@ def fit(x, n_components, *, method="natural", n_init=None, batch_size=None,
   model.initialize(x, n_init=n_init, num_examples=num_examples,
                    sample_weight=sample_weight, labels=init_labels)
   if not _exact(method, callbacks, batch_size, num_examples):
-    if not isinstance(x, tf.data.Dataset):
-      x = _minibatches(model, x, batch_size, sample_weight)
+    data = (x if isinstance(x, tf.data.Dataset)
+            else _minibatches(model, x, batch_size, sample_weight))
     model.compile()
-    model.fit(x, epochs=max_epochs, verbose=verbose,
-              callbacks=[callbacks_lib.BoundConvergence(tol)]
-              + list(callbacks or []))
+    # The moves judge the bound of all the rows: not when they stand for
+    # more (`num_examples`).
+    bound = (None if num_examples is not None
+             else lambda: float(model.elbo(x, sample_weight)))
+    _train_and_move(model, data, bound, max_epochs, tol, verbose, callbacks)
   elif isinstance(x, tf.data.Dataset):
     _cavi_streamed(model, x, max_epochs, tol, verbose)
   else:
@@ -215,7 +222,8 @@ def _fit_files(x, n_components, *, method, n_init, batch_size, max_epochs,
   sample for the search); then method "natural" without `batch_size` or
   `callbacks` runs exact CAVI with statistics summed over the streamed
   batches (`_cavi_streamed`: the in-memory fit's answer), and anything else
-  trains with `model.fit` on interleaved, shuffle-buffered minibatches.
+  trains with `model.fit` on interleaved, shuffle-buffered minibatches
+  (then the moves of `_train_and_move`, judged by a pass over the files).
   """
   exact = _exact(method, callbacks, batch_size, num_examples)
   size = batch_size or MAX_BATCH
@@ -239,13 +247,86 @@ def _fit_files(x, n_components, *, method, n_init, batch_size, max_epochs,
       shuffled = shuffled.apply(tf.data.experimental.assert_cardinality(
           -(-rows // size)))
       model.compile()
-      model.fit(shuffled, epochs=max_epochs, verbose=verbose,
-                callbacks=[callbacks_lib.BoundConvergence(tol)]
-                + list(callbacks or []))
+      bound = (None if num_examples is not None
+               else lambda: float(model.elbo(stream)))
+      _train_and_move(model, shuffled, bound, max_epochs, tol, verbose,
+                      callbacks)
   except tf.errors.InvalidArgumentError as error:
     message = str(error).strip().splitlines()[0]
     raise ValueError(f"Cannot read `x`={x!r} as numbers: {message}") from None
   return model
+
+
+def _train_and_move(model, data, bound, max_epochs, tol, verbose, callbacks):
+  """`model.fit` on minibatches to convergence, then moves judged on all rows.
+
+  The minibatch counterpart of `_converge_and_move`: where the
+  initialisation searched a sample of fewer rows than the data hold, the
+  trained fit gets a round of the search's moves on that sample
+  (`initialization.polish`); training goes on from the moved posterior
+  (`model.fit` from the next epoch, with the same callbacks) and is kept
+  only if the bound of all rows then ends higher (by more than `tol` per
+  row); rounds go on while one is kept (at most the search's birth
+  budget, within `max_epochs` epochs in all). A rejected round is undone:
+  the model's variables, the optimizer's, `n_epochs`, `converged` and
+  `training_history` are those before it (Keras callbacks saw its epochs).
+
+  Args:
+    model: the initialised, compiled `BayesianGMM`.
+    data: the minibatch `tf.data.Dataset` to train on.
+    bound: None (no moves: the rows stand for more, `num_examples`), or a
+      callable giving the bound of all rows (one pass, `model.elbo`).
+    max_epochs, tol, verbose, callbacks: as in `fit`.
+  """
+  def train():
+    """`model.fit` from the epoch reached to convergence or `max_epochs`."""
+    model.fit(data, epochs=max_epochs, initial_epoch=model.n_epochs,
+              verbose=verbose,
+              callbacks=[callbacks_lib.BoundConvergence(tol)]
+              + list(callbacks or []))
+
+  train()
+  search = model.initialization_search
+  if (bound is None or search is None
+      or search.sample.shape[0] >= search.total):
+    return
+  best = bound()
+  weight = float(model.total_weight.numpy())
+  for _ in range(search.moves["births"]):
+    if model.n_epochs >= max_epochs:
+      break
+    moved = initialization.polish(model.family, model.prior(),
+                                  model.weight_prior, model.n_components,
+                                  search, model.posterior())
+    if moved is None:
+      break
+    undo = _training_state(model)
+    model.assign_posterior(moved)
+    train()
+    new = bound()
+    if not new > best + tol * weight:
+      undo()
+      break
+    best = new
+
+
+def _training_state(model):
+  """A function that puts the model's training state back as it is now:
+  its variables and its optimizer's, `n_epochs`, `converged` and the
+  length of each `training_history` list."""
+  variables = list(model.variables) + list(
+      getattr(model.optimizer, "variables", None) or [])
+  values = [v.numpy() for v in variables]
+  epochs, converged = model.n_epochs, model.converged
+  lengths = {key: len(v) for key, v in model.training_history.items()}
+
+  def undo():
+    for variable, value in zip(variables, values):
+      variable.assign(value)
+    model.n_epochs, model.converged = epochs, converged
+    for key, length in lengths.items():
+      del model.training_history[key][length:]
+  return undo
 
 
 def _cavi_streamed(model, stream, max_epochs, tol, verbose=0):
