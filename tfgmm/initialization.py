@@ -259,22 +259,28 @@ def _weights(x, sample_weight):
 
 
 def _split_rows(x, weight):
-  """Splits weighted rows in two: the principal axis, then classification EM.
+  """Splits weighted rows in two: principal axes, then classification EM.
 
-  The halves start on either side of the weighted mean along the top
-  eigenvector of the weighted correlation matrix (the covariance of the
-  rows scaled by each feature's standard deviation); then each row goes to the half
-  whose diagonal Gaussian (weighted moments, and the half's share as its
-  prior) explains it best, until no row moves (classification EM, Celeux
-  and Govaert 1992). Unlike 2-means this separates a small cluster from a
-  large one it sits beside. The scaling is the component's own diagonal
-  model: the rows of one diagonal Gaussian have no axis of their own after
-  it, so the top axis is the direction where the rows depart from that
-  model most, the offset of a small cluster inside; the covariance's top
-  axis is the widest feature's, whatever the rows hold (the benchmark
-  sweep's diag-D10-K30-N2e4-sep-g20-tfdata at --sweep-draw 2026, mixture 5:
-  a 113-row cluster 3.5 standard deviations from one of 1,146 rows, where
-  features' variances differ 4-fold, split off only this way).
+  Two starts: the halves on either side of the weighted mean along the top
+  eigenvector of the weighted covariance, and along that of the weighted
+  correlation matrix (the covariance of the rows scaled by each feature's
+  standard deviation). From each, every row goes to the half whose
+  diagonal Gaussian (weighted moments, and the half's share as its prior)
+  explains it best, until no row moves (classification EM, Celeux and
+  Govaert 1992); the split kept is the one whose halves' classification
+  likelihood is higher (`_gaussian_score`). Unlike 2-means this separates a
+  small cluster from a large one it sits beside.
+
+  The two axes see different clusters. The covariance's top axis is the
+  widest feature's whatever the rows hold, so it misses a small cluster
+  offset along several narrower features (the benchmark sweep's
+  diag-D10-K30-N2e4-sep-g20-tfdata at --sweep-draw 2026, mixture 5: a
+  113-row cluster 3.5 standard deviations from one of 1,146 rows, features'
+  variances 4-fold apart). Scaled by the component's own diagonal model,
+  its rows have no axis of their own, and the correlation's top axis is
+  the direction where they depart from that model most, such an offset;
+  but a cluster offset along one feature alone adds no correlation, and
+  there that axis is noise while the covariance's is the offset.
 
   Each step compares the halves through `_half_log_ratio`: two weighted sums
   give the second half's moments (the first's are the whole's minus them)
@@ -291,10 +297,30 @@ def _split_rows(x, weight):
   centred = x - mean                                               # [m, D]
   covariance = (centred * weight[:, None]).T @ centred / weight.sum()
   scale = np.sqrt(np.maximum(np.diag(covariance), _MIN_VARIANCE))  # [D]
-  axis = np.linalg.eigh(covariance / scale[:, None] / scale)[1][:, -1]
-  side = (centred / scale) @ axis > 0                              # [m]
   squares = np.square(x)                                           # [m, D]
   whole = (weight.sum(), weight @ x, weight @ squares)
+  best, best_score = None, -np.inf
+  for matrix, units in ((covariance, np.ones_like(scale)),
+                        (covariance / scale[:, None] / scale, scale)):
+    axis = np.linalg.eigh(matrix)[1][:, -1]                        # [D]
+    side = _classification_em(x, squares, weight, whole,
+                              (centred / units) @ axis > 0)        # [m]
+    w_side = np.where(side, weight, 0.0)
+    second = (w_side.sum(), w_side @ x, w_side @ squares)
+    first = tuple(a - b for a, b in zip(whole, second))
+    score = (_gaussian_score(*first, whole[0])
+             + _gaussian_score(*second, whole[0]))
+    if best is None or score > best_score:
+      best, best_score = side, score
+  return best
+
+
+def _classification_em(x, squares, weight, whole, side):
+  """Classification EM of two diagonal halves from `side` (bool [m]), at
+  most `_SPLIT_ITER` steps: the final bool [m] of the second half.
+
+  `whole`: the rows' (weight sum, S1 [D], S2 [D]); `squares`: x^2.
+  """
   for _ in range(_SPLIT_ITER):
     w_side = np.where(side, weight, 0.0)                           # [m]
     second = (w_side.sum(), w_side @ x, w_side @ squares)
