@@ -192,10 +192,11 @@ def fit(x, n_components, *, method="natural", n_init=None, batch_size=None,
     data = (x if isinstance(x, tf.data.Dataset)
             else _minibatches(model, x, batch_size, sample_weight))
     model.compile()
-    # The moves judge the bound of all the rows: not when they stand for
-    # more (`num_examples`).
+    # The moves judge the bound of all the rows (a pass over the training
+    # batches, float64 until standardised): not when they stand for more
+    # (`num_examples`).
     bound = (None if num_examples is not None
-             else lambda: float(model.elbo(x, sample_weight)))
+             else lambda: float(model.elbo(data)))
     _train_and_move(model, data, bound, max_epochs, tol, verbose, callbacks)
   elif isinstance(x, tf.data.Dataset):
     _cavi_streamed(model, x, max_epochs, tol, verbose)
@@ -261,15 +262,19 @@ def _train_and_move(model, data, bound, max_epochs, tol, verbose, callbacks):
   """`model.fit` on minibatches to convergence, then moves judged on all rows.
 
   The minibatch counterpart of `_converge_and_move`: where the
-  initialisation searched a sample of fewer rows than the data hold, the
-  trained fit gets a round of the search's moves on that sample
+  initialisation searched a sample of fewer rows than the data hold and
+  training converged (not stopped by a user callback), the trained fit
+  gets a round of the search's moves on that sample
   (`initialization.polish`); training goes on from the moved posterior
-  (`model.fit` from the next epoch, with the same callbacks) and is kept
-  only if the bound of all rows then ends higher (by more than `tol` per
-  row); rounds go on while one is kept (at most the search's birth
-  budget, within `max_epochs` epochs in all). A rejected round is undone:
-  the model's variables, the optimizer's, `n_epochs`, `converged` and
-  `training_history` are those before it (Keras callbacks saw its epochs).
+  (`model.fit` from the next epoch, with the convergence test alone: the
+  user's callbacks see the first run only, so that loggers and
+  checkpoints never hold a rejected round) and is kept only if the bound
+  of all rows then ends higher (by more than `tol` per unit of weight);
+  rounds go on while one is kept (at most the search's birth budget,
+  within `max_epochs` epochs in all). A rejected round is undone: the
+  model's variables, the optimizer's, `n_epochs`, `converged` and
+  `training_history` are those before it. Kept rounds' epochs are in
+  `training_history`.
 
   Args:
     model: the initialised, compiled `BayesianGMM`.
@@ -278,16 +283,15 @@ def _train_and_move(model, data, bound, max_epochs, tol, verbose, callbacks):
       callable giving the bound of all rows (one pass, `model.elbo`).
     max_epochs, tol, verbose, callbacks: as in `fit`.
   """
-  def train():
+  def train(extra):
     """`model.fit` from the epoch reached to convergence or `max_epochs`."""
     model.fit(data, epochs=max_epochs, initial_epoch=model.n_epochs,
               verbose=verbose,
-              callbacks=[callbacks_lib.BoundConvergence(tol)]
-              + list(callbacks or []))
+              callbacks=[callbacks_lib.BoundConvergence(tol)] + extra)
 
-  train()
+  train(list(callbacks or []))
   search = model.initialization_search
-  if (bound is None or search is None
+  if (bound is None or search is None or not model.converged
       or search.sample.shape[0] >= search.total):
     return
   best = bound()
@@ -302,7 +306,7 @@ def _train_and_move(model, data, bound, max_epochs, tol, verbose, callbacks):
       break
     undo = _training_state(model)
     model.assign_posterior(moved)
-    train()
+    train([])
     new = bound()
     if not new > best + tol * weight:
       undo()
@@ -417,7 +421,9 @@ def _fit_backed_up(x, n_components, *, method, n_init, batch_size,
 
   The steps of the minibatch path (model, `initialize`, `make_dataset` with
   the model's seed, `compile`, `model.fit` with the convergence test), so a
-  fit never interrupted ends where `fit(callbacks=[...])` does; a restart
+  fit never interrupted ends where `fit(callbacks=[...])`'s training does,
+  before its polish rounds (`_train_and_move`), which a backed-up fit does
+  not run: a round rejected after a crash could not be undone. A restart
   loads the latest backup instead of initialising, and resumes at its
   epoch.
   """

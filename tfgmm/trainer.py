@@ -104,7 +104,7 @@ class Trainer:
     for key, values in self.training_history.items():
       # A `History` callback passed in keeps the logs of earlier fits.
       logged = history.history.get(key, [])
-      values.extend(float(v) for v in logged[len(logged) - epochs:])
+      values.extend(float(v) for v in logged[max(0, len(logged) - epochs):])
     self.sort_components()
     return history
 
