@@ -305,9 +305,7 @@ def _split_rows(x, weight):
     axis = np.linalg.eigh(matrix)[1][:, -1]                        # [D]
     side = _classification_em(x, squares, weight, whole,
                               (centred / units) @ axis > 0)        # [m]
-    w_side = np.where(side, weight, 0.0)
-    second = (w_side.sum(), w_side @ x, w_side @ squares)
-    first = tuple(a - b for a, b in zip(whole, second))
+    first, second = _halves(x, squares, weight, whole, side)
     score = (_gaussian_score(*first, whole[0])
              + _gaussian_score(*second, whole[0]))
     if best is None or score > best_score:
@@ -322,9 +320,7 @@ def _classification_em(x, squares, weight, whole, side):
   `whole`: the rows' (weight sum, S1 [D], S2 [D]); `squares`: x^2.
   """
   for _ in range(_SPLIT_ITER):
-    w_side = np.where(side, weight, 0.0)                           # [m]
-    second = (w_side.sum(), w_side @ x, w_side @ squares)
-    first = tuple(a - b for a, b in zip(whole, second))
+    first, second = _halves(x, squares, weight, whole, side)
     if not (first[0] > 0 and second[0] > 0):
       break
     new = _half_log_ratio(x, squares, first, second) > 0           # [m]
@@ -332,6 +328,14 @@ def _classification_em(x, squares, weight, whole, side):
       break
     side = new
   return side
+
+
+def _halves(x, squares, weight, whole, side):
+  """The (weight sum, S1 [D], S2 [D]) of the rows off and on `side`
+  (bool [m]): the second half's sums, the first's the whole's minus them."""
+  w_side = np.where(side, weight, 0.0)                             # [m]
+  second = (w_side.sum(), w_side @ x, w_side @ squares)
+  return tuple(a - b for a, b in zip(whole, second)), second
 
 
 def _half_log_ratio(x, squares, first, second):
