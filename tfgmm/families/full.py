@@ -286,11 +286,9 @@ def sufficient_statistics(x, responsibilities, sample_weight=None):
   counts = tf.reduce_sum(r, -2)                                   # [K]
   sum_x = tf.matmul(r, x, transpose_a=True)                       # [K, D]
   shift = tf.math.divide_no_nan(sum_x, counts[..., None])         # [K, D]
-  centred = x[:, None, :] - shift[..., None, :, :]                # [B, K, D]
-  # One batched matmul per component: [K, D, B] @ [K, B, D].
-  rank = tf.rank(centred)
-  perm = tf.concat([tf.range(rank - 3), [rank - 2, rank - 3, rank - 1]], 0)
-  centred = tf.transpose(centred, perm)                           # [K, B, D]
+  # Built component-major, so no transpose: one batched matmul per
+  # component, [K, D, B] @ [K, B, D].
+  centred = x - shift[..., :, None, :]                            # [K, B, D]
   weighted = centred * tf.linalg.matrix_transpose(r)[..., None]   # [K, B, D]
   scatter = tf.matmul(weighted, centred, transpose_a=True)        # [K, D, D]
   counts, sum_x, shift, scatter = [
