@@ -10,7 +10,9 @@ from sklearn.mixture import BayesianGaussianMixture
 from tests.helpers import make_prior
 from tests.helpers import mixture_data
 from tests.helpers import random_posterior
+import tfgmm
 from tfgmm._engine import inference
+from tfgmm._engine import loops
 from tfgmm._engine import weight_priors
 from tfgmm.families import diag
 
@@ -349,3 +351,23 @@ def test_log_gamma_draws_have_finite_exact_gradients_at_small_concentration():
       numeric = float(tf.reduce_sum(plus - minus)) / (2 * step)
       # TFP's implicit Gamma gradient is accurate to about 1e-4.
       np.testing.assert_allclose(gradient[0], numeric, rtol=1e-3)
+
+
+@pytest.mark.parametrize("covariance_type",
+                         ["diag", "full", "tied", "spherical"])
+@pytest.mark.parametrize("weight_prior", ["dirichlet", "dirichlet_process"])
+def test_compiled_kl_is_the_familys(rng, covariance_type, weight_prior):
+  """`loops.kl_divergence` (which `elbo` calls) is the family's KL, one
+  trace for any K and D; q is a CAVI global step from random
+  responsibilities."""
+  for k, d in ((2, 3), (4, 2)):
+    model = tfgmm.BayesianGMM(k, d, covariance_type=covariance_type,
+                              weight_prior=weight_prior, dtype="float64")
+    family, prior = model.family, model.prior()
+    x = tf.constant(mixture_data(rng, 200, d))
+    resp = tf.constant(rng.dirichlet(np.ones(k), size=200))
+    q = family.posterior_from_statistics(
+        family.sufficient_statistics(x, resp), prior, 1.0, weight_prior)
+    np.testing.assert_allclose(
+        loops.kl_divergence(family, q, prior, weight_prior),
+        family.kl_divergence(q, prior, weight_prior), rtol=1e-12)

@@ -380,8 +380,8 @@ def _cavi_streamed(model, stream, max_epochs, tol, verbose=0):
         if counter is not None:
           counter(z.shape[0])
       passes.append((rows, weight, log_det))
-      kl = float(family.kl_divergence(as64(q), as64(prior),
-                                      weight_prior)) / weight
+      kl = float(loops.kl_divergence(family, as64(q), as64(prior),
+                                     weight_prior)) / weight
       bound = total / weight - kl
       if counter is not None:
         counter.close(f", bound {bound + log_det / weight:.6f} nats per row")

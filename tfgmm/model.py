@@ -782,7 +782,8 @@ class BayesianGMM(trainer_lib.Trainer, keras.Model):
       rows = (float(z.shape[0]) if w is None
               else float(tf.reduce_sum(tf.cast(w, tf.float64))))
       total += float(ll) + rows * self._mean_row_log_det(z, w)
-    kl = float(self._kl(q))
+    kl = float(loops.kl_divergence(self._family, q, self._prior,
+                                   self.weight_prior))
     return tf.constant(total - kl, tf.float64)
 
   # ----------------------------------------------- TensorFlow Probability
