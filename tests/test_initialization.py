@@ -394,8 +394,8 @@ def test_minibatch_fits_polish_like_exact_ones():
 
 def test_a_minibatch_polish_that_all_rows_reject_is_undone(monkeypatch):
   """A move whose training ends with a lower bound of all rows leaves the
-  fit as it was: posterior, epochs and history those of the fit without
-  it. The user's callbacks see the first training run only (a logger or
+  fit as it was: posterior, epochs, history and Keras' `History` those of
+  the fit without it. The user's callbacks see the first training run only (a logger or
   checkpoint never holds a rejected round). The move here copies
   component 0 onto component 1: CAVI keeps twins together, so one of the
   three clusters goes without a component of its own."""
@@ -438,6 +438,9 @@ def test_a_minibatch_polish_that_all_rows_reject_is_undone(monkeypatch):
     np.testing.assert_array_equal(a.numpy(), b.numpy())
   assert moved.training_history == plain.training_history
   assert moved.converged == plain.converged
+  # Keras' History is the first run's, not the rejected round's.
+  assert moved.history.epoch == plain.history.epoch
+  assert moved.history.epoch[-1] + 1 == moved.n_epochs
 
 
 def test_polish_returns_none_at_the_full_datas_optimum():

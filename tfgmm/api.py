@@ -272,8 +272,8 @@ def _train_and_move(model, data, bound, max_epochs, tol, verbose, callbacks):
   of all rows then ends higher (by more than `tol` per unit of weight);
   rounds go on while one is kept (at most the search's birth budget,
   within `max_epochs` epochs in all). A rejected round is undone: the
-  model's variables, the optimizer's, `n_epochs`, `converged` and
-  `training_history` are those before it. Kept rounds' epochs are in
+  model's variables, the optimizer's, `n_epochs`, `converged`,
+  `training_history` and `history` are those before it. Kept rounds' epochs are in
   `training_history`.
 
   Args:
@@ -316,18 +316,21 @@ def _train_and_move(model, data, bound, max_epochs, tol, verbose, callbacks):
 
 def _training_state(model):
   """A function that puts the model's training state back as it is now:
-  its variables and its optimizer's, `n_epochs`, `converged` and the
-  length of each `training_history` list."""
+  its variables and its optimizer's, `n_epochs`, `converged`, the length
+  of each `training_history` list and `history` (Keras' `History` of the
+  last `fit` kept)."""
   variables = list(model.variables) + list(
       getattr(model.optimizer, "variables", None) or [])
   values = [v.numpy() for v in variables]
   epochs, converged = model.n_epochs, model.converged
+  history = getattr(model, "history", None)
   lengths = {key: len(v) for key, v in model.training_history.items()}
 
   def undo():
     for variable, value in zip(variables, values):
       variable.assign(value)
     model.n_epochs, model.converged = epochs, converged
+    model.history = history
     for key, length in lengths.items():
       del model.training_history[key][length:]
   return undo
