@@ -395,10 +395,10 @@ def test_minibatch_fits_polish_like_exact_ones():
 def test_a_minibatch_polish_that_all_rows_reject_is_undone(monkeypatch):
   """A move whose training ends with a lower bound of all rows leaves the
   fit as it was: posterior, epochs, history and Keras' `History` those of
-  the fit without it. The user's callbacks see the first training run only (a logger or
-  checkpoint never holds a rejected round). The move here copies
-  component 0 onto component 1: CAVI keeps twins together, so one of the
-  three clusters goes without a component of its own."""
+  the fit without it. The user's callbacks see the first training run
+  only (a logger or checkpoint never holds a rejected round). The move
+  here copies component 0 onto component 1: CAVI keeps twins together, so
+  one of the three clusters goes without a component of its own."""
   rng = np.random.default_rng(0)
   x = np.concatenate([rng.normal(size=(4_000, 2)) + centre
                       for centre in ([0.0, 0.0], [8.0, 0.0], [0.0, 8.0])])

@@ -273,8 +273,8 @@ def _train_and_move(model, data, bound, max_epochs, tol, verbose, callbacks):
   rounds go on while one is kept (at most the search's birth budget,
   within `max_epochs` epochs in all). A rejected round is undone: the
   model's variables, the optimizer's, `n_epochs`, `converged`,
-  `training_history` and `history` are those before it. Kept rounds' epochs are in
-  `training_history`.
+  `training_history` and `history` are those before it. Kept rounds'
+  epochs are in `training_history`.
 
   Args:
     model: the initialised, compiled `BayesianGMM`.

@@ -83,6 +83,11 @@ def _compiled_kl(family, dtype, weight_prior):
   return tf.function(kl, autograph=False, input_signature=(q, prior))
 
 
+def _cast(posterior, dtype):
+  """Every field of a posterior (or prior) tuple cast to `dtype`."""
+  return type(posterior)(*[tf.cast(t, dtype) for t in posterior])
+
+
 def _weight_args(sample_weight, dtype):
   return () if sample_weight is None else (tf.cast(sample_weight, dtype),)
 
@@ -102,10 +107,9 @@ def run_cavi(x, q, prior, max_iter, tol, chunk, weight_prior="dirichlet",
   batched = len(q.weight_concentration.shape) == 2
   if not batched:
     q = type(q)(*[t[None] for t in q])
-  cast = lambda p: type(p)(*[tf.cast(t, dtype) for t in p])  # noqa: E731
   q, history, converged = _compiled_cavi(
       family, dtype, weight_prior, sample_weight is not None)(
-          x, cast(q), cast(prior), tf.constant(max_iter, tf.int32),
+          x, _cast(q, dtype), _cast(prior, dtype), tf.constant(max_iter, tf.int32),
           tf.constant(tol, tf.float64), tf.constant(chunk, tf.int32),
           tf.constant(drop_margin, tf.float64),
           tf.constant(min_iter, tf.int32), tf.constant(scale, tf.float64),
@@ -131,5 +135,5 @@ def kl_divergence(family, q, prior, weight_prior="dirichlet"):
   calls it once per evaluation.
   """
   dtype = q.mean_loc.dtype
-  cast = lambda p: type(p)(*[tf.cast(t, dtype) for t in p])  # noqa: E731
-  return _compiled_kl(family, dtype, weight_prior)(cast(q), cast(prior))
+  return _compiled_kl(family, dtype, weight_prior)(_cast(q, dtype),
+                                                   _cast(prior, dtype))
