@@ -371,3 +371,28 @@ def test_compiled_kl_is_the_familys(rng, covariance_type, weight_prior):
     np.testing.assert_allclose(
         loops.kl_divergence(family, q, prior, weight_prior),
         family.kl_divergence(q, prior, weight_prior), rtol=1e-12)
+
+
+@pytest.mark.parametrize("covariance_type",
+                         ["diag", "full", "tied", "spherical"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_compiled_global_step_is_the_familys(rng, covariance_type, weighted):
+  """`loops.posterior_from_responsibilities` (the search's step from
+  responsibilities) is the family's eager global step, for one set of
+  responsibilities [N, K] and for restarts [R, N, K]."""
+  k, d, n = 3, 2, 150
+  model = tfgmm.BayesianGMM(k, d, covariance_type=covariance_type,
+                            weight_prior="dirichlet_process",
+                            dtype="float64")
+  family, prior = model.family, model.prior()
+  x = tf.constant(mixture_data(rng, n, d))
+  w = tf.constant(rng.uniform(0.0, 2.0, n)) if weighted else None
+  for shape in ((n, k), (4, n, k)):
+    resp = tf.constant(rng.dirichlet(np.ones(k), size=shape[:-1]))
+    eager = family.posterior_from_statistics(
+        family.sufficient_statistics(x, resp, w), prior, 7.0,
+        "dirichlet_process")
+    compiled = loops.posterior_from_responsibilities(
+        family, x, resp, prior, 7.0, "dirichlet_process", w)
+    for a, b in zip(compiled, eager):
+      np.testing.assert_allclose(a, b, rtol=1e-12)

@@ -764,11 +764,9 @@ def _restart(q, index):
 
 def posteriors_of(problem, resp):
   """The CAVI posteriors of R sets of responsibilities [R, n, K]: [R, K, ...]."""
-  z = problem.sample
-  return problem.family.posterior_from_statistics(
-      problem.family.sufficient_statistics(z, tf.cast(resp, z.dtype),
-                                           problem.sample_weight),
-      problem.prior, problem.scale, problem.weight_prior)
+  return loops.posterior_from_responsibilities(
+      problem.family, problem.sample, resp, problem.prior, problem.scale,
+      problem.weight_prior, problem.sample_weight)
 
 
 def converge(problem, q, max_iter, tol, drop_margin=np.inf, min_iter=0):

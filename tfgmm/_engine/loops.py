@@ -83,6 +83,22 @@ def _compiled_kl(family, dtype, weight_prior):
   return tf.function(kl, autograph=False, input_signature=(q, prior))
 
 
+@functools.lru_cache(maxsize=None)
+def _compiled_posterior(family, dtype, weight_prior, weighted):
+  """The CAVI global step from responsibilities, traced once per family,
+  dtype, weight prior and weighting (responsibilities of any rank)."""
+  x, _, prior = shape_free_signature(family, dtype, batched=False)
+
+  def posterior(x, responsibilities, prior, scale, *sample_weight):
+    return family.posterior_from_statistics(
+        family.sufficient_statistics(x, responsibilities, *sample_weight),
+        prior, scale, weight_prior)
+
+  return tf.function(posterior, autograph=False, input_signature=(
+      x, tf.TensorSpec(None, dtype), prior, tf.TensorSpec([], tf.float64))
+                     + _weight_spec(dtype, weighted))
+
+
 def _cast(posterior, dtype):
   """Every field of a posterior (or prior) tuple cast to `dtype`."""
   return type(posterior)(*[tf.cast(t, dtype) for t in posterior])
@@ -137,3 +153,28 @@ def kl_divergence(family, q, prior, weight_prior="dirichlet"):
   dtype = q.mean_loc.dtype
   return _compiled_kl(family, dtype, weight_prior)(_cast(q, dtype),
                                                    _cast(prior, dtype))
+
+
+def posterior_from_responsibilities(family, x, responsibilities, prior,
+                                    scale=1.0, weight_prior="dirichlet",
+                                    sample_weight=None):
+  """The CAVI global step from responsibilities, compiled: `family`'s
+  `posterior_from_statistics` of x's `sufficient_statistics`.
+
+  Args:
+    x: data, [N, D], in the prior's dtype.
+    responsibilities: r, [N, K] (or [R, N, K] for R restarts).
+    prior: the prior `Posterior`.
+    scale: the statistics count `scale` times (a sample standing in for
+      more rows).
+    weight_prior: "dirichlet" or "dirichlet_process".
+    sample_weight: optional w, [N].
+
+  Returns:
+    The `Posterior` ([K, ...], or [R, K, ...]) in the prior's dtype.
+  """
+  dtype = x.dtype
+  return _compiled_posterior(family, dtype, weight_prior,
+                             sample_weight is not None)(
+      x, tf.cast(responsibilities, dtype), _cast(prior, dtype),
+      tf.constant(scale, tf.float64), *_weight_args(sample_weight, dtype))
