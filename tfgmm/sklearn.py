@@ -518,10 +518,9 @@ default='kmeans'
       if self.verbose:
         print(f"Initialization {init}")
       if previous is None:
-        resp = tf.constant(self._initial_responsibilities(x, random_state))
-        q0 = family.posterior_from_statistics(
-            family.sufficient_statistics(z, resp), model.prior(), 1.0,
-            model.weight_prior)
+        resp = self._initial_responsibilities(x, random_state)
+        q0 = loops.posterior_from_responsibilities(
+            family, z, resp, model.prior(), 1.0, model.weight_prior)
       else:
         q0 = previous
       q, bounds, converged, history = self._run_cavi(model, z, q0)
