@@ -129,9 +129,9 @@ def run_cavi(x, q, prior, max_iter, tol, chunk, weight_prior="dirichlet",
     q = type(q)(*[t[None] for t in q])
   q, history, converged = _compiled_cavi(
       family, dtype, weight_prior, sample_weight is not None)(
-          x, _cast(q, dtype), _cast(prior, dtype), tf.constant(max_iter, tf.int32),
-          tf.constant(tol, tf.float64), tf.constant(chunk, tf.int32),
-          tf.constant(drop_margin, tf.float64),
+          x, _cast(q, dtype), _cast(prior, dtype),
+          tf.constant(max_iter, tf.int32), tf.constant(tol, tf.float64),
+          tf.constant(chunk, tf.int32), tf.constant(drop_margin, tf.float64),
           tf.constant(min_iter, tf.int32), tf.constant(scale, tf.float64),
           *_weight_args(sample_weight, dtype))
   if not batched:
