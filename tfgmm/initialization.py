@@ -442,7 +442,9 @@ def merge_scores(x, responsibilities, sample_weight=None, min_share=0.1):
   merged = _gaussian_score(counts[:, None] + counts,
                            sum_x[:, None] + sum_x,
                            sum_xx[:, None] + sum_xx, total)        # [K, K]
-  scores = merged - alone[:, None] - alone
+  # One sum of the pair's scores, so that scores[i, j] == scores[j, i]
+  # exactly ((m - a) - b and (m - b) - a round differently).
+  scores = merged - (alone[:, None] + alone)
   scores[~(live[:, None] & live)] = -np.inf
   np.fill_diagonal(scores, -np.inf)
   return scores
