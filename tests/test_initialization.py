@@ -224,7 +224,13 @@ def test_split_finds_a_small_cluster_beside_a_large_one(scale, offset):
   x = np.concatenate([rng.normal(size=(1000, 10)) * scale,
                       offset + rng.normal(size=(80, 10)) * scale])
   truth = np.repeat([0, 1], [1000, 80])
-  side = initialization._split_rows(x, np.ones(x.shape[0]))  # pylint: disable=protected-access
+  side, first, second, whole = initialization._split_rows(  # pylint: disable=protected-access
+      x, np.ones(x.shape[0]))
+  # The halves' statistics are those of the rows off and on `side`.
+  for half, rows in ((first, x[~side]), (second, x[side]), (whole, x)):
+    np.testing.assert_allclose(half[0], len(rows))
+    np.testing.assert_allclose(half[1], rows.sum(0), atol=1e-9)
+    np.testing.assert_allclose(half[2], np.square(rows).sum(0), rtol=1e-12)
   bayes = (stats.norm(offset, scale).logpdf(x).sum(1) + np.log(80)
            > stats.norm(0.0, scale).logpdf(x).sum(1) + np.log(1000))
   assert adjusted_rand_score(truth, side) > (

@@ -291,7 +291,9 @@ def _split_rows(x, weight):
     weight: their weights (responsibility times sample weight), [m].
 
   Returns:
-    bool [m]: the rows of the second half.
+    (side, first, second, whole): side is bool [m], the rows of the second
+    half; first, second and whole are the (weight sum, S1 [D], S2 [D]) of
+    the two halves and of all m rows.
   """
   mean = weight @ x / weight.sum()                                 # [D]
   centred = x - mean                                               # [m, D]
@@ -300,7 +302,7 @@ def _split_rows(x, weight):
   squares = np.square(x)                                           # [m, D]
   whole = (weight.sum(), weight @ x, weight @ squares)
   best, best_score = None, -np.inf
-  for matrix, units in ((covariance, np.ones_like(scale)),
+  for matrix, units in ((covariance, 1.0),
                         (covariance / scale[:, None] / scale, scale)):
     axis = np.linalg.eigh(matrix)[1][:, -1]                        # [D]
     side = _classification_em(x, squares, weight, whole,
@@ -309,7 +311,7 @@ def _split_rows(x, weight):
     score = (_gaussian_score(*first, whole[0])
              + _gaussian_score(*second, whole[0]))
     if best is None or score > best_score:
-      best, best_score = side, score
+      best, best_score = (side, first, second, whole), score
   return best
 
 
@@ -411,12 +413,9 @@ def split_scores(x, responsibilities, sample_weight=None, min_share=0.1):
   for k in np.flatnonzero(live):
     rows = np.flatnonzero(responsibilities[:, k] > _NEGLIGIBLE)    # [m]
     weight = weighted[rows, k]                                     # [m]
-    side = _split_rows(x[rows], weight)
-    halves = [rows[~side], rows[side]]
-    parts = [(weighted[h, k].sum(), weighted[h, k] @ x[h],
-              weighted[h, k] @ np.square(x[h])) for h in halves]
-    whole = [sum(p[i] for p in parts) for i in range(3)]
-    scores[k] = (sum(_gaussian_score(*p, total) for p in parts)
+    side, first, second, whole = _split_rows(x[rows], weight)
+    scores[k] = (_gaussian_score(*first, total)
+                 + _gaussian_score(*second, total)
                  - _gaussian_score(*whole, total))
     mask = np.zeros(x.shape[0], bool)
     mask[rows[side]] = True
