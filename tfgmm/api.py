@@ -53,9 +53,10 @@ def fit(x, n_components, *, method="natural", n_init=None, batch_size=None,
   - otherwise: `model.fit` on minibatches (`make_dataset` for arrays; a
     `tf.data.Dataset` is used as given) with a `BoundConvergence(tol)`
     callback and the given Keras `callbacks`; then, on data larger than
-    the search's sample, the same polish moves, each followed by more
-    `model.fit` epochs and kept only if the bound of all rows (one pass,
-    `BayesianGMM.elbo`) ends higher (`_train_and_move`). No moves when the
+    the search's sample, the same polish moves (and, under the Dirichlet
+    process, merges and deletes), each followed by more `model.fit` epochs
+    and kept only if the bound of all rows (one pass, `BayesianGMM.elbo`)
+    ends higher (`_train_and_move`). No moves when the
     rows stand for more (`num_examples`), and none in resumable fits
     (`backup_dir`).
 
@@ -271,10 +272,16 @@ def _train_and_move(model, data, bound, max_epochs, tol, verbose, callbacks):
   checkpoints never hold a rejected round) and is kept only if the bound
   of all rows then ends higher (by more than `tol` per unit of weight);
   rounds go on while one is kept (at most the search's birth budget,
-  within `max_epochs` epochs in all). A rejected round is undone: the
-  model's variables, the optimizer's, `n_epochs`, `converged`,
-  `training_history` and `history` are those before it. Kept rounds'
-  epochs are in `training_history`.
+  within `max_epochs` epochs in all). Under the Dirichlet process, merges
+  and deletes then run on all rows as in `_converge_and_move`
+  (`initialization.prune_candidates`): each candidate trains at most
+  `initialization.PROPOSAL_MAX_ITER` epochs from the same state, the one
+  whose bound of all rows ends highest, if above the fit's, trains on to
+  convergence and is kept, and rounds go on while one is (at most the
+  search's merge budget). A rejected round is undone: the model's
+  variables, the optimizer's, `n_epochs`, `converged`, `training_history`
+  and `history` are those before it. Kept rounds' epochs are in
+  `training_history`.
 
   Args:
     model: the initialised, compiled `BayesianGMM`.
@@ -283,10 +290,11 @@ def _train_and_move(model, data, bound, max_epochs, tol, verbose, callbacks):
       callable giving the bound of all rows (one pass, `model.elbo`).
     max_epochs, tol, verbose, callbacks: as in `fit`.
   """
-  def train(extra):
-    """`model.fit` from the epoch reached to convergence or `max_epochs`."""
-    model.fit(data, epochs=max_epochs, initial_epoch=model.n_epochs,
-              verbose=verbose,
+  def train(extra, cap=max_epochs):
+    """`model.fit` from the epoch reached to convergence, `max_epochs` or
+    `cap` more epochs."""
+    model.fit(data, epochs=min(max_epochs, model.n_epochs + cap),
+              initial_epoch=model.n_epochs, verbose=verbose,
               callbacks=[callbacks_lib.BoundConvergence(tol)] + extra)
 
   train(list(callbacks or []))
@@ -312,6 +320,31 @@ def _train_and_move(model, data, bound, max_epochs, tol, verbose, callbacks):
       undo()
       break
     best = new
+  # Only the Dirichlet process chooses how many components to keep.
+  prunes = (search.moves["merges"]
+            if model.weight_prior == "dirichlet_process" else 0)
+  for _ in range(prunes):
+    if model.n_epochs >= max_epochs:
+      break
+    candidates = initialization.prune_candidates(
+        model.family, model.prior(), model.weight_prior, model.n_components,
+        search, model.posterior())
+    before = _training_state(model)
+    kept = None
+    for candidate in candidates:
+      before()
+      model.assign_posterior(candidate)
+      train([], cap=initialization.PROPOSAL_MAX_ITER)
+      new = bound()
+      if new > best + tol * weight:
+        best, kept = new, _training_state(model)
+    if kept is None:
+      before()
+      break
+    kept()
+    if not model.converged and model.n_epochs < max_epochs:
+      train([])
+      best = bound()
 
 
 def _training_state(model):
