@@ -31,6 +31,12 @@ free functions:
      an emptied component takes the third: a small cluster where two
      components meet, which no split of one component proposes.
 
+   A search that ends with a component still empty under the finite
+   Dirichlet prior searches once more from fresh restarts and keeps the
+   higher bound (`search`): a small cluster whose rows sit in the tails of
+   several components has no component of its own, and no birth (a split
+   of one component) recovers it.
+
 4. **Polish.** The search's optimum on the sample need not be the full
    data's: a small cluster with too few sampled rows to pay for a component
    stays inside a larger one. After CAVI on all N rows (`tfgmm.fit`),
