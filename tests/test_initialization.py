@@ -357,6 +357,24 @@ def test_polish_goes_on_while_all_rows_accept_it():
       max(bounds.values()) - HIT_NATS)
 
 
+def assert_streamed_k30_fit_hits(draw, index, seed):
+  """Mixture `index` of the sweep's diag-D10-K30-N2e4-sep-g20-tfdata at
+  --sweep-draw `draw`, fitted as the sweep fits it (a `tf.data.Dataset`)
+  with `seed`, ends within `HIT_NATS` of the start from the true labels."""
+  benchmark = load_benchmark()
+  shape = dataclasses.replace(
+      benchmark.sweep_shapes()["diag-D10-K30-N2e4-sep-g20-tfdata"],
+      draw=draw)
+  data = benchmark.make_sweep_data(shape, index)
+  dataset, n_components, arguments = benchmark.sweep_fit_setup(shape, index,
+                                                               data)
+  streamed = tfgmm.fit(dataset, n_components, seed=seed, **arguments)
+  reference = tfgmm.fit(data.x_train, n_components, init_labels=data.y_train,
+                        seed=0, **arguments)
+  assert bound_per_point(streamed, data.x_train) > (
+      bound_per_point(reference, data.x_train) - HIT_NATS)
+
+
 def test_a_birth_splits_off_a_small_cluster_inside_a_large_component():
   """The sweep's diag-D10-K30-N2e4-sep-g20-tfdata at --sweep-draw 2026,
   mixture 5 of 5, fitted as a `tf.data.Dataset` with seed 3: its search
@@ -365,17 +383,7 @@ def test_a_birth_splits_off_a_small_cluster_inside_a_large_component():
   starts from the principal axis of the component's correlation matrix;
   from its covariance's (the widest feature's), no birth paid, and the fit
   stopped 0.0060 nats per point below the best bound."""
-  benchmark = load_benchmark()
-  shape = dataclasses.replace(
-      benchmark.sweep_shapes()["diag-D10-K30-N2e4-sep-g20-tfdata"],
-      draw=2026)
-  data = benchmark.make_sweep_data(shape, 4)
-  dataset, n_components, arguments = benchmark.sweep_fit_setup(shape, 4, data)
-  streamed = tfgmm.fit(dataset, n_components, seed=3, **arguments)
-  reference = tfgmm.fit(data.x_train, n_components, init_labels=data.y_train,
-                        seed=0, **arguments)
-  assert bound_per_point(streamed, data.x_train) > (
-      bound_per_point(reference, data.x_train) - HIT_NATS)
+  assert_streamed_k30_fit_hits(draw=2026, index=4, seed=3)
 
 
 def test_a_search_that_leaves_a_component_empty_searches_again():
@@ -386,16 +394,7 @@ def test_a_search_that_leaves_a_component_empty_searches_again():
   recovers, and the fit stopped 0.0036 nats per point below the start
   from the true labels. A second search from fresh restarts
   (`initialization.search`'s `second_search`) reaches it."""
-  benchmark = load_benchmark()
-  shape = dataclasses.replace(
-      benchmark.sweep_shapes()["diag-D10-K30-N2e4-sep-g20-tfdata"], draw=31)
-  data = benchmark.make_sweep_data(shape, 3)
-  dataset, n_components, arguments = benchmark.sweep_fit_setup(shape, 3, data)
-  streamed = tfgmm.fit(dataset, n_components, seed=0, **arguments)
-  reference = tfgmm.fit(data.x_train, n_components, init_labels=data.y_train,
-                        seed=0, **arguments)
-  assert bound_per_point(streamed, data.x_train) > (
-      bound_per_point(reference, data.x_train) - HIT_NATS)
+  assert_streamed_k30_fit_hits(draw=31, index=3, seed=0)
 
 
 def test_minibatch_fits_polish_like_exact_ones():
