@@ -150,6 +150,36 @@ def test_moves_that_lower_the_bound_are_rejected():
     np.testing.assert_array_equal(field.numpy(), value.numpy())
 
 
+def test_an_empty_component_takes_a_cluster_from_another_restart():
+  """A fit of `four_blobs` with clusters 2 and 3 in one component and the
+  fourth empty; another restart, from the true labels, has cluster 3 on
+  its own. The donor births give the empty component that restart's
+  components least like the fit's: one is the true partition but for a
+  few rows, and CAVI from it reaches the true partition and a higher
+  bound. None under the Dirichlet process (empty components
+  are its answer) or when no component is empty."""
+  z, truth, _ = four_blobs()
+  problem = diagonal_problem(z, 4)
+  merged = np.where(truth == 3, 2, truth)
+  q, bound, _ = initialization.best_of(problem, one_hot(merged, 4)[None],
+                                       200, 1e-8)
+  assert initialization.responsibilities(problem, q)[0][:, 3].sum() < 1.0
+  other, _, _ = initialization.race(problem, one_hot(truth, 4)[None], 200,
+                                    1e-8)
+  proposals = initialization.donor_proposals(problem, q, other, 3)
+  np.testing.assert_allclose(proposals.sum(-1), 1.0)
+  assert max(adjusted_rand_score(truth, p.argmax(1)) for p in proposals) > 0.95
+  moved, moved_bound, _ = initialization.try_proposals(
+      problem, proposals, bound, 200, 1e-8, 3)
+  assert moved_bound > bound + 0.1
+  labels = initialization.responsibilities(problem, moved)[0].argmax(1)
+  assert adjusted_rand_score(truth, labels) == pytest.approx(1.0)
+  assert initialization.donor_proposals(
+      problem._replace(weight_prior="dirichlet_process"), q, other, 3) is None
+  assert initialization.donor_proposals(
+      problem, initialization._restart(other, 0), other, 3) is None  # pylint: disable=protected-access
+
+
 def sweep_full_d2_mixture_2():
   """The benchmark sweep's full-D2-K5-N1e3-ovl-g20 at `--sweep-draw 2026`,
   mixture 2 of 5 (1,000 rows): (x, true labels)."""
@@ -386,14 +416,15 @@ def test_a_birth_splits_off_a_small_cluster_inside_a_large_component():
   assert_streamed_k30_fit_hits(draw=2026, index=4, seed=3)
 
 
-def test_a_search_that_leaves_a_component_empty_searches_again():
+def test_an_empty_component_takes_a_cluster_another_restart_fitted():
   """The sweep's diag-D10-K30-N2e4-sep-g20-tfdata at --sweep-draw 31,
   mixture 4 of 5, fitted as a `tf.data.Dataset` with seed 0: its search
   on the reservoir sample ended with one component empty and a 140-row
   cluster spread over six others (up to 35 rows in each), which no birth
   recovers, and the fit stopped 0.0036 nats per point below the start
-  from the true labels. A second search from fresh restarts
-  (`initialization.search`'s `second_search`) reaches it."""
+  from the true labels. Four restarts of the race had fitted that
+  cluster; the donor birth (`initialization.donor_proposals`) hands it to
+  the empty component."""
   assert_streamed_k30_fit_hits(draw=31, index=3, seed=0)
 
 

@@ -31,11 +31,12 @@ free functions:
      an emptied component takes the third: a small cluster where two
      components meet, which no split of one component proposes.
 
-   A search that ends with a component still empty under the finite
-   Dirichlet prior searches once more from fresh restarts and keeps the
-   higher bound (`search`): a small cluster whose rows sit in the tails of
-   several components has no component of its own, and no birth (a split
-   of one component) recovers it.
+   - donor births (`donor_proposals`, after the rounds, while a component
+     is still empty under the finite Dirichlet prior): the empty component
+     takes a component of another restart of the race, the ones least like
+     any of the fit's first: a small cluster whose rows sit in the tails of
+     several components has no component of its own, and no split of one
+     component recovers it.
 
 4. **Polish.** The search's optimum on the sample need not be the full
    data's: a small cluster with too few sampled rows to pay for a component
@@ -1015,7 +1016,7 @@ def improve(problem, q, bound, trace, max_iter, tol, n_proposals, births,
 
 
 def search(problem, rng, n_init, max_iter, tol, births, merges, split_merges,
-           deletes, warm_start=None, second_search=True):
+           deletes, warm_start=None, donors=True):
   """The best fit the search finds on the sample: seeding, race, moves.
 
   Args:
@@ -1031,12 +1032,11 @@ def search(problem, rng, n_init, max_iter, tol, births, merges, split_merges,
       restarts then challenge its improved fit as one capped proposal
       (`try_proposals`) and win only with a higher bound. Without one, a
       fit that leaves a component empty under the finite Dirichlet prior
-      (`_left_empty`) is challenged by a second search from fresh
-      restarts, and the higher bound wins.
-    second_search: False turns that second search off (the diagonal
-      search that starts a full model: the diagonal model empties
-      components where full clusters overlap, and its answer is only a
-      start).
+      then tries births from the race's other restarts
+      (`donor_proposals`), each kept only if the bound rises.
+    donors: False turns those births off (the diagonal search that starts
+      a full model: the diagonal model empties components where full
+      clusters overlap, and its answer is only a start).
 
   Returns:
     (q, bound, trace): the best `Posterior` on the sample, its bound per
@@ -1048,25 +1048,31 @@ def search(problem, rng, n_init, max_iter, tol, births, merges, split_merges,
                deletes=deletes)
   start = (seed_responsibilities(problem, n_init, rng) if warm_start is None
            else warm_start[None])
-  q, bound, trace = improve(problem, *best_of(problem, start, max_iter, tol),
-                            max_iter, tol, n_proposals, refit_rng=rng,
-                            **moves)
+  restarts, bounds, traces = race(problem, start, max_iter, tol)
+  best = int(np.argmax(bounds))
+  q, bound, trace = improve(problem, _restart(restarts, best),
+                            float(bounds[best]), traces[best], max_iter, tol,
+                            n_proposals, refit_rng=rng, **moves)
   if warm_start is None:
-    if not (second_search and _left_empty(problem, q)):
+    if not donors:
       return q, bound, trace
-    # A component left empty under the finite Dirichlet: a cluster may
-    # have no component of its own while its rows sit in the tails of
-    # several, which no birth (a split of one component) recovers (the
-    # benchmark sweep's diag-D10-K30-N2e4-sep-g20-tfdata at --sweep-draw
-    # 31, mixture 4 of 5, fit seed 0: a 140-row cluster spread over six
-    # components, 0.0036 nats/point low). A second search from fresh
-    # k-means++ restarts, kept only if its bound is higher.
-    new_q, new_bound, more = improve(
-        problem, *best_of(problem, seed_responsibilities(problem, n_init, rng),
-                          max_iter, tol),
-        max_iter, tol, n_proposals, refit_rng=rng, **moves)
-    if new_bound > bound + tol:
-      return new_q, new_bound, more
+    # A component left empty under the finite Dirichlet while a cluster has
+    # none of its own, its rows in the tails of several components: no
+    # birth (a split of one component) recovers it (the benchmark sweep's
+    # diag-D10-K30-N2e4-sep-g20-tfdata at --sweep-draw 31, mixture 4 of 5,
+    # fit seed 0: a 140-row cluster spread over six components, 0.0036
+    # nats/point low). The other restarts of the race may have it.
+    for _ in range(births):
+      resp = donor_proposals(problem, q, restarts, n_proposals)
+      if resp is None:
+        break
+      new_q, new_bound, more = try_proposals(problem, resp, bound, max_iter,
+                                             tol, n_proposals)
+      if not new_bound > bound + tol:
+        break
+      q, bound, trace = improve(problem, new_q, new_bound,
+                                np.concatenate([trace, more], 0), max_iter,
+                                tol, n_proposals, refit_rng=rng, **moves)
     return q, bound, trace
   # The problem's own k-means++ restarts, as one more proposal: two full
   # clusters that share a mean and differ in their correlations are one
@@ -1087,16 +1093,63 @@ def search(problem, rng, n_init, max_iter, tol, births, merges, split_merges,
   return q, bound, trace
 
 
-def _left_empty(problem, q):
-  """Whether q leaves a component empty (fewer soft counts than a tenth of
-  an even split, as births judge) under the finite Dirichlet prior, where
-  the user asked for K components (the Dirichlet process empties the ones
-  the data do not pay for)."""
+def donor_proposals(problem, q, restarts, n_proposals, min_share=0.1):
+  """Births from other fits: an empty component takes another's cluster.
+
+  Under the finite Dirichlet prior (the user asked for K components), a
+  fit may leave a component empty while a small cluster has no component
+  of its own, its rows in the tails of several neighbours: a birth that
+  splits one component does not find it, but another restart of the race
+  may have fitted it. Each proposal gives the emptiest component one
+  component of another restart (its responsibilities r'_j), scaling every
+  other column by 1 - r'_j (the empty one keeps what is left of its own
+  share); the donors are the live components of the
+  restarts least like any live component of q (the largest cosine
+  similarity of their responsibility columns over the rows, as
+  `merge_proposals` measures overlap, the smallest).
+
+  Args:
+    problem: the `Problem`.
+    q: the fit, a `Posterior` (unbatched).
+    restarts: other fits of the problem, a `Posterior` with a leading
+      restart axis [S, K, ...].
+    n_proposals: at most this many proposals.
+    min_share: components with fewer soft counts than this share of an even
+      split are empty (as in births) and do not donate.
+
+  Returns:
+    [P, n, K] initial responsibilities, or None when the prior is not the
+    finite Dirichlet or q leaves no component empty.
+  """
   if problem.weight_prior != "dirichlet":
-    return False
+    return None
+  w = _weights(problem.rows, problem.weights)
+  root = np.sqrt(w)[:, None]
   r = responsibilities(problem, q)[0]                              # [n, K]
-  return not _live(r * _weights(problem.rows, problem.weights)[:, None],
-                   0.1)[0].all()
+  live, counts = _live(r * w[:, None], min_share)
+  if live.all() or not live.any():
+    return None
+  empty = np.flatnonzero(~live)
+  target = empty[np.argmin(counts[empty])]
+  mine = r[:, live] * root                                         # [n, L]
+  mine /= np.linalg.norm(mine, axis=0)
+  novelty, columns = [], []
+  for restart in range(int(restarts.weight_concentration.shape[0])):
+    other = responsibilities(problem, _restart(restarts, restart))[0]
+    theirs = np.flatnonzero(_live(other * w[:, None], min_share)[0])
+    donated = other[:, theirs] * root                              # [n, J]
+    donated /= np.linalg.norm(donated, axis=0)
+    novelty.extend((donated.T @ mine).max(1))                      # [J]
+    columns.extend(other[:, theirs].T)
+  if not columns:
+    return None
+  proposals = []
+  for j in np.argsort(novelty)[:n_proposals]:
+    proposal = r * (1.0 - columns[j])[:, None]
+    proposal[:, target] = 0.0
+    proposal[:, target] = 1.0 - proposal.sum(1)    # r'_j and its own share
+    proposals.append(proposal)
+  return np.stack(proposals)
 
 
 def initial_posterior(family, prior, weight_prior, n_components, sample,
@@ -1135,8 +1188,8 @@ def initial_posterior(family, prior, weight_prior, n_components, sample,
   warm_start = None
   if family.searches_from_diagonal and sample.shape[1] > 1:
     diagonal = diagonal_problem(problem)
-    q, _, _ = search(diagonal, rng, n_init, max_iter, tol,
-                     second_search=False, **moves)
+    q, _, _ = search(diagonal, rng, n_init, max_iter, tol, donors=False,
+                     **moves)
     warm_start = responsibilities(diagonal, q)[0]
   q, bound, trace = search(problem, rng, n_init, max_iter, tol,
                            warm_start=warm_start, **moves)

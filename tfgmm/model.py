@@ -367,8 +367,9 @@ class BayesianGMM(trainer_lib.Trainer, keras.Model):
     `sample_size` rows, `tfgmm.initialization.search` races `n_init`
     k-means++ restarts of CAVI, then tries rounds of birth, merge,
     split-and-merge and delete moves, keeping each only if it raises the
-    bound (and searches once more from fresh restarts when a component is
-    left empty under the finite Dirichlet prior); q is the best fit's
+    bound (and, while a component is left empty under the finite Dirichlet
+    prior, births that take a component from the race's other restarts);
+    q is the best fit's
     posterior scaled to all N rows. Full
     covariances start from the diagonal model's search on the same rows and
     count the sample's statistics N / n times, so that their search climbs
