@@ -1103,10 +1103,10 @@ def donor_proposals(problem, q, restarts, n_proposals, min_share=0.1):
   may have fitted it. Each proposal gives the emptiest component one
   component of another restart (its responsibilities r'_j), scaling every
   other column by 1 - r'_j (the empty one keeps what is left of its own
-  share); the donors are the live components of the
-  restarts least like any live component of q (the largest cosine
-  similarity of their responsibility columns over the rows, as
-  `merge_proposals` measures overlap, the smallest).
+  share). The donors are the restarts' live components least like any
+  live component of q: the smallest largest cosine similarity of their
+  responsibility columns over the rows (the overlap `merge_proposals`
+  measures).
 
   Args:
     problem: the `Problem`.
