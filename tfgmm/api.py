@@ -56,9 +56,8 @@ def fit(x, n_components, *, method="natural", n_init=None, batch_size=None,
     the search's sample, the same polish moves (and, under the Dirichlet
     process, merges and deletes), each followed by more `model.fit` epochs
     and kept only if the bound of all rows (one pass, `BayesianGMM.elbo`)
-    ends higher (`_train_and_move`). No moves when the
-    rows stand for more (`num_examples`), and none in resumable fits
-    (`backup_dir`).
+    ends higher (`_train_and_move`). No moves when the rows stand for more
+    (`num_examples`), and none in resumable fits (`backup_dir`).
 
   With `backup_dir`, the fit is resumable: it trains through `model.fit`
   and backs the training state up in `backup_dir` after every epoch
@@ -320,10 +319,7 @@ def _train_and_move(model, data, bound, max_epochs, tol, verbose, callbacks):
       undo()
       break
     best = new
-  # Only the Dirichlet process chooses how many components to keep.
-  prunes = (search.moves["merges"]
-            if model.weight_prior == "dirichlet_process" else 0)
-  for _ in range(prunes):
+  for _ in range(_prune_rounds(model, search)):
     if model.n_epochs >= max_epochs:
       break
     candidates = initialization.prune_candidates(
@@ -345,6 +341,16 @@ def _train_and_move(model, data, bound, max_epochs, tol, verbose, callbacks):
     if not model.converged and model.n_epochs < max_epochs:
       train([])
       best = bound()
+
+
+def _prune_rounds(model, search):
+  """Rounds of merges and deletes judged on all rows
+  (`initialization.prune_candidates`): the search's merge budget under the
+  Dirichlet process, which alone chooses how many components to keep;
+  none under the finite Dirichlet."""
+  if model.weight_prior != "dirichlet_process":
+    return 0
+  return search.moves["merges"]
 
 
 def _training_state(model):
@@ -589,12 +595,7 @@ def _converge_and_move(model, run, n_rows, max_epochs, tol):
         break
       q, more, converged = best
       history = np.concatenate([history, more], 0)
-    # Only the Dirichlet process chooses how many components to keep: its
-    # merges and deletes are judged on all rows
-    # (`initialization.prune_candidates`).
-    prunes = (search.moves["merges"]
-              if model.weight_prior == "dirichlet_process" else 0)
-    for _ in range(prunes):
+    for _ in range(_prune_rounds(model, search)):
       best = _best_start(
           run, initialization.prune_candidates(*model_args, q), history,
           max_epochs, tol)

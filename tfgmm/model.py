@@ -369,11 +369,10 @@ class BayesianGMM(trainer_lib.Trainer, keras.Model):
     split-and-merge and delete moves, keeping each only if it raises the
     bound (and, while a component is left empty under the finite Dirichlet
     prior, births that take a component from the race's other restarts);
-    q is the best fit's
-    posterior scaled to all N rows. Full
-    covariances start from the diagonal model's search on the same rows and
-    count the sample's statistics N / n times, so that their search climbs
-    the bound of all N rows (see `tfgmm.initialization`).
+    q is the best fit's posterior scaled to all N rows. Full covariances
+    start from the diagonal model's search on the same rows and count the
+    sample's statistics N / n times, so that their search climbs the bound
+    of all N rows (see `tfgmm.initialization`).
 
     Args:
       x: array [N, D] or `tf.data.Dataset` of [B, D] batches.
