@@ -735,6 +735,21 @@ def dp_fit_on_a_sample(x, n_components, seed, sample_size):
   return model
 
 
+def dp_case(n_features, n_components, mixture):
+  """20,000 rows of K = `n_components` correlated clusters (the mixture
+  drawn from `mixture`) and the bound per point of the DP fit with 2 K
+  components from the true labels: (x, reference)."""
+  benchmark = load_benchmark()
+  rng = np.random.default_rng((77, n_features, n_components, 20_000,
+                               mixture))
+  mix = benchmark.random_correlated_mixture(n_features, n_components, 3.0,
+                                            rng, weight_ratio=4.0)
+  x, labels = benchmark._sample_mixture(  # pylint: disable=protected-access
+      mix, 20_000, rng)
+  return x, bound_per_point(tfgmm.fit(x, 2 * n_components,
+                                      init_labels=labels, **DP_FULL), x)
+
+
 @pytest.mark.parametrize("n_features, n_components, mixture, seeds", [
     (5, 4, 0, (0, 3)),
     (10, 6, 1, (3,)),
@@ -751,16 +766,8 @@ def test_dp_components_the_sample_pays_for_are_judged_on_all_rows(
   three one-row components, 0.0012 below, too small for the sample's
   delete moves to see. With `initialization.prune_candidates` (merges,
   deletes and those crumbs, judged on all rows) every seed reaches it."""
-  benchmark = load_benchmark()
-  rng = np.random.default_rng((77, n_features, n_components, 20_000,
-                               mixture))
-  mix = benchmark.random_correlated_mixture(n_features, n_components, 3.0,
-                                            rng, weight_ratio=4.0)
-  x, labels = benchmark._sample_mixture(  # pylint: disable=protected-access
-      mix, 20_000, rng)
+  x, reference = dp_case(n_features, n_components, mixture)
   k = 2 * n_components
-  reference = bound_per_point(tfgmm.fit(x, k, init_labels=labels, **DP_FULL),
-                              x)
   for seed in seeds:
     model = dp_fit_on_a_sample(x, k, seed, sample_size=2_000)
     assert bound_per_point(model, x) >= reference - HIT_NATS, seed
@@ -774,13 +781,7 @@ def test_minibatch_dp_fits_prune_on_all_rows_like_exact_ones():
   (`api._train_and_move`). Without them the fit kept 8 live components,
   0.0113 nats per point below the start from the true labels (seeds 0-5:
   all 7 or 8, 0.0080-0.0114 below)."""
-  benchmark = load_benchmark()
-  rng = np.random.default_rng((77, 5, 4, 20_000, 0))
-  mix = benchmark.random_correlated_mixture(5, 4, 3.0, rng, weight_ratio=4.0)
-  x, labels = benchmark._sample_mixture(  # pylint: disable=protected-access
-      mix, 20_000, rng)
-  reference = bound_per_point(tfgmm.fit(x, 8, init_labels=labels, **DP_FULL),
-                              x)
+  x, reference = dp_case(5, 4, 0)
   model = tfgmm.BayesianGMM(8, 5, seed=3, **DP_FULL)
   model.initialize(x, sample_size=2_000)
   model.compile()
