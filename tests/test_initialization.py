@@ -166,7 +166,8 @@ def test_an_empty_component_takes_a_cluster_from_another_restart():
   assert initialization.responsibilities(problem, q)[0][:, 3].sum() < 1.0
   other, _, _ = initialization.race(problem, one_hot(truth, 4)[None], 200,
                                     1e-8)
-  proposals = initialization.donor_proposals(problem, q, other, 3)
+  donors = lambda: initialization.donor_columns(problem, other)  # noqa: E731
+  proposals = initialization.donor_proposals(problem, q, donors, 3)
   np.testing.assert_allclose(proposals.sum(-1), 1.0)
   assert max(adjusted_rand_score(truth, p.argmax(1)) for p in proposals) > 0.95
   moved, moved_bound, _ = initialization.try_proposals(
@@ -175,9 +176,9 @@ def test_an_empty_component_takes_a_cluster_from_another_restart():
   labels = initialization.responsibilities(problem, moved)[0].argmax(1)
   assert adjusted_rand_score(truth, labels) == pytest.approx(1.0)
   assert initialization.donor_proposals(
-      problem._replace(weight_prior="dirichlet_process"), q, other, 3) is None
+      problem._replace(weight_prior="dirichlet_process"), q, donors, 3) is None
   assert initialization.donor_proposals(
-      problem, initialization._restart(other, 0), other, 3) is None  # pylint: disable=protected-access
+      problem, initialization._restart(other, 0), donors, 3) is None  # pylint: disable=protected-access
 
 
 def sweep_full_d2_mixture_2():

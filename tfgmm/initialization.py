@@ -74,6 +74,7 @@ units (`Problem.rows`); CAVI runs in the model's dtype.
     for Dirichlet Process Mixture Models. NeurIPS 2013.
 """
 
+import functools
 from typing import Any, NamedTuple, Optional
 
 import numpy as np
@@ -876,8 +877,11 @@ def best_of(problem, resp, max_iter, tol, race_iter=RACE_ITER,
     (q, bound, history): the best restart's `Posterior`, its bound per
     point, and its [T, 2] CAVI history.
   """
-  q, bounds, traces = race(problem, resp, max_iter, tol, race_iter,
-                           survivors)
+  return _leader(*race(problem, resp, max_iter, tol, race_iter, survivors))
+
+
+def _leader(q, bounds, traces):
+  """`race`'s best restart: (its `Posterior`, bound per point, [T, 2] history)."""
   best = int(np.argmax(bounds))
   return _restart(q, best), float(bounds[best]), traces[best]
 
@@ -1086,13 +1090,13 @@ def search(problem, rng, n_init, max_iter, tol, births, merges, split_merges,
   start = (seed_responsibilities(problem, n_init, rng) if warm_start is None
            else warm_start[None])
   restarts, bounds, traces = race(problem, start, max_iter, tol)
-  best = int(np.argmax(bounds))
-  q, bound, trace = improve(problem, _restart(restarts, best),
-                            float(bounds[best]), traces[best], max_iter, tol,
-                            n_proposals, refit_rng=rng, **moves)
+  q, bound, trace = improve(problem, *_leader(restarts, bounds, traces),
+                            max_iter, tol, n_proposals, refit_rng=rng, **moves)
   if warm_start is None:
     if not donors:
       return q, bound, trace
+    # The donors' columns, computed once and only if a component is empty.
+    columns = functools.cache(lambda: donor_columns(problem, restarts))
     # A component left empty under the finite Dirichlet while a cluster has
     # none of its own, its rows in the tails of several components: no
     # birth (a split of one component) recovers it (the benchmark sweep's
@@ -1100,7 +1104,7 @@ def search(problem, rng, n_init, max_iter, tol, births, merges, split_merges,
     # fit seed 0: a 140-row cluster spread over six components, 0.0036
     # nats/point low). The other restarts of the race may have it.
     for _ in range(births):
-      resp = donor_proposals(problem, q, restarts, n_proposals)
+      resp = donor_proposals(problem, q, columns, n_proposals)
       if resp is None:
         break
       new_q, new_bound, more = try_proposals(problem, resp, bound, max_iter,
@@ -1130,7 +1134,34 @@ def search(problem, rng, n_init, max_iter, tol, births, merges, split_merges,
   return q, bound, trace
 
 
-def donor_proposals(problem, q, restarts, n_proposals, min_share=0.1):
+def donor_columns(problem, restarts, min_share=0.1):
+  """The live components of other fits, as donors for `donor_proposals`.
+
+  Args:
+    problem: the `Problem`.
+    restarts: other fits of the problem, a `Posterior` with a leading
+      restart axis [S, K, ...].
+    min_share: components with fewer soft counts than this share of an even
+      split are empty (as in births) and do not donate.
+
+  Returns:
+    (columns [J, n], unit [n, J]): each live component's responsibilities
+    r'_j over the rows, and the same columns scaled by the rows' root
+    weights to unit norm (for the cosine similarity `merge_proposals`
+    measures).
+  """
+  w = _weights(problem.rows, problem.weights)
+  columns, unit = [], []
+  for restart in range(int(restarts.weight_concentration.shape[0])):
+    other = responsibilities(problem, _restart(restarts, restart))[0]
+    theirs = other[:, _live(other * w[:, None], min_share)[0]]     # [n, J]
+    donated = theirs * np.sqrt(w)[:, None]
+    columns.append(theirs.T)
+    unit.append(donated / np.linalg.norm(donated, axis=0))
+  return np.concatenate(columns, 0), np.concatenate(unit, 1)
+
+
+def donor_proposals(problem, q, donors, n_proposals, min_share=0.1):
   """Births from other fits: an empty component takes another's cluster.
 
   Under the finite Dirichlet prior (the user asked for K components), a
@@ -1148,38 +1179,31 @@ def donor_proposals(problem, q, restarts, n_proposals, min_share=0.1):
   Args:
     problem: the `Problem`.
     q: the fit, a `Posterior` (unbatched).
-    restarts: other fits of the problem, a `Posterior` with a leading
-      restart axis [S, K, ...].
+    donors: a function returning `donor_columns` of the other fits (called
+      only when a component is empty).
     n_proposals: at most this many proposals.
     min_share: components with fewer soft counts than this share of an even
-      split are empty (as in births) and do not donate.
+      split are empty (as in births).
 
   Returns:
     [P, n, K] initial responsibilities, or None when the prior is not the
-    finite Dirichlet or q leaves no component empty.
+    finite Dirichlet, q leaves no component empty or there is no donor.
   """
   if problem.weight_prior != "dirichlet":
     return None
   w = _weights(problem.rows, problem.weights)
-  root = np.sqrt(w)[:, None]
   r = responsibilities(problem, q)[0]                              # [n, K]
   live, counts = _live(r * w[:, None], min_share)
   if live.all() or not live.any():
     return None
+  columns, unit = donors()
+  if not columns.shape[0]:
+    return None
   empty = np.flatnonzero(~live)
   target = empty[np.argmin(counts[empty])]
-  mine = r[:, live] * root                                         # [n, L]
+  mine = r[:, live] * np.sqrt(w)[:, None]                          # [n, L]
   mine /= np.linalg.norm(mine, axis=0)
-  novelty, columns = [], []
-  for restart in range(int(restarts.weight_concentration.shape[0])):
-    other = responsibilities(problem, _restart(restarts, restart))[0]
-    theirs = np.flatnonzero(_live(other * w[:, None], min_share)[0])
-    donated = other[:, theirs] * root                              # [n, J]
-    donated /= np.linalg.norm(donated, axis=0)
-    novelty.extend((donated.T @ mine).max(1))                      # [J]
-    columns.extend(other[:, theirs].T)
-  if not columns:
-    return None
+  novelty = (unit.T @ mine).max(1)                                 # [J]
   proposals = []
   for j in np.argsort(novelty)[:n_proposals]:
     proposal = r * (1.0 - columns[j])[:, None]
