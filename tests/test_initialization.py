@@ -181,13 +181,19 @@ def test_an_empty_component_takes_a_cluster_from_another_restart():
       problem, initialization._restart(other, 0), donors, 3) is None  # pylint: disable=protected-access
 
 
+def sweep_mixture(name, draw, index):
+  """Mixture `index` (0-based) of the benchmark sweep's shape `name` at
+  `--sweep-draw draw`: (training rows, their true labels)."""
+  benchmark = load_benchmark()
+  shape = dataclasses.replace(benchmark.sweep_shapes()[name], draw=draw)
+  data = benchmark.make_sweep_data(shape, index)
+  return data.x_train, data.y_train
+
+
 def sweep_full_d2_mixture_2():
   """The benchmark sweep's full-D2-K5-N1e3-ovl-g20 at `--sweep-draw 2026`,
   mixture 2 of 5 (1,000 rows): (x, true labels)."""
-  shape = dataclasses.replace(
-      load_benchmark().sweep_shapes()["full-D2-K5-N1e3-ovl-g20"], draw=2026)
-  data = load_benchmark().make_sweep_data(shape, 1)
-  return data.x_train, data.y_train
+  return sweep_mixture("full-D2-K5-N1e3-ovl-g20", 2026, 1)
 
 
 def test_pair_refits_place_a_cluster_where_two_components_meet():
@@ -573,12 +579,8 @@ def test_full_restarts_separate_clusters_that_share_a_mean():
   started only from the diagonal search's answer, fit seeds 2, 3 and 5
   stopped 0.0058-0.0059 nats per point below the best bound; the full
   model's own k-means++ restarts now challenge that start."""
-  benchmark = load_benchmark()
-  shape = dataclasses.replace(
-      benchmark.sweep_shapes()["full-D3-K4-N1e5-sep-u4"], draw=2026)
-  data = benchmark.make_sweep_data(shape, 0)
-  assert_every_seed_hits(data.x_train, data.y_train, 4, seeds=(2, 3),
-                         covariance_type="full")
+  x, y = sweep_mixture("full-D3-K4-N1e5-sep-u4", 2026, 0)
+  assert_every_seed_hits(x, y, 4, seeds=(2, 3), covariance_type="full")
 
 
 def test_a_crumb_is_deleted_during_the_search():
@@ -587,12 +589,8 @@ def test_a_crumb_is_deleted_during_the_search():
   stopped 0.0016 nats per point below seed 1 with a component of 6 rows,
   too small for a delete move to propose and not empty enough to refill;
   the search now deletes such crumbs (`crumb_proposal`)."""
-  benchmark = load_benchmark()
-  shape = dataclasses.replace(
-      benchmark.sweep_shapes()["full-D5-K8-N5e3-ovl-u4"], draw=47)
-  data = benchmark.make_sweep_data(shape, 3)
-  assert_every_seed_hits(data.x_train, data.y_train, 8, seeds=(1, 3),
-                         covariance_type="full")
+  x, y = sweep_mixture("full-D5-K8-N5e3-ovl-u4", 47, 3)
+  assert_every_seed_hits(x, y, 8, seeds=(1, 3), covariance_type="full")
 
 
 def test_pair_refits_hit_where_splits_missed():
