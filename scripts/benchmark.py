@@ -113,6 +113,13 @@ machine. The 19-shape grid took 1,430 s of fitting and scoring there (git
 84e77d0; a short job of ours ran beside its first shapes), 353 s of it on
 full-D5-K4-N3e4-dp; the quick grid took 89 s.
 
+`--sweep --sweep-random S` runs S shapes off the grid instead, drawn from
+`--sweep-draw` (`random_sweep_shapes`; one mixture each unless
+`--sweep-mixtures` says otherwise): diag or full, D 2-15, K 3-12, N one of
+2,000, 4,000, 8,000 and 15,000, r U(1.5, 5), weights equal, u4, u10, g4 or
+g10, the defaults otherwise; their names read "rnd" for the separation.
+The grid's shapes were the ones the search was checked on; these are not.
+
 Quick sweep grid (`--sweep --quick`: 2 mixtures x 3 seeds, GM on all 3;
 within 3 minutes):
 
@@ -134,6 +141,7 @@ Usage:
   python scripts/benchmark.py --stream --stream-sizes 1e6,1e7,3e7
   python scripts/benchmark.py --sweep    # the seed sweep (under 30 minutes)
   python scripts/benchmark.py --sweep --quick   # within 3 minutes
+  python scripts/benchmark.py --sweep --sweep-random 24 --sweep-draw 2027
 
 The helpers `true_log_prob`, `true_posterior_labels`, `random_mixture`,
 `random_correlated_mixture`, `make_sweep_data` and the `make_*` dataset
@@ -243,6 +251,16 @@ QUICK_SWEEP_MIXTURES = 2
 QUICK_SWEEP_SEEDS = 3
 QUICK_SWEEP_GM_SEEDS = 3
 SWEEP_SEED = 13
+# --sweep-random: the ranges its shapes are drawn from, and the seed word
+# that keeps its generator apart from the mixtures' (see
+# `random_sweep_shapes`).
+RANDOM_SHAPE_FEATURES = (2, 15)
+RANDOM_SHAPE_COMPONENTS = (3, 12)
+RANDOM_SHAPE_ROWS = (2_000, 4_000, 8_000, 15_000)
+RANDOM_SHAPE_MEAN_RANGE = (1.5, 5.0)
+RANDOM_SHAPE_WEIGHTS = ((1.0, "uniform"), (4.0, "uniform"), (10.0, "uniform"),
+                        (4.0, "geometric"), (10.0, "geometric"))
+RANDOM_SHAPE_WORD = 7
 SWEEP_HELD_OUT_CAP = 20_000
 # The reference search: restarts of one more fit (its seed is none of the
 # tested ones), and a fit started from the true labels.
@@ -1712,7 +1730,7 @@ class SweepShape:
     n: training rows.
     mean_range: r, means U(-r, r): the separation.
     separation: "sep" or "ovl": what r was chosen for (the report gives the
-      measured Bayes error).
+      measured Bayes error); "rnd" for `random_sweep_shapes`' (neither).
     weight_ratio: the largest weight over the smallest (an upper bound for
       "uniform" spacing).
     weight_spacing: "uniform" or "geometric" (see `random_weights`).
@@ -1812,6 +1830,33 @@ QUICK_SWEEP_GRID = (
 def sweep_shapes():
   """{name: SweepShape} of both grids."""
   return {shape.name: shape for shape in SWEEP_GRID + QUICK_SWEEP_GRID}
+
+
+def random_sweep_shapes(count, draw):
+  """`count` shapes off the grid, the same for the same `draw`.
+
+  Each draws its covariance type (diag or full), D, K, N, the mean range r
+  and its weights from the RANDOM_SHAPE_* ranges, with the defaults for
+  every other option; separation "rnd" (r was not chosen for a regime).
+
+  Returns:
+    A list of `SweepShape`s whose mixtures come from `draw` too.
+  """
+  rng = np.random.default_rng((draw, RANDOM_SHAPE_WORD))
+  shapes = []
+  for _ in range(count):
+    covariance_type = str(rng.choice(["diag", "full"]))
+    n_features = int(rng.integers(RANDOM_SHAPE_FEATURES[0],
+                                  RANDOM_SHAPE_FEATURES[1] + 1))
+    n_components = int(rng.integers(RANDOM_SHAPE_COMPONENTS[0],
+                                    RANDOM_SHAPE_COMPONENTS[1] + 1))
+    n = int(rng.choice(RANDOM_SHAPE_ROWS))
+    mean_range = round(float(rng.uniform(*RANDOM_SHAPE_MEAN_RANGE)), 2)
+    ratio, spacing = RANDOM_SHAPE_WEIGHTS[
+        int(rng.integers(len(RANDOM_SHAPE_WEIGHTS)))]
+    shapes.append(SweepShape(covariance_type, n_features, n_components, n,
+                             mean_range, "rnd", ratio, spacing, draw=draw))
+  return shapes
 
 
 def sweep_fit_setup(shape, index, data):
@@ -2445,13 +2490,27 @@ def parse_args(argv=None):
                           f"{SWEEP_SEED}, the README's; another value draws "
                           "mixtures of the same shapes that no setting was "
                           "checked on)")
+  sweep.add_argument("--sweep-random", type=int, default=None,
+                     metavar="S",
+                     help="run S shapes drawn off the grid from "
+                          "--sweep-draw instead of the grid "
+                          "(`random_sweep_shapes`; 1 mixture each by "
+                          "default)")
   args = parser.parse_args(argv)
   if sum([args.stream, args.sweep, args.files]) > 1:
     parser.error("--stream, --sweep and --files are separate runs; choose "
                  "one")
   if args.files_sizes is None:
     args.files_sizes = QUICK_FILES_SIZES if args.quick else FILES_SIZES
-  if args.sweep_shapes is None:
+  if args.sweep_random is not None:
+    if args.sweep_random < 1 or args.sweep_shapes is not None:
+      parser.error("--sweep-random takes a count >= 1 and replaces "
+                   "--sweep-shapes")
+    args.sweep_shapes = random_sweep_shapes(args.sweep_random,
+                                            args.sweep_draw)
+    if args.sweep_mixtures is None:
+      args.sweep_mixtures = 1
+  elif args.sweep_shapes is None:
     args.sweep_shapes = QUICK_SWEEP_GRID if args.quick else SWEEP_GRID
   else:
     args.sweep_shapes = [shapes[name] for name in args.sweep_shapes]

@@ -480,6 +480,41 @@ def test_sweep_draw_draws_other_mixtures_of_the_same_shapes():
                             benchmark.make_sweep_data(moved, 0).x_train)
 
 
+def test_sweep_random_draws_shapes_off_the_grid():
+  """`--sweep-random S`: S shapes from the documented ranges, the same for
+  the same `--sweep-draw` and others for another, one mixture each by
+  default; it replaces the grid and `--sweep-shapes`."""
+  benchmark = load_benchmark()
+  argv = ["--sweep", "--sweep-random", "12", "--sweep-draw", "5"]
+  args = benchmark.parse_args(argv)
+  shapes = args.sweep_shapes
+  assert len(shapes) == 12 and args.sweep_mixtures == 1
+  assert shapes == benchmark.parse_args(argv).sweep_shapes
+  assert shapes != benchmark.parse_args(argv[:-1] + ["6"]).sweep_shapes
+  grid = {shape.name for shape in benchmark.SWEEP_GRID}
+  for shape in shapes:
+    assert shape.name not in grid and shape.separation == "rnd"
+    assert shape.draw == 5 and shape.option == "defaults"
+    assert shape.covariance_type in ("diag", "full")
+    assert 2 <= shape.n_features <= 15 and 3 <= shape.n_components <= 12
+    assert shape.n in benchmark.RANDOM_SHAPE_ROWS
+    assert 1.5 <= shape.mean_range <= 5.0
+    assert (shape.weight_ratio,
+            shape.weight_spacing) in benchmark.RANDOM_SHAPE_WEIGHTS
+  assert {shape.covariance_type for shape in shapes} == {"diag", "full"}
+  small = min(shapes, key=lambda shape: shape.n)
+  data = benchmark.make_sweep_data(small, 0)
+  assert data.x_train.shape == (small.n, small.n_features)
+  assert len(np.unique(data.y_train)) == small.n_components
+  assert benchmark.parse_args(argv + ["--sweep-mixtures", "3"]
+                              ).sweep_mixtures == 3
+  for bad in (["--sweep", "--sweep-random", "0"],
+              ["--sweep", "--sweep-random", "2", "--sweep-shapes",
+               "diag-D2-K3-N1e3-ovl-g20"]):
+    with pytest.raises(SystemExit):
+      benchmark.parse_args(bad)
+
+
 def test_sweep_options_set_up_every_fit_of_a_mixture_alike():
   """A model option's shape fits with that option: "dp" 2 K components
   under the DP, "indep" the independent prior, "nan20" a fifth of the
