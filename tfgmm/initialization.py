@@ -13,8 +13,9 @@ free functions:
    point trails the leader's by more than `RACE_MARGIN` nats stop, and the
    rest run to convergence.
 3. **Moves.** From the best fit, five kinds of proposal change the
-   responsibilities; each round races its proposals with `best_of` and keeps
-   the best only if it raises the bound:
+   responsibilities; each round races its proposals (`try_proposals`: after
+   two iterations the five leaders and the five fastest climbers go on) and
+   keeps the best only if it raises the bound:
    - births (`split_proposals`): a component CAVI emptied takes half of a
      live one;
    - merges (`merge_proposals`): two components sharing one cluster fold
@@ -25,7 +26,8 @@ free functions:
      share one cluster while one component spans two, and no component is
      empty;
    - deletes (`delete_proposals`): a component wedged between overlapping
-     clusters hands its rows to the others;
+     clusters hands its rows to the others; one more (`crumb_proposal`)
+     deletes at once every component of a few rows;
    - pair refits (`refit_proposals`, full covariances, tried last): the
      rows of two overlapping components are fitted again with three, and
      an emptied component takes the third: a small cluster where two
