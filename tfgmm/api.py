@@ -560,8 +560,11 @@ def _converge_and_move(model, run, n_rows, max_epochs, tol):
   hold, the converged fit gets one more round of the search's moves on that
   sample (`initialization.polish`); CAVI on all rows from the moved
   posterior is kept only if it ends with a higher bound (by more than
-  `tol`), and rounds of polish go on while one is kept. Under the
-  Dirichlet process, merges and deletes then run on all rows
+  `tol`), and rounds of polish go on while one is kept. When all rows
+  reject what the sample accepted (or the sample accepts nothing), the
+  finite Dirichlet prior's births the sample cannot pay for are judged on
+  all rows (`initialization.birth_candidates`, capped like any move).
+  Under the Dirichlet process, merges and deletes then run on all rows
   (`initialization.prune_candidates`): each round keeps the best if its
   bound is higher, until none is (at most the search's merge budget).
   The rows in memory (`_fit_cavi`) and streamed ones (`_cavi_streamed`)
@@ -589,8 +592,15 @@ def _converge_and_move(model, run, n_rows, max_epochs, tol):
     # run to convergence.)
     for _ in range(search.moves["births"]):
       moved = initialization.polish(*model_args, q)
-      best = _best_start(run, [] if moved is None else [moved], history,
-                         max_epochs, tol, cap=max_epochs)
+      best = (None if moved is None else
+              _best_start(run, [moved], history, max_epochs, tol,
+                          cap=max_epochs))
+      if best is None:
+        # Nothing the sample accepted raised the bound of all rows; a birth
+        # the sample cannot pay for still may (capped, like any move).
+        best = _best_start(
+            run, initialization.birth_candidates(*model_args, q), history,
+            max_epochs, tol)
       if best is None:
         break
       q, more, converged = best
