@@ -388,8 +388,9 @@ class BayesianGMM(trainer_lib.Trainer, keras.Model):
         component CAVI emptied (see `initialization.split_proposals`).
       merges: at most this many accepted merges of components with
         overlapping responsibilities (see `initialization.merge_proposals`).
-      split_merges: at most this many accepted split-and-merge moves (see
-        `initialization.split_merge_proposals`).
+      split_merges: at most this many accepted split-and-merge moves or
+        pair re-splits (see `initialization.split_merge_proposals` and
+        `initialization.resplit_proposals`).
       deletes: at most this many accepted moves that empty a component
         wedged between overlapping clusters (see
         `initialization.delete_proposals`). Each defaults (None) to K: every
