@@ -271,13 +271,16 @@ def _train_and_move(model, data, bound, max_epochs, tol, verbose, callbacks):
   checkpoints never hold a rejected round) and is kept only if the bound
   of all rows then ends higher (by more than `tol` per unit of weight);
   rounds go on while one is kept (at most the search's birth budget,
-  within `max_epochs` epochs in all). Under the Dirichlet process, merges
-  and deletes then run on all rows as in `_converge_and_move`
-  (`initialization.prune_candidates`): each candidate trains at most
-  `initialization.PROPOSAL_MAX_ITER` epochs from the same state, the one
-  whose bound of all rows ends highest, if above the fit's, trains on to
-  convergence and is kept, and rounds go on while one is (at most the
-  search's merge budget). A rejected round is undone: the model's
+  within `max_epochs` epochs in all). When all rows reject polish's move
+  (or it has none), the finite Dirichlet prior's births are judged on all
+  rows (`initialization.birth_candidates`), and under the Dirichlet
+  process merges and deletes then run on all rows
+  (`initialization.prune_candidates`), as in `_converge_and_move`: each
+  candidate trains at most `initialization.PROPOSAL_MAX_ITER` epochs from
+  the same state, the one whose bound of all rows ends highest, if above
+  the fit's, trains on to convergence and is kept (`_train_best`), and
+  rounds go on while one is (at most the search's birth and merge
+  budgets). A rejected round is undone: the model's
   variables, the optimizer's, `n_epochs`, `converged`, `training_history`
   and `history` are those before it. Kept rounds' epochs are in
   `training_history`.
@@ -302,45 +305,70 @@ def _train_and_move(model, data, bound, max_epochs, tol, verbose, callbacks):
       or search.sample.shape[0] >= search.total):
     return
   best = bound()
-  weight = float(model.total_weight.numpy())
+  threshold = tol * float(model.total_weight.numpy())
+  model_args = (model.family, model.prior(), model.weight_prior,
+                model.n_components, search)
+  # The rounds of `_converge_and_move`, each judged by `_train_best`.
   for _ in range(search.moves["births"]):
     if model.n_epochs >= max_epochs:
       break
-    moved = initialization.polish(model.family, model.prior(),
-                                  model.weight_prior, model.n_components,
-                                  search, model.posterior())
-    if moved is None:
-      break
-    undo = _training_state(model)
-    model.assign_posterior(moved)
-    train([])
-    new = bound()
-    if not new > best + tol * weight:
-      undo()
+    moved = initialization.polish(*model_args, model.posterior())
+    new = (None if moved is None else
+           _train_best(model, [moved], train, bound, best, threshold,
+                       max_epochs, cap=max_epochs))
+    if new is None:
+      new = _train_best(
+          model, initialization.birth_candidates(*model_args,
+                                                 model.posterior()),
+          train, bound, best, threshold, max_epochs)
+    if new is None:
       break
     best = new
   for _ in range(_prune_rounds(model, search)):
     if model.n_epochs >= max_epochs:
       break
-    candidates = initialization.prune_candidates(
-        model.family, model.prior(), model.weight_prior, model.n_components,
-        search, model.posterior())
-    before = _training_state(model)
-    kept = None
-    for candidate in candidates:
-      before()
-      model.assign_posterior(candidate)
-      train([], cap=initialization.PROPOSAL_MAX_ITER)
-      new = bound()
-      if new > best + tol * weight:
-        best, kept = new, _training_state(model)
-    if kept is None:
-      before()
+    new = _train_best(
+        model, initialization.prune_candidates(*model_args,
+                                               model.posterior()),
+        train, bound, best, threshold, max_epochs)
+    if new is None:
       break
-    kept()
-    if not model.converged and model.n_epochs < max_epochs:
-      train([])
-      best = bound()
+    best = new
+
+
+def _train_best(model, starts, train, bound, best, threshold, max_epochs,
+                cap=initialization.PROPOSAL_MAX_ITER):
+  """`_best_start` for minibatch training: the best start kept, or none.
+
+  From the model's state now, each start (a posterior) trains at most `cap`
+  epochs (`train(callbacks, cap)`); the one whose bound of all rows
+  (`bound()`) ends highest, if above `best + threshold`, is kept and trains
+  on to convergence. Otherwise the model's training state is put back as
+  it was (`_training_state`).
+
+  Returns:
+    The kept start's bound of all rows, or None when none was kept.
+  """
+  before = _training_state(model)
+  kept, tried = None, 0
+  for start in starts:
+    if tried:
+      before()
+    model.assign_posterior(start)
+    train([], cap=cap)
+    tried += 1
+    new = bound()
+    if new > best + threshold:
+      best, kept = new, _training_state(model)
+  if kept is None:
+    if tried:
+      before()
+    return None
+  kept()
+  if not model.converged and model.n_epochs < max_epochs:
+    train([])
+    best = bound()
+  return best
 
 
 def _prune_rounds(model, search):
@@ -355,23 +383,25 @@ def _prune_rounds(model, search):
 
 def _training_state(model):
   """A function that puts the model's training state back as it is now:
-  its variables and its optimizer's, `n_epochs`, `converged`, the length
-  of each `training_history` list and `history` (Keras' `History` of the
-  last `fit` kept)."""
+  its variables and its optimizer's, `n_epochs`, `converged`, the
+  contents of each `training_history` list and `history` (Keras' `History`
+  of the last `fit` kept). A state taken after a run and put back after
+  another (`_train_best`'s kept start) has that run's epochs, not the
+  other's."""
   variables = list(model.variables) + list(
       getattr(model.optimizer, "variables", None) or [])
   values = [v.numpy() for v in variables]
   epochs, converged = model.n_epochs, model.converged
   history = getattr(model, "history", None)
-  lengths = {key: len(v) for key, v in model.training_history.items()}
+  lists = {key: list(v) for key, v in model.training_history.items()}
 
   def undo():
     for variable, value in zip(variables, values):
       variable.assign(value)
     model.n_epochs, model.converged = epochs, converged
     model.history = history
-    for key, length in lengths.items():
-      del model.training_history[key][length:]
+    for key, kept in lists.items():
+      model.training_history[key][:] = kept
   return undo
 
 
