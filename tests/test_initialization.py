@@ -683,6 +683,32 @@ def test_a_pair_resplit_separates_clusters_that_share_a_mean():
                          covariance_type="full")
 
 
+def test_cut_candidates_rank_by_fit_and_by_split_score():
+  """The n worst-explained live components, then the n best split scores,
+  without repeats; empty components are never candidates."""
+  weighted = one_hot(np.array([0, 0, 1, 1, 2, 2, 3]), 4)
+  live = np.array([True, True, True, False])
+  log_likelihood = np.array([-1.0, -1.0, -3.0, -3.0, -2.0, -2.0, -9.0])
+  scores = np.array([5.0, -1.0, 2.0, -np.inf])
+  cut = initialization._cut_candidates  # pylint: disable=protected-access
+  assert cut(weighted, live, log_likelihood, scores, 1) == [1, 0]
+  assert cut(weighted, live, log_likelihood, scores, 2) == [1, 2, 0]
+  assert cut(weighted, live, log_likelihood, scores, 4) == [1, 2, 0]
+
+
+def test_split_and_merge_moves_reach_the_tied_optimum():
+  """Tied covariances on the benchmark sweep's diag-D5-K8-N5e3-ovl-u4 at
+  `--sweep-draw 2026`, mixture 1 of 5: fit seed 1 stopped 0.0014 nats per
+  point below seed 0, one cluster split across two components where the
+  optimum splits the largest cluster. The split-and-merge triple that
+  moves there ranked 11th by the diagonal scores (the largest cluster's
+  split scored second lowest) and five were raced; the worst-explained
+  components are cut candidates now, and three times as many triples
+  race."""
+  x, y = sweep_mixture("diag-D5-K8-N5e3-ovl-u4", 2026, 0)
+  assert_every_seed_hits(x, y, 8, seeds=(0, 1), covariance_type="tied")
+
+
 def test_a_crumb_is_deleted_during_the_search():
   """The benchmark sweep's full-D5-K8-N5e3-ovl-u4 at `--sweep-draw 47`,
   mixture 4 of 5 (overlapping clusters, Bayes error 0.18): fit seed 3
