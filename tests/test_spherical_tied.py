@@ -145,6 +145,33 @@ def test_one_cavi_step_is_the_conjugate_update(rng, covariance_type):
     np.testing.assert_allclose(a, b, rtol=1e-12)
 
 
+def test_tied_statistics_of_restarts_and_weights_are_the_sums(rng):
+  """The pooled second moments are sum_k sum_n w_n r_nk x_n x_n^T for any
+  r (rows need not sum to one), per restart, from float32 rows; and the
+  E-step's expanded Mahalanobis distances are the differences' squares."""
+  x = rng.normal(size=(50, 3)) * 3.0 + 5.0
+  r = rng.uniform(size=(2, 50, 4))                                # [R, N, K]
+  w = rng.uniform(0.5, 2.0, 50)
+  stats = tied.sufficient_statistics(tf.constant(x, tf.float32),
+                                     tf.constant(r, tf.float32),
+                                     tf.constant(w, tf.float32))
+  x32 = x.astype(np.float32).astype(np.float64)
+  rw = r * w[:, None]
+  np.testing.assert_allclose(stats.counts, rw.sum(1), rtol=1e-6)
+  np.testing.assert_allclose(stats.sum_x,
+                             np.einsum("rnk,nd->rkd", rw, x32), rtol=1e-5)
+  np.testing.assert_allclose(
+      stats.sum_xx, np.einsum("rnk,nd,ne->rde", rw, x32, x32), rtol=1e-6)
+  loc = rng.normal(size=(4, 3)) * 3.0 + 5.0
+  scale_tril = np.linalg.cholesky(np.cov(x.T) + np.eye(3))
+  maha = tied._mahalanobis(  # pylint: disable=protected-access
+      tf.constant(x), tf.constant(loc), tf.constant(scale_tril)).numpy()
+  diff = x[:, None] - loc                                         # [N, K, D]
+  expected = np.einsum("nkd,de,nke->nk", diff,
+                       np.linalg.inv(scale_tril @ scale_tril.T), diff)
+  np.testing.assert_allclose(maha, expected, rtol=1e-10)
+
+
 @pytest.mark.parametrize("covariance_type", TYPES)
 def test_natural_step_interpolates_natural_parameters(rng, covariance_type):
   """eta_new = (1 - rho) eta + rho eta_hat, in the families' natural

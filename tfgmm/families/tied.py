@@ -130,8 +130,14 @@ def _whiten(scale_tril, rows):
 def _mahalanobis(x, loc, scale_tril):
   """||L^-1 (x_n - m_k)||^2 = (x_n - m_k)^T W (x_n - m_k), [B, K].
 
-  x and the means are whitened once each (one shared L), then differenced:
-  [B, K, D] temporaries, so call it on chunks of rows.
+  x and the means are whitened once each (one shared L), and the square is
+  expanded:
+
+  ```none
+  ||u_n - v_k||^2 = ||u_n||^2 - 2 u_n . v_k + ||v_k||^2,   u = L^-1 x, v = L^-1 m
+  ```
+  one triangular solve of the rows and one matmul, as the diagonal family's
+  E-step: no [B, K, D] tensor.
 
   Args:
     x: [B, D].
@@ -143,8 +149,9 @@ def _mahalanobis(x, loc, scale_tril):
   """
   u = _whiten(scale_tril, x)                                      # [B, D]
   v = _whiten(scale_tril, loc)                                    # [K, D]
-  diff = u[..., :, None, :] - v[..., None, :, :]                  # [B, K, D]
-  return tf.reduce_sum(tf.square(diff), -1)                       # [B, K]
+  cross = tf.matmul(u, v, transpose_b=True)                       # [B, K]
+  return (tf.reduce_sum(tf.square(u), -1)[..., :, None] - 2.0 * cross
+          + tf.reduce_sum(tf.square(v), -1)[..., None, :])        # [B, K]
 
 
 def log_rho(x, q, log_weights=None):
@@ -183,14 +190,15 @@ def log_rho(x, q, log_weights=None):
 def sufficient_statistics(x, responsibilities, sample_weight=None):
   """Soft counts, first moments and the pooled second moments.
 
-  As in `full.sufficient_statistics`, the second moments are accumulated
-  about each component's batch mean xbar_k in x's dtype and shifted back in
-  float64, here summed over the components:
+  The components share one scatter matrix, so the second moments need no
+  component of their own: with t_n = w_n sum_k r_nk (1 for weighted rows
+  of a softmax),
 
   ```none
-  S2 = sum_k [sum_n w_n r_nk (x_n - xbar_k)(x_n - xbar_k)^T
-              + xbar_k S1_k^T + S1_k xbar_k^T - N_k xbar_k xbar_k^T]
+  S2 = sum_k sum_n w_n r_nk x_n x_n^T = sum_n t_n x_n x_n^T
   ```
+  one [D, D] product per batch, accumulated in float64 (x is cast, so no
+  digits are lost to the cancellation that centring would guard against).
 
   Args:
     x: data, [B, D].
@@ -206,19 +214,11 @@ def sufficient_statistics(x, responsibilities, sample_weight=None):
     r = r * tf.cast(sample_weight, r.dtype)[:, None]              # [B, K]
   counts = tf.reduce_sum(r, -2)                                   # [K]
   sum_x = tf.matmul(r, x, transpose_a=True)                       # [K, D]
-  shift = tf.math.divide_no_nan(sum_x, counts[..., None])         # [K, D]
-  centred = x[:, None, :] - shift[..., None, :, :]                # [B, K, D]
-  flat_shape = tf.concat([tf.shape(centred)[:-3], [-1, tf.shape(x)[-1]]], 0)
-  weighted = tf.reshape(centred * r[..., None], flat_shape)       # [B K, D]
-  scatter = tf.matmul(weighted, tf.reshape(centred, flat_shape),
-                      transpose_a=True)                           # [D, D]
-  counts, sum_x, shift, scatter = [
-      tf.cast(t, tf.float64) for t in (counts, sum_x, shift, scatter)]
-  sum_xx = (scatter + tf.matmul(shift, sum_x, transpose_a=True)
-            + tf.matmul(sum_x, shift, transpose_a=True)
-            - tf.matmul(counts[..., None] * shift, shift,
-                        transpose_a=True))                        # [D, D]
-  return TiedStatistics(counts, sum_x, sum_xx)
+  x64 = tf.cast(x, tf.float64)                                    # [B, D]
+  rows = tf.cast(tf.reduce_sum(r, -1), tf.float64)                # [B]
+  sum_xx = tf.matmul(x64 * rows[..., None], x64, transpose_a=True)  # [D, D]
+  return TiedStatistics(tf.cast(counts, tf.float64),
+                        tf.cast(sum_x, tf.float64), sum_xx)
 
 
 def add_statistics(s, t):
