@@ -162,6 +162,22 @@ def test_tied_statistics_of_restarts_and_weights_are_the_sums(rng):
                              np.einsum("rnk,nd->rkd", rw, x32), rtol=1e-5)
   np.testing.assert_allclose(
       stats.sum_xx, np.einsum("rnk,nd,ne->rde", rw, x32, x32), rtol=1e-6)
+  # Tight clusters far from the origin, float32 rows: the pooled scatter
+  # the global step takes from the statistics, S2 - sum_k S1_k S1_k^T / N_k,
+  # is the rows' own (no eps N |xbar|^2 cancellation error).
+  labels = np.arange(4000) % 4
+  far = (rng.normal(size=(4000, 3)) * 0.01
+         + 300.0 * rng.normal(size=(4, 3))[labels]).astype(np.float32)
+  stats = tied.sufficient_statistics(tf.constant(far),
+                                     tf.constant(np.eye(4)[labels],
+                                                 tf.float32))
+  scatter = stats.sum_xx.numpy() - np.einsum(
+      "kd,ke,k->de", stats.sum_x, stats.sum_x, 1.0 / stats.counts.numpy())
+  far = far.astype(np.float64)
+  centred = far - np.stack([far[labels == k].mean(0) for k in range(4)]
+                           )[labels]
+  np.testing.assert_allclose(scatter, centred.T @ centred, rtol=1e-6,
+                             atol=1e-6)
   loc = rng.normal(size=(4, 3)) * 3.0 + 5.0
   scale_tril = np.linalg.cholesky(np.cov(x.T) + np.eye(3))
   maha = tied._mahalanobis(  # pylint: disable=protected-access

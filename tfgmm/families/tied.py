@@ -197,8 +197,10 @@ def sufficient_statistics(x, responsibilities, sample_weight=None):
   ```none
   S2 = sum_k sum_n w_n r_nk x_n x_n^T = sum_n t_n x_n x_n^T
   ```
-  one [D, D] product per batch, accumulated in float64 (x is cast, so no
-  digits are lost to the cancellation that centring would guard against).
+  one [D, D] product per batch. Every sum is taken in float64 (x and r are
+  cast): the global step subtracts sum_k S1_k S1_k^T / N_k from S2, and
+  float32 sums would leave errors of order eps N |xbar|^2 in the pooled
+  scatter (the cancellation `full.sufficient_statistics` centres against).
 
   Args:
     x: data, [B, D].
@@ -212,13 +214,12 @@ def sufficient_statistics(x, responsibilities, sample_weight=None):
   r = responsibilities
   if sample_weight is not None:
     r = r * tf.cast(sample_weight, r.dtype)[:, None]              # [B, K]
-  counts = tf.reduce_sum(r, -2)                                   # [K]
-  sum_x = tf.matmul(r, x, transpose_a=True)                       # [K, D]
+  r64 = tf.cast(r, tf.float64)                                    # [B, K]
   x64 = tf.cast(x, tf.float64)                                    # [B, D]
-  rows = tf.cast(tf.reduce_sum(r, -1), tf.float64)                # [B]
+  sum_x = tf.matmul(r64, x64, transpose_a=True)                   # [K, D]
+  rows = tf.reduce_sum(r64, -1)                                   # [B]
   sum_xx = tf.matmul(x64 * rows[..., None], x64, transpose_a=True)  # [D, D]
-  return TiedStatistics(tf.cast(counts, tf.float64),
-                        tf.cast(sum_x, tf.float64), sum_xx)
+  return TiedStatistics(tf.reduce_sum(r64, -2), sum_x, sum_xx)
 
 
 def add_statistics(s, t):
