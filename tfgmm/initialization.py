@@ -107,8 +107,12 @@ PROPOSAL_MAX_ITER = 20
 # empty already to the delete moves (see `delete_proposals`).
 DELETE_MIN_SHARE = 0.01
 # Split-and-merge triples raced per round, in units of the round's
-# proposals: the race after two iterations, not the triples' diagonal
-# ranking, picks (`split_merge_proposals`).
+# proposals, by families without `free_variances` (tied, spherical): their
+# components cannot take the own variances the triples' diagonal scores
+# give each half, so the race after two iterations, not that ranking,
+# picks (`split_merge_proposals`). Other families race one unit (on the
+# benchmark's corr10d-1e5, full covariances, three cost 0.5 s of a 1.9 s
+# fit).
 SPLIT_MERGE_RACE = 3
 # Responsibilities below this are left out of a component's rows.
 _NEGLIGIBLE = 1e-8
@@ -679,8 +683,9 @@ def split_merge_proposals(x, responsibilities, n_proposals,
   tied covariances the sweep's diag-D5-K8-N5e3-ovl-u4 (--sweep-draw 2026,
   mixture 1 of 5, fit seed 1, 0.0014 nats/point low) needed the cut of its
   largest cluster, whose split scored second lowest and ranked 11th of the
-  triples; `improve` races three times as many triples as other kinds of
-  proposal, and the race, not this ranking, picks.
+  triples; for such families `improve` races `SPLIT_MERGE_RACE` times as
+  many triples as other kinds of proposal, and the race, not this ranking,
+  picks.
 
   Args:
     x: rows, float64 [n, D].
@@ -1151,7 +1156,8 @@ def improve(problem, q, bound, trace, max_iter, tol, n_proposals, births,
         # Split-and-merge moves, and the pairs' re-splits into core and
         # halo (two clusters that share a mean).
         lambda: _stacked(
-            split_merge_proposals(rows, r, SPLIT_MERGE_RACE * n_proposals,
+            split_merge_proposals(rows, r, n_proposals * (
+                1 if problem.family.free_variances else SPLIT_MERGE_RACE),
                                   sample_weight=weights,
                                   n_candidates=n_proposals, splits=scores,
                                   merges=merges,

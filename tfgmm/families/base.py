@@ -71,7 +71,11 @@ standardisation divides every feature by one scale, so an isotropic
 covariance stays isotropic in data units), `search_counts_full_data` (the
 initialisation search counts a sample's statistics N / n times; see
 `BayesianGMM.initialize`), `searches_from_diagonal` (the search starts
-from the diagonal model's).
+from the diagonal model's), `free_variances` (each component has its own
+variance per feature, or its own covariance, as the search's diagonal
+split and merge scores assume; a family that ties them across components
+or features races more split-and-merge triples, see
+`initialization.SPLIT_MERGE_RACE`).
 """
 
 import dataclasses
@@ -146,6 +150,7 @@ class Family:
   predicts_missing: bool = False
   search_counts_full_data: bool = False
   searches_from_diagonal: bool = False
+  free_variances: bool = True
 
   @property
   def field_ranks(self):

@@ -527,4 +527,5 @@ FAMILY = base.Family(
     feature_marginals=feature_marginals,
     sklearn=base.SklearnLayout(0, sklearn_prior, sklearn_attributes),
     predictive_parameters=predictive_parameters, isotropic_scale=True,
-    methods=("natural", "gradient"))
+    methods=("natural", "gradient"),
+    free_variances=False)

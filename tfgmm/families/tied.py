@@ -579,4 +579,5 @@ FAMILY = base.Family(
     feature_marginals=feature_marginals,
     sklearn=base.SklearnLayout(2, full.sklearn_prior, sklearn_attributes),
     predictive_parameters=predictive_parameters,
-    precision_prior="wishart", methods=("natural", "gradient"))
+    precision_prior="wishart", methods=("natural", "gradient"),
+    free_variances=False)
