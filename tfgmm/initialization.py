@@ -744,14 +744,10 @@ def resplit_proposals(x, responsibilities, n_proposals, sample_weight=None,
   sweep's full-D3-K4-N1e5-sep-u4 at --sweep-draw 2026, mixture 1 of 5, its
   first 5,000 rows: fit seeds 4, 6 and 7 of 0-7 stopped there, 0.0066 nats
   per point low). For each of the `n_proposals` pairs (i, j) with the
-  highest `merge_scores`, if that score is positive (one diagonal Gaussian
-  explains the pair's rows better than the two components: they overlap
-  that much), the pair's rows (r_i + r_j) are shared again by distance
-  from their pooled mean: i takes the rows nearer than the weighted median
-  of the squared distance (each feature in units of the pool's standard
-  deviation), j the rest. Two separate clusters' rows have no core and
-  halo; leaving them out saves full-covariance fits of separated clusters
-  the proposals' cost (a fifth of the fit on the sweep's full shapes).
+  highest `merge_scores`, the pair's rows (r_i + r_j) are shared again by
+  distance from their pooled mean: i takes the rows nearer than the
+  weighted median of the squared distance (each feature in units of the
+  pool's standard deviation), j the rest.
 
   Args:
     x: rows, float64 [n, D].
@@ -763,13 +759,11 @@ def resplit_proposals(x, responsibilities, n_proposals, sample_weight=None,
     merges: None, or a function returning `merge_scores` of these rows.
 
   Returns:
-    [P, n, K] initial responsibilities, or None when no live pair has a
-    positive merge score.
+    [P, n, K] initial responsibilities, or None when no pair is live.
   """
-  merges = (merges() if merges else
-            merge_scores(x, responsibilities, sample_weight, min_share))
-  pairs = [(i, j) for i, j in _top_pairs(merges, n_proposals)
-           if merges[i, j] > 0.0]
+  pairs = _top_pairs(merges() if merges else
+                     merge_scores(x, responsibilities, sample_weight,
+                                  min_share), n_proposals)
   if not pairs:
     return None
   w = _weights(x, sample_weight)
