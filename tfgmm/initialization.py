@@ -1143,13 +1143,14 @@ def improve(problem, q, bound, trace, max_iter, tol, n_proposals, births,
     # move (each computed when first needed).
     log_rho_ = log_rho(problem, q)                                 # [n, K]
     r = _softmax(log_rho_)                                         # [n, K]
+    log_likelihood = _logsumexp(log_rho_)                          # [n]
     scores = functools.cache(lambda: split_scores(rows, r, weights))
     merges = functools.cache(lambda: merge_scores(rows, r, weights))
 
     kinds = [
         # Births (rare: a component is empty) propose a split of every
         # live component; the race keeps the n_proposals best.
-        lambda: split_proposals(rows, r, _logsumexp(log_rho_),
+        lambda: split_proposals(rows, r, log_likelihood,
                                 problem.n_components, sample_weight=weights,
                                 splits=scores),
         lambda: merge_proposals(r, n_proposals, sample_weight=weights),
@@ -1161,7 +1162,7 @@ def improve(problem, q, bound, trace, max_iter, tol, n_proposals, births,
                                   sample_weight=weights,
                                   n_candidates=n_proposals, splits=scores,
                                   merges=merges,
-                                  log_likelihood=_logsumexp(log_rho_)),
+                                  log_likelihood=log_likelihood),
             resplit_proposals(rows, r, n_proposals, sample_weight=weights,
                               merges=merges)),
         # Deletes of the components most shared with another, and of the
