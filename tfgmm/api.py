@@ -46,10 +46,11 @@ def fit(x, n_components, *, method="natural", n_init=None, batch_size=None,
     `tf.data.Dataset` or data files: statistics summed over streamed
     passes, the same iterations), until the bound per point changes by
     less than `tol`; then, on data larger than the search's sample, moves
-    from the converged fit (`initialization.polish`; under the Dirichlet
-    process also merges and deletes), each kept only if CAVI on all rows
-    from it ends with a higher bound. The update functions are the ones
-    `model.fit` runs.
+    from the converged fit (`initialization.polish`; then births and, for
+    spherical and tied covariances, split-and-merge moves the sample
+    cannot judge; under the Dirichlet process also merges and deletes),
+    each kept only if CAVI on all rows from it ends with a higher bound.
+    The update functions are the ones `model.fit` runs.
   - otherwise: `model.fit` on minibatches (`make_dataset` for arrays; a
     `tf.data.Dataset` is used as given) with a `BoundConvergence(tol)`
     callback and the given Keras `callbacks`; then, on data larger than
@@ -273,8 +274,10 @@ def _train_and_move(model, data, bound, max_epochs, tol, verbose, callbacks):
   rounds go on while one is kept (at most the search's birth budget,
   within `max_epochs` epochs in all). When all rows reject polish's move
   (or it has none), the finite Dirichlet prior's births are judged on all
-  rows (`initialization.birth_candidates`), and under the Dirichlet
-  process merges and deletes then run on all rows
+  rows (`initialization.birth_candidates`), then the spherical and tied
+  families' split-and-merge moves (`initialization.split_merge_candidates`,
+  `ALL_ROW_RACE_ITER` epochs each to pass the fit's bound), and under the
+  Dirichlet process merges and deletes then run on all rows
   (`initialization.prune_candidates`), as in `_converge_and_move`: each
   candidate trains at most `initialization.PROPOSAL_MAX_ITER` epochs from
   the same state, the one whose bound of all rows ends highest, if above
@@ -316,11 +319,10 @@ def _train_and_move(model, data, bound, max_epochs, tol, verbose, callbacks):
     new = (None if moved is None else
            _train_best(model, [moved], train, bound, best, threshold,
                        max_epochs, cap=max_epochs))
-    if new is None:
-      new = _train_best(
-          model, initialization.birth_candidates(*model_args,
-                                                 model.posterior()),
-          train, bound, best, threshold, max_epochs)
+    for candidates, cap in _all_row_candidates:
+      if new is None:
+        new = _train_best(model, candidates(*model_args, model.posterior()),
+                          train, bound, best, threshold, max_epochs, cap)
     if new is None:
       break
     best = new
@@ -334,6 +336,16 @@ def _train_and_move(model, data, bound, max_epochs, tol, verbose, callbacks):
     if new is None:
       break
     best = new
+
+
+# The moves judged on all rows when all rows reject polish's (or it has
+# none), in order, each tried only if those before kept nothing, with the
+# iterations (epochs) each start has to pass the fit's bound: births the
+# sample cannot pay for (a move's budget), then split-and-merge moves it
+# ranks below the fit (proposed on every fit, so a short race).
+_all_row_candidates = (
+    (initialization.birth_candidates, initialization.PROPOSAL_MAX_ITER),
+    (initialization.split_merge_candidates, initialization.ALL_ROW_RACE_ITER))
 
 
 def _train_best(model, starts, train, bound, best, threshold, max_epochs,
@@ -593,8 +605,11 @@ def _converge_and_move(model, run, n_rows, max_epochs, tol):
   `tol`), and rounds of polish go on while one is kept. When all rows
   reject what the sample accepted (or the sample accepts nothing), the
   finite Dirichlet prior's births the sample cannot pay for are judged on
-  all rows (`initialization.birth_candidates`, capped like any move).
-  Under the Dirichlet process, merges and deletes then run on all rows
+  all rows (`initialization.birth_candidates`, capped like any move), and
+  if none is kept, for spherical and tied covariances, the split-and-merge
+  moves the sample ranks lower by less than its noise
+  (`initialization.split_merge_candidates`, `ALL_ROW_RACE_ITER`
+  iterations to pass the fit's bound). Under the Dirichlet process, merges and deletes then run on all rows
   (`initialization.prune_candidates`): each round keeps the best if its
   bound is higher, until none is (at most the search's merge budget).
   The rows in memory (`_fit_cavi`) and streamed ones (`_cavi_streamed`)
@@ -625,12 +640,13 @@ def _converge_and_move(model, run, n_rows, max_epochs, tol):
       best = (None if moved is None else
               _best_start(run, [moved], history, max_epochs, tol,
                           cap=max_epochs))
-      if best is None:
-        # Nothing the sample accepted raised the bound of all rows; a birth
-        # the sample cannot pay for still may (capped, like any move).
-        best = _best_start(
-            run, initialization.birth_candidates(*model_args, q), history,
-            max_epochs, tol)
+      # Nothing the sample accepted raised the bound of all rows; a birth
+      # or a split-and-merge the sample cannot pay for still may (capped,
+      # like any move).
+      for candidates, cap in _all_row_candidates:
+        if best is None:
+          best = _best_start(run, candidates(*model_args, q), history,
+                             max_epochs, tol, cap)
       if best is None:
         break
       q, more, converged = best

@@ -103,6 +103,13 @@ MOVE_PROPOSALS = 5
 # optimum passes the current bound within a few iterations; one that leads
 # back to the same optimum would crawl to convergence for a hundred.
 PROPOSAL_MAX_ITER = 20
+# A split-and-merge move the sample ranks below the fit by fewer than this
+# many standard errors of its estimate goes on to all N rows
+# (`split_merge_candidates`), where it has ALL_ROW_RACE_ITER CAVI
+# iterations to pass the fit's bound: the one that repairs the sweep's
+# spherical miss passes it in two, and each is a pass over all the rows.
+VERDICT_STANDARD_ERRORS = 3.0
+ALL_ROW_RACE_ITER = 3
 # Components with fewer soft counts than this share of an even split are
 # empty already to the delete moves (see `delete_proposals`).
 DELETE_MIN_SHARE = 0.01
@@ -667,7 +674,7 @@ def _top_pairs(merges, n):
 def split_merge_proposals(x, responsibilities, n_proposals,
                           sample_weight=None, min_share=0.1,
                           n_candidates=None, splits=None, merges=None,
-                          log_likelihood=None):
+                          log_likelihood=None, every_cut=False):
   """Split-and-merge moves (SMEM, Ueda et al. 2000): initial responsibilities.
 
   Where two components share one cluster and one component spans two, no
@@ -698,6 +705,10 @@ def split_merge_proposals(x, responsibilities, n_proposals,
     splits, merges: None, or functions returning `split_scores` and
       `merge_scores` of these rows.
     log_likelihood: None, or each row's logsumexp_k log_rho [n].
+    every_cut: also the most mergeable pair with every live component's cut
+      that the ranking left out, for the race to pick from (the cut that a
+      spherical fit needs can score among the lowest: see
+      `split_merge_candidates`).
 
   Returns:
     [P, n, K] initial responsibilities, or None when fewer than three
@@ -720,9 +731,14 @@ def split_merge_proposals(x, responsibilities, n_proposals,
         np.isfinite(splits), log_likelihood, splits, n_candidates)
   triples = sorted(((merges[i, j] + splits[k], i, j, k) for i, j in pairs
                     for k in cuts if k not in (i, j)), reverse=True)
+  triples = triples[:n_proposals]
+  if every_cut and pairs:
+    i, j = pairs[0]
+    chosen = {(a, b, c) for _, a, b, c in triples}
+    triples += [(None, i, j, k) for k in np.flatnonzero(np.isfinite(splits))
+                if k not in (i, j) and (i, j, k) not in chosen]
   if not triples:
     return None
-  triples = triples[:n_proposals]
   counts = _weights(x, sample_weight) @ responsibilities           # [K]
   proposals = np.repeat(responsibilities[None], len(triples), 0)
   for proposal, (_, i, j, k) in zip(proposals, triples):
@@ -1156,15 +1172,8 @@ def improve(problem, q, bound, trace, max_iter, tol, n_proposals, births,
         lambda: merge_proposals(r, n_proposals, sample_weight=weights),
         # Split-and-merge moves, and the pairs' re-splits into core and
         # halo (two clusters that share a mean).
-        lambda: _stacked(
-            split_merge_proposals(rows, r, n_proposals * (
-                1 if problem.family.free_variances else SPLIT_MERGE_RACE),
-                                  sample_weight=weights,
-                                  n_candidates=n_proposals, splits=scores,
-                                  merges=merges,
-                                  log_likelihood=log_likelihood),
-            resplit_proposals(rows, r, n_proposals, sample_weight=weights,
-                              merges=merges)),
+        lambda: _split_merge_kind(problem, r, log_likelihood, n_proposals,
+                                  scores, merges),
         # Deletes of the components most shared with another, and of the
         # crumbs (draw 47 of the benchmark sweep's full-D5-K8-N5e3-ovl-u4,
         # mixture 4 of 5, fit seed 3: a 6-row component cost 0.0012 nats
@@ -1192,6 +1201,32 @@ def improve(problem, q, bound, trace, max_iter, tol, n_proposals, births,
         accepted = True
         break
   return q, bound, trace
+
+
+def _split_merge_kind(problem, r, log_likelihood, n_proposals, splits,
+                      merges):
+  """`improve`'s split-and-merge proposals [P, n, K] (or None): the triples
+  (`SPLIT_MERGE_RACE` times `n_proposals` of them for families without
+  `free_variances`) and the pairs' re-splits into core and halo.
+
+  Args:
+    problem: the `Problem`.
+    r: responsibilities [n, K]; log_likelihood: [n], each row's
+      logsumexp_k log_rho.
+    n_proposals: proposals of a round.
+    splits, merges: None, or functions returning `split_scores` and
+      `merge_scores` of the rows.
+  """
+  rows, weights = problem.rows, problem.weights
+  free = problem.family.free_variances
+  return _stacked(
+      split_merge_proposals(rows, r, n_proposals * (
+          1 if free else SPLIT_MERGE_RACE), sample_weight=weights,
+                            n_candidates=n_proposals, splits=splits,
+                            merges=merges, log_likelihood=log_likelihood,
+                            every_cut=not free),
+      resplit_proposals(rows, r, n_proposals, sample_weight=weights,
+                        merges=merges))
 
 
 def search(problem, rng, n_init, max_iter, tol, births, merges, split_merges,
@@ -1506,12 +1541,103 @@ def birth_candidates(family, prior, weight_prior, n_components, search_, q):
   proposals = split_proposals(problem.rows, _softmax(log_rho_),
                               _logsumexp(log_rho_), n_components,
                               sample_weight=problem.weights)
+  return _raced_for_all_rows(problem, proposals, search_.tol)
+
+
+def split_merge_candidates(family, prior, weight_prior, n_components,
+                           search_, q):
+  """Split-and-merge moves to try on all N rows that the sample cannot judge.
+
+  With every component live, a fit of all N rows can still hold a merged
+  pair beside a split cluster that the sample, counted N / n times, prefers
+  as it is: with spherical covariances on the sweep's
+  diag-D10-K30-N2e4-sep-g20 (--sweep-draw 2026, mixture 2 of 5, fit seeds 1,
+  2, 3 and 5 of 0-5), the sample ranked the fit 0.0006 nats/point above
+  the one that splits an elongated cluster of 1,696 rows and merges two
+  small ones, which all 20,000 rows rank 0.0014 higher. The sample's
+  verdict on a move is an estimate of the move's gain on all N rows,
+  mean_i(d_i) - (KL' - KL) / N with d_i the change of row i's
+  logsumexp_k log_rho, whose standard error is sd(d) / sqrt(n); a move it
+  ranks below the fit by less than `VERDICT_STANDARD_ERRORS` of them may
+  still be above it on all N rows (there the move above was 0.5 standard
+  errors below).
+
+  From q, the sample's incumbent (q climbed to convergence on the sample
+  counted N / n times), the search's split-and-merge proposals and
+  re-splits (`improve`'s kind) race `PROPOSAL_RACE_ITER` iterations; the
+  leader and the fastest climber climb to convergence (at most
+  `PROPOSAL_MAX_ITER` iterations), and each that reaches another optimum
+  (its bound differs by more than tol) whose gain the sample cannot rule
+  out goes on, for the caller to judge on all N rows.
+
+  Only families without `free_variances` (tied, spherical) propose them.
+  Their components cannot take a cluster's own spread, so they cover a
+  cluster of another shape with several, and how many a cluster is worth
+  depends on how many rows there are: where the sample's count and all N
+  rows' differ. A family whose components take any cluster's spread
+  (diag on axis-aligned clusters, full) fits a cluster with one at any N;
+  no sweep fit of them has needed these moves, and they would cost every
+  fit larger than the sample (on the benchmark's 10d-1e6, 0.05 s of a
+  0.36 s fit; on 50d-1e5-full, 1.8-2.1 s of 11-13 s).
+
+  Args:
+    family, prior, weight_prior, n_components: the model's.
+    search_: the `Search` the model's initialisation ran.
+    q: the posterior of all N rows (model dtype).
+
+  Returns:
+    A list of at most two posteriors of all N rows (model dtype); empty
+    for families with `free_variances`, when the search had no
+    split-and-merge budget, fewer than three
+    components are live or the sample rules every move out.
+  """
+  if family.free_variances or search_.moves["split_merges"] == 0:
+    return []
+  problem = _sample_for_all_rows(family, prior, weight_prior, n_components,
+                                 search_)
+  tol = search_.tol
+  incumbent, bound, _ = refine(problem, q, search_.max_iter, tol)
+  log_rho_ = log_rho(problem, incumbent)                           # [n, K]
+  log_likelihood = _logsumexp(log_rho_)                            # [n]
+  r = _softmax(log_rho_)                                           # [n, K]
+  merges = functools.cache(
+      lambda: merge_scores(problem.rows, r, problem.weights))
+  proposals = _split_merge_kind(problem, r, log_likelihood,
+                                min(search_.n_init, MOVE_PROPOSALS), None,
+                                merges)
+  kept = []
+  for start in _raced_for_all_rows(problem, proposals, tol):
+    moved, moved_bound, _ = refine(problem, start, PROPOSAL_MAX_ITER, tol)
+    gain = moved_bound - bound
+    if abs(gain) <= tol:
+      continue                                 # back to the incumbent
+    change = _logsumexp(log_rho(problem, moved)) - log_likelihood  # [n]
+    if gain + VERDICT_STANDARD_ERRORS * _standard_error(
+        change, problem.weights) > tol:
+      kept.append(moved)
+  return kept
+
+
+def _standard_error(values, weight=None):
+  """The standard error of the (weighted) mean of `values` [n] as an
+  estimate of the mean over the rows the sample is drawn from:
+  sqrt(sum_i w_i^2 (v_i - mean)^2) / sum_i w_i."""
+  w = np.ones_like(values) if weight is None else weight
+  mean = (w * values).sum() / w.sum()
+  return float(np.sqrt((w ** 2 * (values - mean) ** 2).sum()) / w.sum())
+
+
+def _raced_for_all_rows(problem, proposals, tol):
+  """The proposals [P, n, K] (or None) that go on to all N rows: the
+  leader and the fastest climber (`_leaders_and_climbers`) after
+  `PROPOSAL_RACE_ITER` iterations on the sample; a list of at most two
+  posteriors (model dtype)."""
   if proposals is None:
     return []
-  born = posteriors_of(problem, proposals)                        # [P, K, ...]
-  _, history, _ = converge(problem, born, PROPOSAL_RACE_ITER, search_.tol)
+  moved = posteriors_of(problem, proposals)                       # [P, K, ...]
+  _, history, _ = converge(problem, moved, PROPOSAL_RACE_ITER, tol)
   keep = _leaders_and_climbers(history, np.arange(proposals.shape[0]), 1)
-  return [_restart(born, int(i)) for i in keep]
+  return [_restart(moved, int(i)) for i in keep]
 
 
 def prune_candidates(family, prior, weight_prior, n_components, search_, q):
