@@ -80,8 +80,11 @@ option's shapes fit every tfgmm run (tested and reference) with that option
 "indep" the independent prior on the means, "nan20" 20% of the training
 entries NaN with `missing="marginalize"`, "w" sample weights U(0, 2) (the
 bound is then per unit of weight), "tfdata" the rows as a `tf.data.Dataset`
-of 4,096-row batches (the reference fits take the array); GaussianMixture
-fits the complete, unweighted rows with the true K beside them. The "dp"
+of 4,096-row batches (the reference fits take the array), "spherical" and
+"tied" that covariance type (GaussianMixture too) on the shape's data, a
+model that cannot represent the true mixture: no ARI target there;
+GaussianMixture fits the complete, unweighted rows with the true K beside
+them. The "dp"
 shapes have more rows than the search's 10,000-row sample, where the
 sample alone misjudged the DP's spare components.
 
@@ -107,6 +110,9 @@ the first 2 seeds, on 1 at N = 1e6):
   diag-D8-K6-N2e4-sep-u4-nan20 r=3    20% of entries missing (diag only)
   full-D5-K5-N2e4-sep-u4-w    r=3     sample weights U(0, 2)
   diag-D10-K30-N2e4-sep-g20-tfdata r=3  the rows as a tf.data.Dataset
+  diag-D10-K30-N2e4-sep-g20-spherical r=3  spherical fits of diagonal data
+  diag-D5-K8-N5e3-ovl-u4-tied r=3     tied fits, overlapping clusters
+  full-D5-K5-N2e4-sep-u4-tied r=3     tied fits of clusters of many shapes
 
 Budget: the full sweep must finish within 30 minutes on the project's 2-core
 machine. The 19-shape grid took 1,430 s of fitting and scoring there (git
@@ -131,6 +137,8 @@ within 3 minutes):
   full-D3-K4-N5e3-sep-u4-dp   r=6     8 components, Dirichlet process
   diag-D5-K5-N3e3-sep-u4-nan20 r=3    20% of entries missing
   diag-D5-K5-N5e3-sep-u4-tfdata r=3   the rows as a tf.data.Dataset
+  diag-D5-K5-N3e3-sep-u4-spherical r=3  spherical fits
+  full-D3-K4-N3e3-sep-u4-tied r=6     tied fits
 
 Usage:
 
@@ -202,12 +210,17 @@ TFGMM_METHODS = tuple(m for m in ALL_METHODS if m.startswith("tfgmm"))
 SLOW_METHODS = ("GM(n_init=5)", "GM-full(n_init=5)")
 # The comparators of each covariance type: GaussianMixture n_init=1 (the
 # /GM1 column's denominator) and n_init=5 (/GM5's), BayesianGaussianMixture.
-BASELINES = {"diag": "GM(n_init=1)", "full": "GM-full(n_init=1)"}
-BASELINES_5 = {"diag": "GM(n_init=5)", "full": "GM-full(n_init=5)"}
+BASELINES = {"diag": "GM(n_init=1)", "full": "GM-full(n_init=1)",
+             "spherical": "GM-spherical(n_init=1)",
+             "tied": "GM-tied(n_init=1)"}
+BASELINES_5 = {"diag": "GM(n_init=5)", "full": "GM-full(n_init=5)",
+               "spherical": "GM-spherical(n_init=5)",
+               "tied": "GM-tied(n_init=5)"}
 BAYESIAN_BASELINES = {"diag": "BGM", "full": "BGM-full"}
 # tfgmm's default method of each covariance type: the one run cold (in a
 # fresh process) by default.
-DEFAULT_TFGMM = {"diag": "tfgmm", "full": "tfgmm-full"}
+DEFAULT_TFGMM = {"diag": "tfgmm", "full": "tfgmm-full",
+                 "spherical": "tfgmm-spherical", "tied": "tfgmm-tied"}
 # --cold: which tfgmm rows also get a first fit in a fresh process.
 COLD_CHOICES = ("default", "all", "none")
 # Small data: a warm fit of at most this many rows takes at most the time of
@@ -277,7 +290,12 @@ SWEEP_HELD_OUT_ARI = 0.01
 # |ARI - the true mixture's ARI| is at most IDENTIFIABLE_ARI.
 # The sweep's model options (see `sweep_fit_setup`), and the fraction of
 # training entries "nan20" replaces by NaN.
-SWEEP_OPTIONS = ("defaults", "dp", "indep", "nan20", "w", "tfdata")
+SWEEP_OPTIONS = ("defaults", "dp", "indep", "nan20", "w", "tfdata",
+                 "spherical", "tied")
+# The options that fit another covariance type than the data were drawn with
+# (tfgmm and GaussianMixture alike): a model that cannot represent the true
+# mixture, so ARI against it is no target there (`run_sweep_mixture`).
+SWEEP_MODEL_OPTIONS = ("spherical", "tied")
 SWEEP_MISSING_FRACTION = 0.2
 # Rows per batch of a "tfdata" shape's `tf.data.Dataset`.
 SWEEP_DATASET_BATCH = 4096
@@ -1764,16 +1782,23 @@ class SweepShape:
             f"{self.weight_spacing[0]}{self.weight_ratio:g}{suffix}")
 
   @property
-  def n_parameters(self):
-    """Free parameters of a K-component mixture of the shape's covariance type.
+  def model(self):
+    """The covariance type every fit of the shape uses: the option's for
+    `SWEEP_MODEL_OPTIONS`, else the data's."""
+    return (self.option if self.option in SWEEP_MODEL_OPTIONS
+            else self.covariance_type)
 
-    K D means, K D variances (diag) or K D (D + 1) / 2 covariance entries
-    (full), K - 1 weights.
+  @property
+  def n_parameters(self):
+    """Free parameters of a K-component mixture of the fitted model's type.
+
+    K D means, K D variances (diag), K variances (spherical), D (D + 1) / 2
+    covariance entries (tied) or K D (D + 1) / 2 (full), K - 1 weights.
     """
     k, d = self.n_components, self.n_features
-    if self.covariance_type == "diag":
-      return 2 * k * d + k - 1
-    return k * d + k * d * (d + 1) // 2 + k - 1
+    spreads = dict(diag=k * d, spherical=k, tied=d * (d + 1) // 2,
+                   full=k * d * (d + 1) // 2)[self.model]
+    return k * d + spreads + k - 1
 
   @property
   def seed_words(self):
@@ -1814,6 +1839,10 @@ SWEEP_GRID = (
     SweepShape("full", 5, 5, 20_000, 3.0, "sep", 4.0, option="w"),
     SweepShape("diag", 10, 30, 20_000, 3.0, "sep", 20.0, "geometric",
                option="tfdata"),
+    SweepShape("diag", 10, 30, 20_000, 3.0, "sep", 20.0, "geometric",
+               option="spherical"),
+    SweepShape("diag", 5, 8, 5_000, 3.0, "ovl", 4.0, option="tied"),
+    SweepShape("full", 5, 5, 20_000, 3.0, "sep", 4.0, option="tied"),
 )
 QUICK_SWEEP_GRID = (
     SweepShape("diag", 2, 3, 1_000, 2.0, "ovl", 20.0, "geometric"),
@@ -1824,6 +1853,8 @@ QUICK_SWEEP_GRID = (
     SweepShape("full", 3, 4, 5_000, 6.0, "sep", 4.0, option="dp"),
     SweepShape("diag", 5, 5, 3_000, 3.0, "sep", 4.0, option="nan20"),
     SweepShape("diag", 5, 5, 5_000, 3.0, "sep", 4.0, option="tfdata"),
+    SweepShape("diag", 5, 5, 3_000, 3.0, "sep", 4.0, option="spherical"),
+    SweepShape("full", 3, 4, 3_000, 6.0, "sep", 4.0, option="tied"),
 )
 
 
@@ -1874,7 +1905,9 @@ def sweep_fit_setup(shape, index, data):
     NaN, `missing="marginalize"`;
   - "w": a sample weight U(0, 2) per training row (`sample_weight`);
   - "tfdata": the training rows as a `tf.data.Dataset` of
-    `SWEEP_DATASET_BATCH`-row batches, as a user streams them.
+    `SWEEP_DATASET_BATCH`-row batches, as a user streams them;
+  - "spherical", "tied" (`SWEEP_MODEL_OPTIONS`): that covariance type,
+    fitted to the shape's data (tfgmm and GaussianMixture).
 
   The holes and weights are drawn from the shape's seed words and the
   mixture's `index` (that of `make_sweep_data`), so every fit of the
@@ -1888,7 +1921,7 @@ def sweep_fit_setup(shape, index, data):
   """
   rng = np.random.default_rng(shape.seed_words + (index, 1))
   x = data.x_train
-  arguments = dict(covariance_type=shape.covariance_type, sample_weight=None)
+  arguments = dict(covariance_type=shape.model, sample_weight=None)
   n_components = data.n_components
   if shape.option == "dp":
     n_components *= 2
@@ -2066,23 +2099,32 @@ def true_label_start(x, labels, n_components, covariance_type,
     x: rows, float [N, D].
     labels: ints in [0, K), [N].
     n_components: K.
-    covariance_type: "diag" or "full".
+    covariance_type: "diag", "full", "spherical" or "tied".
     reg_covar: added to the variances (scikit-learn's default).
 
   Returns:
-    dict(weights_init [K], means_init [K, D], precisions_init [K, D] or
-    [K, D, D]), or None when a component has fewer than two rows.
+    dict(weights_init [K], means_init [K, D], precisions_init [K, D]
+    (diag), [K, D, D] (full), [K] (spherical: the mean variance) or [D, D]
+    (tied: the pooled within-label covariance)), or None when a component
+    has fewer than two rows.
   """
   counts = np.bincount(labels, minlength=n_components)            # [K]
   if counts.min() < 2:
     return None
   groups = [x[labels == k] for k in range(n_components)]
   means = np.stack([g.mean(0) for g in groups])                   # [K, D]
+  eye = np.eye(x.shape[1])
   if covariance_type == "diag":
     precisions = 1.0 / (np.stack([g.var(0) for g in groups])
                         + reg_covar)                              # [K, D]
+  elif covariance_type == "spherical":
+    precisions = 1.0 / (np.array([g.var(0).mean() for g in groups])
+                        + reg_covar)                              # [K]
+  elif covariance_type == "tied":
+    centred = x - means[labels]                                   # [N, D]
+    precisions = np.linalg.inv(centred.T @ centred / len(x)
+                               + reg_covar * eye)                 # [D, D]
   else:
-    eye = np.eye(x.shape[1])
     precisions = np.linalg.inv(np.stack(
         [np.cov(g.T, bias=True).reshape(eye.shape) + reg_covar * eye
          for g in groups]))                                       # [K, D, D]
@@ -2106,7 +2148,7 @@ def run_sweep_mixture(shape, index, seeds, gm_seeds):
     reference's `best_bound` and `reference_source`, `warning` and `wall_s`.
   """
   start = time.perf_counter()
-  covariance_type = shape.covariance_type
+  covariance_type = shape.model
   data = make_sweep_data(shape, index)
   truth = truth_row(data)
   bayes_error = float(np.mean(
@@ -2145,7 +2187,8 @@ def run_sweep_mixture(shape, index, seeds, gm_seeds):
                  d_ari=fit["ari"] - truth["ari"])
   return dict(index=index, true_ll=truth["mean_ll"], true_ari=truth["ari"],
               bayes_error=bayes_error,
-              identifiable=(bayes_error <= IDENTIFIABLE_BAYES_ERROR
+              identifiable=(shape.model == shape.covariance_type
+                            and bayes_error <= IDENTIFIABLE_BAYES_ERROR
                             and shape.n / shape.n_parameters
                             >= IDENTIFIABLE_POINTS_PER_PARAMETER),
               fits=fits, best_bound=best,
@@ -2160,7 +2203,7 @@ def summarize_sweep_shape(shape, mixtures):
   fits, hits (tfgmm), held-out hits, dLL and dARI mean and worst (the
   smallest), the median fit time and its ratio to GM n_init=5's median.
   """
-  covariance_type = shape.covariance_type
+  covariance_type = shape.model
   order = [DEFAULT_TFGMM[covariance_type], BASELINES[covariance_type],
            BASELINES_5[covariance_type]]
   methods = {}
@@ -2227,7 +2270,7 @@ def run_sweep(args):
       if result["warning"] and result["warning"] not in messages:
         messages.append(result["warning"])
         print(result["warning"], file=sys.stderr, flush=True)
-      fits = result["fits"][DEFAULT_TFGMM[shape.covariance_type]]
+      fits = result["fits"][DEFAULT_TFGMM[shape.model]]
       print(f"  sweep {shape.name} mixture {index + 1}/"
             f"{args.sweep_mixtures}: tfgmm hits "
             f"{sum(f['hit'] for f in fits)}/{len(fits)}, worst gap "
@@ -2306,6 +2349,13 @@ def evaluate_sweep_targets(summaries):
         f"{summary['worst_gap']:.4f} nats/point; best bound from: {sources}"))
     title = (f"{summary['name']}: identifiable mixtures: {summary['tfgmm']} "
              f"mean |ARI - true ARI| <= {IDENTIFIABLE_ARI}")
+    shape = summary["shape"]
+    if shape.model != shape.covariance_type:
+      targets.append((
+          title, "SKIP",
+          f"a {shape.model} model of {shape.covariance_type} clusters cannot "
+          "represent the true mixture"))
+      continue
     if not summary["identifiable"]:
       targets.append((
           title, "SKIP",
@@ -2341,7 +2391,8 @@ def print_sweep_report(args, revision, summaries, messages):
   print(f"{bullet}data: diag shapes draw `random_mixture` (variances U(0.5, "
         "2)), full shapes `random_correlated_mixture`, means U(-r, r); "
         "weights u<r>: U(1, r) normalised, g<r>: geometric from 1 to 1/r; "
-        "every fit uses the shape's covariance type and K; tfgmm: "
+        "every fit uses the shape's covariance type (-spherical, -tied: "
+        "that type instead, GaussianMixture too) and K; tfgmm: "
         "tfgmm.fit defaults otherwise, but for a shape's model option "
         "(-dp: 2 K components under the Dirichlet-process prior; -indep: "
         "independent prior on the means; -nan20: 20% of training entries "

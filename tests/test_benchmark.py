@@ -424,11 +424,14 @@ def test_sweep_grid_is_the_documented_one():
   assert min(s.n for s in full) == 1_000 and max(s.n for s in full) == 1e6
   assert {s.separation for s in full} == {"sep", "ovl"}
   assert {s.covariance_type for s in full} == {"diag", "full"}
+  # Every family of the package is fitted: spherical and tied by options.
+  assert {s.model for s in full} == {"diag", "full", "spherical", "tied"}
   assert max(s.weight_ratio for s in full) == 20
   assert benchmark.SWEEP_MIXTURES >= 5 and benchmark.SWEEP_SEEDS >= 6
   # Quick: small shapes, 2 mixtures x 3 seeds, both covariance types.
   assert max(s.n for s in quick) <= 5_000
   assert {s.covariance_type for s in quick} == {"diag", "full"}
+  assert {s.model for s in quick} == {"diag", "full", "spherical", "tied"}
   args = benchmark.parse_args(["--sweep", "--quick"])
   assert (args.sweep_mixtures, args.sweep_seeds) == (2, 3)
   assert list(args.sweep_shapes) == list(quick)
@@ -460,6 +463,32 @@ def test_sweep_mixtures_have_the_asked_separation_and_weights():
   off_diagonal = data.mixture.covariances[:, ~np.eye(3, dtype=bool)]
   assert np.abs(off_diagonal).max() > 0.05
   assert shape.n_parameters == 4 * 3 + 4 * 6 + 3
+
+
+def test_sweep_model_options_fit_their_covariance_type():
+  """A "spherical" or "tied" shape fits that covariance type to the data
+  its covariance type draws: its parameters are the model's, and the
+  GaussianMixture start from the true labels has the model's precisions: 1 / the mean variance of each label
+  (spherical), the inverse pooled within-label covariance (tied)."""
+  benchmark = load_benchmark()
+  base = benchmark.SweepShape("full", 3, 4, 2_000, 6.0, "sep", 4.0)
+  for option, spreads in (("spherical", 4), ("tied", 6)):
+    shape = dataclasses.replace(base, option=option)
+    assert shape.model == option and base.model == "full"
+    assert shape.n_parameters == 4 * 3 + spreads + 3
+    data = benchmark.make_sweep_data(shape, 0)
+    _, _, arguments = benchmark.sweep_fit_setup(shape, 0, data)
+    assert arguments["covariance_type"] == option
+  x, y = data.x_train, data.y_train
+  start = benchmark.true_label_start(x, y, 4, "spherical", reg_covar=0.0)
+  np.testing.assert_allclose(
+      start["precisions_init"], [1.0 / x[y == k].var(0).mean()
+                                 for k in range(4)])
+  start = benchmark.true_label_start(x, y, 4, "tied", reg_covar=0.0)
+  within = sum(np.cov(x[y == k].T, bias=True) * np.sum(y == k)
+               for k in range(4)) / len(x)
+  np.testing.assert_allclose(start["precisions_init"], np.linalg.inv(within),
+                             rtol=1e-10)
 
 
 def test_sweep_draw_draws_other_mixtures_of_the_same_shapes():
