@@ -115,9 +115,9 @@ the first 2 seeds, on 1 at N = 1e6):
   full-D5-K5-N2e4-sep-u4-tied r=3     tied fits of clusters of many shapes
 
 Budget: the full sweep must finish within 30 minutes on the project's 2-core
-machine. The 19-shape grid took 1,430 s of fitting and scoring there (git
-84e77d0; a short job of ours ran beside its first shapes), 353 s of it on
-full-D5-K4-N3e4-dp; the quick grid took 89 s.
+machine. The 22-shape grid took 1,019 s of fitting and scoring there (git
+d60e197, alone; 17 min 11 s in all), 199 s of it on full-D5-K4-N3e4-dp
+and 102 s on the spherical shape; the quick grid took 45 s (55 s in all).
 
 `--sweep --sweep-random S` runs S shapes off the grid instead, drawn from
 `--sweep-draw` (`random_sweep_shapes`; one mixture each unless

@@ -1588,8 +1588,8 @@ def split_merge_candidates(family, prior, weight_prior, n_components,
   Returns:
     A list of at most two posteriors of all N rows (model dtype); empty
     for families with `free_variances`, when the search had no
-    split-and-merge budget, fewer than three
-    components are live or the sample rules every move out.
+    split-and-merge budget, fewer than three components are live or the
+    sample rules every move out.
   """
   if family.free_variances or search_.moves["split_merges"] == 0:
     return []
