@@ -468,8 +468,9 @@ def test_sweep_mixtures_have_the_asked_separation_and_weights():
 def test_sweep_model_options_fit_their_covariance_type():
   """A "spherical" or "tied" shape fits that covariance type to the data
   its covariance type draws: its parameters are the model's, and the
-  GaussianMixture start from the true labels has the model's precisions: 1 / the mean variance of each label
-  (spherical), the inverse pooled within-label covariance (tied)."""
+  GaussianMixture start from the true labels has the model's precisions:
+  1 / the mean variance of each label (spherical), the inverse pooled
+  within-label covariance (tied)."""
   benchmark = load_benchmark()
   base = benchmark.SweepShape("full", 3, 4, 2_000, 6.0, "sep", 4.0)
   for option, spreads in (("spherical", 4), ("tied", 6)):

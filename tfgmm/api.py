@@ -609,7 +609,8 @@ def _converge_and_move(model, run, n_rows, max_epochs, tol):
   if none is kept, for spherical and tied covariances, the split-and-merge
   moves the sample ranks lower by less than its noise
   (`initialization.split_merge_candidates`, `ALL_ROW_RACE_ITER`
-  iterations to pass the fit's bound). Under the Dirichlet process, merges and deletes then run on all rows
+  iterations to pass the fit's bound). Under the Dirichlet process, merges
+  and deletes then run on all rows
   (`initialization.prune_candidates`): each round keeps the best if its
   bound is higher, until none is (at most the search's merge budget).
   The rows in memory (`_fit_cavi`) and streamed ones (`_cavi_streamed`)
