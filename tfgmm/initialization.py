@@ -1206,8 +1206,9 @@ def improve(problem, q, bound, trace, max_iter, tol, n_proposals, births,
 def _split_merge_kind(problem, r, log_likelihood, n_proposals, splits,
                       merges):
   """`improve`'s split-and-merge proposals [P, n, K] (or None): the triples
-  (`SPLIT_MERGE_RACE` times `n_proposals` of them for families without
-  `free_variances`) and the pairs' re-splits into core and halo.
+  (for families without `free_variances`, `SPLIT_MERGE_RACE` times
+  `n_proposals` of them and the most mergeable pair with every cut:
+  `every_cut`) and the pairs' re-splits into core and halo.
 
   Args:
     problem: the `Problem`.
