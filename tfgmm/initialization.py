@@ -31,10 +31,12 @@ free functions:
    - deletes (`delete_proposals`): a component wedged between overlapping
      clusters hands its rows to the others; one more (`crumb_proposal`)
      deletes at once every component of a few rows;
-   - pair refits (`refit_proposals`, full covariances, tried last): the
-     rows of two overlapping components are fitted again with three, and
-     an emptied component takes the third: a small cluster where two
-     components meet, which no split of one component proposes.
+   - refits (`refit_proposals`, full covariances, tried last): the rows of
+     one component are fitted again with two full-covariance components,
+     or of two overlapping components with three, and an emptied component
+     takes the new one: two overlapping clusters that no diagonal cut
+     separates, or a small cluster where two components meet, which no
+     split of one component proposes.
 
    - donor births (`donor_proposals`, after the rounds, while a component
      is still empty under the finite Dirichlet prior): the empty component
@@ -546,35 +548,48 @@ def _cut_candidates(weighted, live, log_likelihood, scores, n):
   return list(dict.fromkeys(k for order in ranked for k in order[:n]))
 
 
-def refit_proposals(problem, responsibilities_, n_proposals, rng, max_iter,
-                    tol):
-  """Births that refit an overlapping pair's rows with three components.
+def refit_proposals(problem, responsibilities_, log_likelihood, n_proposals,
+                    rng, max_iter, tol, splits=None):
+  """Births that refit a component's, or an overlapping pair's, rows.
 
-  In overlapping full-covariance clusters the optimum may place a small
-  cluster where two components meet, taking rows from both: no split of
-  one component proposes it (each half is one component's rows), and CAVI
-  from such a split climbs to a different optimum. For each of the
-  `n_proposals` most overlapping pairs (i, j) (`merge_scores`), the pair's
-  rows, weighted by r_i + r_j, are fitted with three components from
+  A birth splits one component's rows by a diagonal cut (`_split_rows`).
+  Two overlapping full-covariance clusters in one component need the cut
+  a two-component full-covariance fit of its rows gives: on the benchmark
+  sweep's full-D5-K8-N5e3-ovl-u4 (--sweep-draw 83, mixture 5 of 5), fit
+  seed 5 kept two clusters of 657 and 467 rows in one component beside an
+  empty one, 0.0031 nats/point low, and every birth climbed back; the
+  component's rows refitted with two components reach the optimum from
+  four restarts of five. And in overlapping full-covariance clusters the
+  optimum may place a small cluster where two components meet, taking
+  rows from both: no split of one component proposes it (each half is one
+  component's rows), and CAVI from such a split climbs to a different
+  optimum. So each of the live components to split (`_cut_candidates`: the
+  `n_proposals` worst explained and the `n_proposals` with the best split
+  scores), and each of the `n_proposals` most overlapping pairs (i, j)
+  (`merge_scores`), has its rows, weighted by its responsibilities (r_i +
+  r_j for a pair), fitted with one component more (two, three) from
   `n_proposals` k-means++ restarts, each run to convergence; every restart
-  that keeps its three components live is a proposal that shares
-  r_i + r_j among i, j and the emptiest component by the restart's
-  responsibilities. All the restarts are proposed, not only the sub-fit's
-  best: the pair's rows alone miss the third component's pull, and on the
-  benchmark sweep's full-D2-K5-N1e3-ovl-g20 (--sweep-draw 2026, mixture 2)
-  the sub-fit's highest bound is not the restart that leads to the
-  optimum.
+  that keeps those components live is a proposal that shares the rows'
+  responsibilities among the group and the emptiest component by the
+  restart's responsibilities. All the restarts are proposed, not only the
+  sub-fit's best: the group's rows alone miss the other components' pull,
+  and on the sweep's full-D2-K5-N1e3-ovl-g20 (--sweep-draw 2026, mixture
+  2) the pair's sub-fit's highest bound is not the restart that leads to
+  the optimum.
 
   Args:
     problem: the `Problem`.
     responsibilities_: current r, [n, K].
-    n_proposals: pairs refitted, and restarts of each refit.
+    log_likelihood: each row's logsumexp_k log_rho, [n].
+    n_proposals: components and pairs refitted (by each ranking), and
+      restarts of each refit.
     rng: `numpy.random.Generator` of the refits' seeding.
     max_iter, tol: CAVI settings of the refits.
+    splits: None, or a function returning `split_scores` of the rows.
 
   Returns:
     [P, n, K] initial responsibilities, or None when no component is empty,
-    fewer than two are live or no refit keeps three components.
+    fewer than two are live or no refit keeps its components.
   """
   r = responsibilities_
   w = _weights(problem.rows, problem.weights)
@@ -583,22 +598,26 @@ def refit_proposals(problem, responsibilities_, n_proposals, rng, max_iter,
     return None
   empty = np.flatnonzero(~live)
   emptiest = empty[np.argmin(counts[empty])]
-  pairs = _top_pairs(merge_scores(problem.rows, r, problem.weights),
-                     n_proposals)
+  scores, _ = (splits() if splits else
+               split_scores(problem.rows, r, problem.weights))
+  groups = [(int(k),) for k in _cut_candidates(
+      r * w[:, None], live, log_likelihood, scores, n_proposals)]
+  groups += [(int(i), int(j)) for i, j in _top_pairs(
+      merge_scores(problem.rows, r, problem.weights), n_proposals)]
   sample = problem.sample.numpy().astype(np.float64)              # [n, D]
   proposals = []
-  for i, j in pairs:
-    share = r[:, i] + r[:, j]                                      # [n]
+  for group in groups:
+    share = r[:, group].sum(1)                                     # [n]
     rows = np.flatnonzero(share > _NEGLIGIBLE)                     # [m]
+    slots = np.array(group + (emptiest,))
     sub = make_problem(problem.family, problem.prior, problem.weight_prior,
-                       3, sample[rows], share[rows] * w[rows],
+                       slots.size, sample[rows], share[rows] * w[rows],
                        scale=problem.scale)
     q, _, _ = converge(sub, posteriors_of(
         sub, seed_responsibilities(sub, n_proposals, rng)), max_iter, tol)
-    slots = np.array([i, j, emptiest])
     for restart in range(n_proposals):
       fit = responsibilities(sub, _restart(q, restart))[0]
-      fit = fit * share[rows, None]                                # [m, 3]
+      fit = fit * share[rows, None]                            # [m, slots]
       if not _live(fit * w[rows, None], 0.1)[0].all():
         continue
       proposal = r.copy()
@@ -1125,8 +1144,9 @@ def improve(problem, q, bound, trace, max_iter, tol, n_proposals, births,
   Each round tries births (refill emptied components), then merges (fold
   duplicates), then split-and-merge moves (repair a merged pair beside a
   split cluster), then deletes (empty a component wedged between
-  overlapping clusters), then, with `refit_rng` for full covariances, pair
-  refits (a third component where two overlap; last, as each refit is a
+  overlapping clusters), then, with `refit_rng` for full covariances,
+  refits (of a component's rows with two components, of an overlapping
+  pair's with three; last, as each refit is a
   search of its own), and stops at the first kind whose best proposal raises
   the bound by more than `tol`; the next round starts again from births
   (an accepted move may empty or duplicate other components). The search
@@ -1142,7 +1162,7 @@ def improve(problem, q, bound, trace, max_iter, tol, n_proposals, births,
       kind (0 turns a kind off).
     refit_rng: None, or the `numpy.random.Generator` of `refit_proposals`:
       with it, families that search from the diagonal model (full
-      covariances) also try pair refits, at most `births` accepted
+      covariances) also try refits, at most `births` accepted
       (`polish` passes none: its one birth is the sample's size at work).
 
   Returns:
@@ -1182,10 +1202,11 @@ def improve(problem, q, bound, trace, max_iter, tol, n_proposals, births,
             delete_proposals(log_rho_, n_proposals, sample_weight=weights),
             crumb_proposal(log_rho_, (r * _weights(rows, weights)[:, None])
                            .sum(0))),
-        # Last, as each refit is a search of its own: births that refit an
-        # overlapping pair's rows with three components.
-        lambda: refit_proposals(problem, r, n_proposals, refit_rng,
-                                max_iter, tol)]
+        # Last, as each refit is a search of its own: births that refit a
+        # component's rows with two components, an overlapping pair's with
+        # three.
+        lambda: refit_proposals(problem, r, log_likelihood, n_proposals,
+                                refit_rng, max_iter, tol, splits=scores)]
     for kind, propose in enumerate(kinds):
       if budgets[kind] == 0:
         continue
