@@ -190,7 +190,7 @@ def test_split_merge_candidates_only_for_families_without_free_variances():
         model.family, model.prior(), model.weight_prior, 30,
         model.initialization_search, model.posterior())
     assert (len(candidates) > 0) == some
-    assert len(candidates) <= 2
+    assert len(candidates) <= 2 * initialization.MOVE_PROPOSALS
 
 
 def test_a_pair_is_split_again_into_core_and_halo():
@@ -807,6 +807,19 @@ def test_spherical_fits_reach_the_optimum_the_sample_ranks_lower():
   for seed in (1, 2, 5):
     bound = bound_per_point(tfgmm.fit(x, 30, seed=seed, **kwargs), x)
     assert bound > optimum - HIT_NATS, (seed, bound - optimum)
+
+
+def test_all_row_split_and_merge_moves_keep_the_race_s_climbers():
+  """The benchmark sweep's diag-D10-K30-N2e4-sep-g20-spherical at
+  `--sweep-draw 83`, mixture 2 of 5: fit seed 1 split the 1,933-row
+  cluster 27 where seed 5 splits the 2,069-row cluster 10, 0.0013 nats per
+  point lower. The repairing triple (merge 27's halves, cut 10's
+  component) was the second fastest climber of 39 on the sample and only
+  one went on; the all-row candidates now keep the search's number of
+  leaders and climbers."""
+  x, y = sweep_mixture("diag-D10-K30-N2e4-sep-g20-spherical", 83, 1)
+  assert_every_seed_hits(x, y, 30, seeds=(1, 5),
+                         covariance_type="spherical")
 
 
 def test_a_component_refit_separates_two_overlapping_full_clusters():
