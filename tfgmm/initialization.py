@@ -1633,18 +1633,13 @@ def split_merge_candidates(family, prior, weight_prior, n_components,
                                 None, merges)
   if proposals is None:
     return []
-  # The race of `improve`'s rounds: the n_proposals leaders and climbers
-  # after PROPOSAL_RACE_ITER iterations go on, here together to
+  # The race of `improve`'s rounds (`try_proposals`): the n_proposals
+  # leaders and climbers after PROPOSAL_RACE_ITER iterations go on, to
   # convergence (at most PROPOSAL_MAX_ITER iterations).
-  moved, history, _ = converge(problem, posteriors_of(problem, proposals),
-                               PROPOSAL_RACE_ITER, tol)
-  keep = _leaders_and_climbers(history, np.arange(proposals.shape[0]),
-                               n_proposals)
-  moved, history, _ = converge(
-      problem, type(moved)(*[tf.gather(t, keep) for t in moved]),
-      PROPOSAL_MAX_ITER, tol)
+  moved, bounds, _ = race(problem, proposals, PROPOSAL_MAX_ITER, tol,
+                          PROPOSAL_RACE_ITER, n_proposals)
   kept = []
-  for index, end in enumerate(history[-1, 0] - history[-1, 1]):
+  for index, end in enumerate(bounds):
     gain = end - bound
     if abs(gain) <= tol:
       continue                                 # back to the incumbent
