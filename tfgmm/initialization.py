@@ -549,7 +549,7 @@ def _cut_candidates(weighted, live, log_likelihood, scores, n):
 
 
 def refit_proposals(problem, responsibilities_, log_likelihood, n_proposals,
-                    rng, max_iter, tol, splits=None):
+                    rng, max_iter, tol, splits=None, merges=None):
   """Births that refit a component's, or an overlapping pair's, rows.
 
   A birth splits one component's rows by a diagonal cut (`_split_rows`).
@@ -585,7 +585,8 @@ def refit_proposals(problem, responsibilities_, log_likelihood, n_proposals,
       restarts of each refit.
     rng: `numpy.random.Generator` of the refits' seeding.
     max_iter, tol: CAVI settings of the refits.
-    splits: None, or a function returning `split_scores` of the rows.
+    splits, merges: None, or functions returning `split_scores` and
+      `merge_scores` of the rows (computed once for several kinds of move).
 
   Returns:
     [P, n, K] initial responsibilities, or None when no component is empty,
@@ -603,7 +604,8 @@ def refit_proposals(problem, responsibilities_, log_likelihood, n_proposals,
   groups = [(int(k),) for k in _cut_candidates(
       r * w[:, None], live, log_likelihood, scores, n_proposals)]
   groups += [(int(i), int(j)) for i, j in _top_pairs(
-      merge_scores(problem.rows, r, problem.weights), n_proposals)]
+      merges() if merges else merge_scores(problem.rows, r, problem.weights),
+      n_proposals)]
   sample = problem.sample.numpy().astype(np.float64)              # [n, D]
   proposals = []
   for group in groups:
@@ -1206,7 +1208,8 @@ def improve(problem, q, bound, trace, max_iter, tol, n_proposals, births,
         # component's rows with two components, an overlapping pair's with
         # three.
         lambda: refit_proposals(problem, r, log_likelihood, n_proposals,
-                                refit_rng, max_iter, tol, splits=scores)]
+                                refit_rng, max_iter, tol, splits=scores,
+                                merges=merges)]
     for kind, propose in enumerate(kinds):
       if budgets[kind] == 0:
         continue
